@@ -1,0 +1,3 @@
+"""Package version; the Scala jar and Spark executors must carry the same one."""
+
+__version__ = "0.1.0"

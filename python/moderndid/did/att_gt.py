@@ -1,0 +1,206 @@
+"""`att_gt`: group-time average treatment effects (Callaway & Sant'Anna 2021)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from moderndid.core.multipliers import seed_from_random_state
+from moderndid.did.fit import FitOptions, FitOutput, fit_att_gt
+from moderndid.did.preprocess import DidData, DidSpec, normalize_clustervars, prepare_did
+from moderndid.did.results import MPResult
+from moderndid.engine.executor import LocalExecutor
+from moderndid.errors import InvalidOptionError
+
+# Materialise the (units x cells) influence-function matrix for in-memory fits up to this
+# many entries (80 MB); beyond it, inference runs from the Gram matrix alone.
+MAX_INFLUENCE_ENTRIES = 10_000_000
+
+
+def att_gt(
+    data: Any,
+    yname: str,
+    tname: str,
+    idname: str | None = None,
+    gname: str | None = None,
+    xformla: str | None = None,
+    weightsname: str | None = None,
+    alpha: float = 0.05,
+    cband: bool = True,
+    boot: bool = False,
+    biters: int = 1000,
+    clustervars: str | list[str] | None = None,
+    est_method: str = "dr",
+    panel: bool = True,
+    allow_unbalanced_panel: bool = False,
+    control_group: str = "nevertreated",
+    anticipation: float = 0,
+    base_period: str = "varying",
+    random_state: Any = None,
+    n_jobs: int = 1,
+    backend: str | None = None,
+    *,
+    n_partitions: int | None = None,
+) -> MPResult:
+    """Group-time average treatment effects ATT(g, t) with staggered adoption.
+
+    Implements Callaway & Sant'Anna (2021, J. Econometrics 225(2)) with the doubly robust,
+    inverse-probability-weighted and outcome-regression two-period estimators of Sant'Anna
+    & Zhao (2020, J. Econometrics 219(1)), reproducing R `did` 2.3.
+
+    Parameters
+    ----------
+    data : DataFrame or Arrow table
+        Long data (one row per unit and period, or per observation for repeated cross
+        sections): pandas, polars, pyarrow, or any Arrow-compatible table.
+    yname, tname, idname, gname : str
+        Outcome, time period, unit id and first-treated period columns. ``gname`` is 0
+        for never-treated units (and for units first treated after the last period).
+    xformla : str, optional
+        One-sided covariate formula such as ``"~ x1 + x2"`` (formulaic syntax). Panel
+        covariates are taken from the earlier of the two periods of each comparison.
+    weightsname : str, optional
+        Sampling weights column (time-invariant in panels, non-negative).
+    alpha : float, default 0.05
+        Significance level of confidence intervals and bands.
+    cband : bool, default True
+        With ``boot=True``, report simultaneous (uniform) confidence bands.
+    boot : bool, default False
+        Multiplier bootstrap (Mammen weights, counter-based so draws do not depend on
+        partitioning) instead of analytic standard errors.
+    biters : int, default 1000
+        Bootstrap draws.
+    clustervars : str or list of str, optional
+        The unit id and at most one more variable to cluster on. Clustering applies to
+        analytic and bootstrap standard errors (multipliers drawn per cluster).
+    est_method : {"dr", "ipw", "reg"}
+        Doubly robust, normalised inverse probability weighting, or outcome regression.
+    panel : bool, default True
+        Panel data (``False``: repeated cross sections).
+    allow_unbalanced_panel : bool, default False
+        Keep units not observed in every period (estimated as R `did` does, with the
+        repeated cross-section estimators and influence functions summed by unit). When
+        False, such units are dropped with a warning.
+    control_group : {"nevertreated", "notyettreated"}
+        Comparison units.
+    anticipation : int, default 0
+        Periods of anticipation before treatment.
+    base_period : {"varying", "universal"}
+        Base period of pre-treatment comparisons.
+    random_state : int, numpy Generator or None
+        Seed of the bootstrap multipliers.
+    n_jobs : int, default 1
+        Accepted for compatibility; the in-memory engine runs in one process.
+    backend : {None, "numpy"}
+        Array backend.
+    n_partitions : int, optional
+        Number of in-memory partitions the unit table is split into (results agree across
+        partitionings up to floating-point reduction order).
+
+    Returns
+    -------
+    MPResult
+    """
+    opts = validate_options(
+        alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
+        control_group=control_group, anticipation=anticipation, base_period=base_period,
+        random_state=random_state, backend=backend, collect_influence=True,
+    )
+    if gname is None:
+        raise InvalidOptionError("gname (the first-treated period column) is required")
+    if not isinstance(panel, bool | np.bool_):
+        raise InvalidOptionError(f"panel must be True or False, got {panel!r}")
+    spec = DidSpec(
+        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
+        weightsname=weightsname, clustervars=normalize_clustervars(clustervars, idname),
+        panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
+        anticipation=float(anticipation), control_group=control_group,
+    )
+    prepared = prepare_did(data, spec, n_partitions or 1)
+    n_cells_estimate = prepared.n_units * prepared.cohorts.size * prepared.periods.size
+    opts.collect_influence = n_cells_estimate <= MAX_INFLUENCE_ENTRIES
+    out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
+    return build_mp_result(out, prepared, spec, opts, engine="in-memory")
+
+
+def validate_options(*, alpha: Any, cband: Any, boot: Any, biters: Any, est_method: Any,
+                     control_group: Any, anticipation: Any, base_period: Any,
+                     random_state: Any, backend: Any, collect_influence: bool) -> FitOptions:
+    """Check estimator options and return them typed; raise InvalidOptionError otherwise."""
+    if callable(est_method):
+        raise InvalidOptionError(
+            "a custom (callable) est_method is not supported: use 'dr', 'ipw' or 'reg'"
+        )
+    if est_method not in ("dr", "ipw", "reg"):
+        raise InvalidOptionError(f"est_method must be 'dr', 'ipw' or 'reg', got {est_method!r}")
+    if control_group not in ("nevertreated", "notyettreated"):
+        raise InvalidOptionError(
+            f"control_group must be 'nevertreated' or 'notyettreated', got {control_group!r}"
+        )
+    if base_period not in ("varying", "universal"):
+        raise InvalidOptionError(
+            f"base_period must be 'varying' or 'universal', got {base_period!r}"
+        )
+    if not isinstance(alpha, numbers.Real) or not 0 < float(alpha) < 1:
+        raise InvalidOptionError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    if (not isinstance(anticipation, numbers.Real) or isinstance(anticipation, bool)
+            or anticipation < 0 or not float(anticipation).is_integer()):
+        raise InvalidOptionError(
+            f"anticipation must be a non-negative whole number of periods, got {anticipation!r}"
+        )
+    if not isinstance(biters, numbers.Integral) or isinstance(biters, bool) or biters < 1:
+        raise InvalidOptionError(f"biters must be a positive integer, got {biters!r}")
+    for name, value in (("boot", boot), ("cband", cband)):
+        if not isinstance(value, bool | np.bool_):
+            raise InvalidOptionError(f"{name} must be True or False, got {value!r}")
+    if backend not in (None, "numpy"):
+        raise InvalidOptionError(
+            f"backend must be None or 'numpy' for the in-memory engine, got {backend!r}"
+        )
+    seed = seed_from_random_state(random_state)
+    return FitOptions(
+        est_method=est_method, control_group=control_group, anticipation=float(anticipation),
+        base_period=base_period, alpha=float(alpha), cband=bool(cband), boot=bool(boot),
+        biters=int(biters), seed=seed, collect_influence=collect_influence,
+    )
+
+
+def build_mp_result(out: FitOutput, data: DidData, spec: DidSpec, opts: FitOptions,
+                    engine: str) -> MPResult:
+    """Assemble the public result object from the driver's output."""
+    groups = np.array([c.group for c in out.cells])
+    times = np.array([c.time for c in out.cells])
+    if np.all(np.mod(data.periods, 1) == 0):
+        groups, times = groups.astype(np.int64), times.astype(np.int64)
+    params = {
+        "yname": spec.yname, "tname": spec.tname, "idname": spec.idname, "gname": spec.gname,
+        "xformla": spec.xformla or "~1", "weightsname": spec.weightsname,
+        "control_group": opts.control_group, "anticipation": opts.anticipation,
+        "anticipation_periods": opts.anticipation, "base_period": opts.base_period,
+        "est_method": opts.est_method, "estimation_method": opts.est_method,
+        "panel": spec.panel, "allow_unbalanced_panel": spec.allow_unbalanced_panel,
+        "data_kind": data.kind, "clustervars": spec.clustervars,
+        "boot": opts.boot, "bootstrap": opts.boot, "biters": opts.biters,
+        "cband": out.cband, "uniform_bands": out.cband, "random_state": opts.seed,
+        "alpha": opts.alpha, "n_units": data.n_units, "n_obs": data.n_obs,
+        "n_periods": int(data.periods.size), "n_clusters": out.moments.n_clusters,
+        "covariates": data.covariate_names, "engine": engine,
+    }
+    return MPResult(
+        groups=groups,
+        times=times,
+        att_gt=out.att,
+        vcov_analytical=out.vcov,
+        se_gt=out.se,
+        critical_value=out.critical_value,
+        influence_func=out.influence,
+        n_units=data.n_units,
+        wald_stat=out.wald_stat,
+        wald_pvalue=out.wald_pvalue,
+        alpha=opts.alpha,
+        estimation_params=params,
+        moments=out.moments,
+    )
+

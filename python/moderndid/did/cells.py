@@ -1,0 +1,67 @@
+"""The group-time cells of `att_gt`: periods compared, comparison cohorts, covariate period.
+
+Follows R `did` (Callaway & Sant'Anna 2021; `compute.att_gt` in did 2.3): with a varying
+base period the first period gets no cell and pre-treatment cells compare consecutive
+periods; post-treatment cells, and every cell under a universal base period, compare with
+period ``g - anticipation - 1``. Panel covariates come from the earlier of the two periods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from moderndid.errors import InvalidOptionError
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One ATT(g, t) to estimate."""
+
+    group: float
+    time: float
+    base: float
+    t_idx: int
+    b_idx: int
+    x_idx: int
+    controls: tuple[float, ...]  # comparison cohorts (``inf`` = never treated)
+    is_base: bool  # universal base period cell: ATT(g, g-1-anticipation) = 0 by construction
+
+    @property
+    def pre(self) -> bool:
+        """Whether the cell is a pre-treatment cell (``t < g``), used by the Wald pre-test."""
+        return self.time < self.group
+
+
+def build_cells(periods: np.ndarray, cohorts: np.ndarray, control_group: str,
+                anticipation: float, base_period: str) -> list[Cell]:
+    """List the cells in R `did`'s order (cohort-major, period-minor)."""
+    if control_group not in ("nevertreated", "notyettreated"):
+        raise InvalidOptionError(
+            f"control_group must be 'nevertreated' or 'notyettreated', got {control_group!r}"
+        )
+    if base_period not in ("varying", "universal"):
+        raise InvalidOptionError(
+            f"base_period must be 'varying' or 'universal', got {base_period!r}"
+        )
+    all_cohorts = [*map(float, cohorts), float("inf")]
+    first = 1 if base_period == "varying" else 0
+    cells = []
+    for g in map(float, cohorts):
+        before = np.flatnonzero(periods + anticipation < g)
+        base_g = int(before[-1])
+        for ti in range(first, periods.size):
+            t = float(periods[ti])
+            bi = ti - 1 if base_period == "varying" else base_g
+            if g <= t:
+                bi = base_g
+            b = float(periods[bi])
+            if control_group == "nevertreated":
+                controls: tuple[float, ...] = (float("inf"),)
+            else:
+                threshold = max(t, b) + anticipation
+                controls = tuple(c for c in all_cohorts if c > threshold and c != g)
+            cells.append(Cell(group=g, time=t, base=b, t_idx=ti, b_idx=bi,
+                              x_idx=min(ti, bi), controls=controls, is_base=(ti == bi)))
+    return cells

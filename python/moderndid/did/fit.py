@@ -1,0 +1,352 @@
+"""The engine-agnostic `att_gt` driver: runs the passes, solves the small systems, infers.
+
+The driver only ever holds per-cell sums (a few KB) and the Gram matrix of the units'
+influence-function rows; the executor decides where the partitions live.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
+from moderndid.core.multipliers import MAMMEN_HIGH, MAMMEN_LOW, mammen_high_mask
+from moderndid.did.cells import Cell, build_cells
+from moderndid.did.estimators import nuisance_names, ols_models, uses_pscore
+from moderndid.did.kernels import (
+    CellFinal,
+    FitState,
+    cell_sums_pass,
+    logit_key,
+    logit_pass,
+    moments_pass,
+    summary_pass,
+)
+from moderndid.did.preprocess import DidData
+from moderndid.engine.executor import Executor
+from moderndid.engine.partial import Partial
+from moderndid.errors import ConvergenceError
+
+logger = logging.getLogger("moderndid")
+
+SE_FLOOR = np.sqrt(np.finfo(float).eps) * 10  # R `did`: smaller SEs are reported as NA
+MAX_LOGIT_ITERATIONS = 100
+LOGIT_TOLERANCE = 1e-10
+OVERLAP_LIMIT = 0.999  # R `did`: cells whose propensity score reaches this are NA
+
+
+@dataclass
+class FitOptions:
+    """Estimator options of one `att_gt` call (validated by the caller)."""
+
+    est_method: str
+    control_group: str
+    anticipation: float
+    base_period: str
+    alpha: float
+    cband: bool
+    boot: bool
+    biters: int
+    seed: int
+    collect_influence: bool
+
+
+@dataclass
+class Moments:
+    """Sufficient statistics for all inference on a fit, kept for `aggte`.
+
+    ``gram`` is ``sum_i z_i z_i'`` (or ``sum_c Z_c Z_c'`` over clusters) for
+    ``z_i = (phi_i per cell, w_i 1{G_i = g} per cohort, 1)``; ``boot`` holds
+    ``sum_i v_ib z_i`` for every bootstrap draw (None without bootstrap).
+    """
+
+    gram: np.ndarray
+    zsum: np.ndarray
+    boot: np.ndarray | None
+    n_units: int
+    n_cells: int
+    cohorts: np.ndarray
+    n_clusters: int | None
+    seed: int
+    biters: int
+
+
+@dataclass
+class FitOutput:
+    """What the driver hands to the result builder."""
+
+    cells: list[Cell]
+    att: np.ndarray
+    se_analytic: np.ndarray
+    se: np.ndarray
+    vcov: np.ndarray
+    critical_value: float
+    cband: bool
+    wald_stat: float | None
+    wald_pvalue: float | None
+    moments: Moments
+    influence: np.ndarray | None
+    influence_keys: np.ndarray | None
+
+
+def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions) -> FitOutput:
+    """Estimate every ATT(g, t) of a prepared data set with the given executor."""
+    cells = build_cells(data.periods, data.cohorts, opts.control_group, opts.anticipation,
+                        opts.base_period)
+    time_varying_x = data.x_time_varying
+    state = FitState(
+        kind=data.kind,
+        est_method=opts.est_method,
+        cells=cells,
+        cohorts=data.cohorts,
+        clustered=data.clustered,
+        boot=opts.boot,
+        biters=opts.biters,
+        seed=opts.seed,
+        collect_influence=opts.collect_influence,
+    )
+    panel = data.kind == "panel"
+    state.logit_keys = [
+        logit_key(data.kind, cell, time_varying_x)
+        if uses_pscore(opts.est_method) and not cell.is_base else None
+        for cell in cells
+    ]
+    state.finals = [None] * len(cells)
+
+    summary = _timed(executor, summary_pass, state, "moderndid att_gt: cell summaries")
+    na_reason: dict[int, str] = {}
+    state.betas = []
+    for c, cell in enumerate(cells):
+        betas: dict[str, np.ndarray] = {}
+        if not cell.is_base:
+            counts = summary.sums[f"n/{c}"]
+            if (counts == 0).any():
+                na_reason[c] = _empty_reason(counts, panel)
+            else:
+                for model in ols_models(opts.est_method, panel):
+                    xx = summary.sums[f"xx/{c}/{model.name}"]
+                    if np.linalg.cond(xx) > 1.0 / np.finfo(float).eps:
+                        na_reason[c] = ("singular outcome-regression design among "
+                                        f"{'treated' if model.treated else 'comparison'} units")
+                        break
+                    betas[model.name] = np.linalg.solve(xx, summary.sums[f"xy/{c}/{model.name}"])
+        state.betas.append(betas)
+    for c in na_reason:
+        state.finals[c] = False
+        state.logit_keys[c] = None
+
+    _fit_logits(executor, state, summary, data.covariate_names)
+
+    sums = _timed(executor, cell_sums_pass, state, "moderndid att_gt: estimator sums")
+    att = np.zeros(len(cells))
+    for c, cell in enumerate(cells):
+        if cell.is_base:
+            continue
+        if c in na_reason:
+            att[c] = np.nan
+            continue
+        final, reason = _finalize_cell(state, c, sums)
+        if final is None:
+            na_reason[c] = reason
+            state.finals[c] = False
+            att[c] = np.nan
+            continue
+        state.finals[c] = final
+        att[c] = float(final.signs @ final.ratios)
+    if na_reason:
+        listed = "; ".join(f"(g={cells[c].group:g}, t={cells[c].time:g}): {why}"
+                           for c, why in sorted(na_reason.items()))
+        warnings.warn(f"ATT(g,t) set to NA for {len(na_reason)} cell(s): {listed}",
+                      UserWarning, stacklevel=3)
+
+    moments_partial = _timed(executor, moments_pass, state, "moderndid att_gt: moments")
+    moments = _moments(moments_partial, state, data)
+    return _inference(cells, att, moments, opts, moments_partial, data)
+
+
+def _timed(executor: Executor, kernel: Any, state: FitState, description: str) -> Partial:
+    start = time.perf_counter()
+    result = executor.run(kernel, state, description)
+    logger.info("%s: %.2f s", description, time.perf_counter() - start)
+    return result
+
+
+def _empty_reason(counts: np.ndarray, panel: bool) -> str:
+    if panel:
+        return "no treated units" if counts[0] == 0 else "no comparison units"
+    labels = ["treated units in period t", "treated units in the base period",
+              "comparison units in period t", "comparison units in the base period"]
+    return "no " + " and no ".join(lbl for lbl, n in zip(labels, counts, strict=True) if n == 0)
+
+
+def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: list[str]) -> None:
+    """Fit every distinct propensity-score logit by Newton's method, all in the same passes."""
+    keys: dict[Any, int] = {}
+    for c, key in enumerate(state.logit_keys):
+        if key is not None and key not in keys:
+            keys[key] = c
+    k = len(names)
+    for key, c in keys.items():
+        wd, wsum = summary.sums[f"wd/{c}"]
+        share = min(max(wd / wsum, 1e-12), 1 - 1e-12)
+        gamma = np.zeros(k)
+        if names[0] == "(Intercept)":
+            gamma[0] = np.log(share / (1.0 - share))
+        state.gammas[key] = gamma
+    # With an intercept only, the weighted share is the exact maximum-likelihood fit.
+    state.active_logits = [] if (k == 1 and names[0] == "(Intercept)") else list(keys)
+    iteration = 0
+    while state.active_logits:
+        iteration += 1
+        if iteration > MAX_LOGIT_ITERATIONS:
+            raise ConvergenceError(
+                f"the propensity-score logit did not converge in {MAX_LOGIT_ITERATIONS} "
+                f"iterations for {len(state.active_logits)} cell(s), e.g. cohort "
+                f"{state.active_logits[0][0]:g}; covariates may separate treated and "
+                "comparison units"
+            )
+        step = _timed(executor, logit_pass, state, f"moderndid att_gt: logit iteration {iteration}")
+        still = []
+        for key in state.active_logits:
+            hess = step.sums[f"H/{key!r}"]
+            score = step.sums[f"s/{key!r}"]
+            try:
+                delta = np.linalg.solve(hess, score)
+            except np.linalg.LinAlgError:
+                delta = np.linalg.lstsq(hess, score, rcond=None)[0]
+            gamma = state.gammas[key] + delta
+            state.gammas[key] = gamma
+            if np.max(np.abs(delta)) > LOGIT_TOLERANCE * (1.0 + np.max(np.abs(gamma))):
+                still.append(key)
+        state.active_logits = still
+
+
+def _finalize_cell(state: FitState, c: int, sums: Partial) -> tuple[CellFinal | None, str]:
+    """Ratios, estimate and influence-function projections of one cell from its sums."""
+    A, B = sums.sums[f"A/{c}"], sums.sums[f"B/{c}"]
+    if (B <= 0).any():
+        return None, "all comparison units trimmed (propensity scores at or above 0.995)"
+    pmax = sums.maxima.get(f"pmax/{c}")
+    if pmax is not None and pmax[0] >= OVERLAP_LIMIT:
+        return None, f"propensity score reaches {OVERLAP_LIMIT} (overlap fails)"
+    ratios = A / B
+    signs = _term_signs(state, c, len(A))
+    projections: dict[str, np.ndarray] = {}
+    for name in nuisance_names(state.est_method, state.kind == "panel"):
+        grad = 0.0
+        for k in range(len(A)):
+            da = sums.sums.get(f"da/{c}/{k}/{name}")
+            db = sums.sums.get(f"db/{c}/{k}/{name}")
+            if da is None and db is None:
+                continue
+            part = (da if da is not None else 0.0) - ratios[k] * (db if db is not None else 0.0)
+            grad = grad + signs[k] * part / B[k]
+        hess = sums.sums[f"H/{c}/{name}"]
+        if np.linalg.cond(hess) > 1.0 / np.finfo(float).eps:
+            return None, f"singular {'propensity-score' if name == 'ps' else 'regression'} design"
+        projections[name] = np.linalg.solve(hess, np.broadcast_to(grad, hess.shape[:1]))
+    return CellFinal(signs=signs, ratios=ratios, denominators=B, projections=projections,
+                     params=state.params(c)), ""
+
+
+_SIGNS: dict[tuple[bool, str], np.ndarray] = {
+    (True, "dr"): np.array([1.0, -1.0]),
+    (True, "ipw"): np.array([1.0, -1.0]),
+    (True, "reg"): np.array([1.0, -1.0]),
+    (False, "dr"): np.array([1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0]),
+    (False, "ipw"): np.array([1.0, -1.0, -1.0, 1.0]),
+    (False, "reg"): np.array([1.0, -1.0, -1.0]),
+}
+
+
+def _term_signs(state: FitState, c: int, n_terms: int) -> np.ndarray:
+    signs = _SIGNS[(state.kind == "panel", state.est_method)]
+    assert signs.size == n_terms
+    return signs
+
+
+def _moments(part: Partial, state: FitState, data: DidData) -> Moments:
+    n_cells = len(state.cells)
+    zsum = part.sums["zsum"]
+    n_clusters = None
+    boot = part.sums.get("boot")
+    if state.clustered:
+        keys, zc = part.keyed["cluster"]
+        gram = zc.T @ zc
+        n_clusters = int(keys.size)
+        if state.boot:
+            boot = _cluster_bootstrap(state.seed, keys, zc, state.biters)
+    else:
+        gram = part.sums["gram"]
+    return Moments(gram=gram, zsum=zsum, boot=boot, n_units=data.n_units, n_cells=n_cells,
+                   cohorts=data.cohorts, n_clusters=n_clusters, seed=state.seed,
+                   biters=state.biters)
+
+
+def _cluster_bootstrap(seed: int, keys: np.ndarray, zc: np.ndarray, biters: int) -> np.ndarray:
+    """Bootstrap sums with one multiplier per cluster (R `did` 2.3: cluster sums)."""
+    total = zc.sum(axis=0)
+    high = mammen_high_mask(seed, keys, 0, biters).astype(np.float64)
+    return MAMMEN_LOW * total + (MAMMEN_HIGH - MAMMEN_LOW) * (high.T @ zc)
+
+
+def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOptions,
+               part: Partial, data: DidData) -> FitOutput:
+    C = len(cells)
+    vcov = moments.gram[:C, :C].copy()
+    se_analytic = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
+    degenerate = ~np.isfinite(att) | (se_analytic <= SE_FLOOR)
+    se_analytic[degenerate] = np.nan
+    z = float(stats.norm.ppf(1 - opts.alpha / 2))
+    se = se_analytic.copy()
+    crit = z
+    cband = False
+    if opts.boot:
+        assert moments.boot is not None
+        draws = moments.boot[:, :C]
+        ok = ~degenerate
+        boot_se = np.full(C, np.nan)
+        if ok.any():
+            boot_se[ok] = bootstrap_se(draws[:, ok])
+        se = np.where(ok, boot_se, np.nan)
+        if opts.cband:
+            usable = np.isfinite(se)
+            value = uniform_critical_value(draws[:, usable], se[usable], opts.alpha)
+            if np.isfinite(value):
+                crit = float(value)
+                cband = True
+                if crit >= 7:
+                    warnings.warn(f"simultaneous critical value is large ({crit:.2f}): the "
+                                  "bootstrap may be unreliable", UserWarning, stacklevel=3)
+    wald_stat, wald_p = _wald_pretest(cells, att, vcov, se_analytic)
+    influence = keys = None
+    if "influence" in part.keyed:
+        keys, phi = part.keyed["influence"]
+        order = np.argsort(keys, kind="stable")
+        keys, influence = keys[order], phi[order] * moments.n_units
+    return FitOutput(cells=cells, att=att, se_analytic=se_analytic, se=se, vcov=vcov,
+                     critical_value=crit, cband=cband, wald_stat=wald_stat,
+                     wald_pvalue=wald_p, moments=moments, influence=influence,
+                     influence_keys=keys)
+
+
+def _wald_pretest(cells: list[Cell], att: np.ndarray, vcov: np.ndarray,
+                  se: np.ndarray) -> tuple[float | None, float | None]:
+    """Wald test that every pre-treatment ATT(g, t) (t < g) is zero (R `did`)."""
+    pre = np.array([cell.pre and np.isfinite(se[c]) for c, cell in enumerate(cells)])
+    if not pre.any():
+        return None, None
+    v = vcov[np.ix_(pre, pre)]
+    if 1.0 / np.linalg.cond(v, 1) <= np.finfo(float).eps:
+        warnings.warn("Not returning the pre-test Wald statistic: singular covariance matrix",
+                      UserWarning, stacklevel=4)
+        return None, None
+    a = att[pre]
+    stat = float(a @ np.linalg.solve(v, a))
+    return stat, float(stats.chi2.sf(stat, int(pre.sum())))

@@ -1,0 +1,274 @@
+"""Partition kernels of `att_gt`: pure functions ``(partition arrays, state) -> Partial``.
+
+A fit runs these passes, each over every partition:
+
+1. ``summary_pass``: per cell, group counts and the outcome regressions' normal equations;
+2. ``logit_pass`` (repeated): the propensity-score Newton step sums of every unfinished
+   logit at once;
+3. ``cell_sums_pass``: the ratio-term sums, their derivatives and the logit Hessians;
+4. ``moments_pass``: each unit's influence-function row ``z_i`` (one entry per cell, the
+   cohort-weight terms, and 1), reduced to its Gram matrix, per-cluster sums and
+   multiplier-bootstrap sums, so no unit-level data leave the partition.
+
+Kernels import neither pyspark nor dask; the array module is numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moderndid.core.multipliers import MAMMEN_HIGH, MAMMEN_LOW, mammen_high_mask
+from moderndid.did.cells import Cell
+from moderndid.did.estimators import (
+    CellData,
+    nuisance_hessians,
+    nuisance_scores,
+    ols_models,
+    pscore,
+    terms,
+)
+from moderndid.engine.partial import Partial, reduce_by_key
+
+BOOTSTRAP_BLOCK = 128  # draws generated at once, bounds the (rows x draws) mask in memory
+
+
+@dataclass
+class FitState:
+    """What the driver sends to the kernels (small and picklable)."""
+
+    kind: str  # "panel", "rc", "unbalanced"
+    est_method: str
+    cells: list[Cell]
+    cohorts: np.ndarray
+    logit_keys: list[Any] = field(default_factory=list)  # one per cell (None: no logit)
+    gammas: dict[Any, np.ndarray] = field(default_factory=dict)  # logit key -> coefficients
+    betas: list[dict[str, np.ndarray]] = field(default_factory=list)  # per cell, OLS coefs
+    active_logits: list[Any] = field(default_factory=list)
+    finals: list[Any] = field(default_factory=list)  # per cell: CellFinal or None (NA/base)
+    clustered: bool = False
+    boot: bool = False
+    biters: int = 0
+    seed: int = 0
+    collect_influence: bool = False
+
+    def params(self, c: int) -> dict[str, np.ndarray]:
+        """Nuisance parameters of cell ``c``."""
+        out = dict(self.betas[c]) if self.betas else {}
+        key = self.logit_keys[c] if self.logit_keys else None
+        if key is not None and key in self.gammas:
+            out["ps"] = self.gammas[key]
+        return out
+
+
+@dataclass
+class CellFinal:
+    """Per-cell constants of the influence function, computed by the driver."""
+
+    signs: np.ndarray
+    ratios: np.ndarray  # R_k
+    denominators: np.ndarray  # B_k
+    projections: dict[str, np.ndarray]  # nuisance -> H^{-1} g
+    params: dict[str, np.ndarray]
+
+
+def logit_key(kind: str, cell: Cell, time_varying_x: bool) -> tuple:
+    """Cells whose logits are fitted on the same rows and covariates share one fit."""
+    if kind == "panel":
+        return (cell.group, cell.controls, cell.x_idx if time_varying_x else 0)
+    return (cell.group, cell.controls, min(cell.t_idx, cell.b_idx), max(cell.t_idx, cell.b_idx))
+
+
+# ----------------------------------------------------------------------------- cell rows
+
+
+def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of a cell's treated and comparison cohorts (rows are sorted by ``G``)."""
+    g_sorted = part["G"]
+    pieces = []
+    for cohort in (cell.group, *cell.controls):
+        lo = np.searchsorted(g_sorted, cohort, side="left")
+        hi = np.searchsorted(g_sorted, cohort, side="right")
+        if hi > lo:
+            pieces.append(np.arange(lo, hi))
+    idx = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
+    if "tidx" in part:
+        tidx = part["tidx"][idx]
+        idx = idx[(tidx == cell.t_idx) | (tidx == cell.b_idx)]
+    return idx, (g_sorted[idx] == cell.group).astype(np.float64)
+
+
+def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, CellData]:
+    """Gather one cell's arrays from a partition."""
+    idx, treated = cell_rows(part, cell)
+    x = part["x"]
+    if "tidx" in part:
+        return idx, CellData(
+            y=part["y"][idx],
+            D=treated,
+            w=part["w"][idx],
+            x=x[idx, 0, :],
+            post=(part["tidx"][idx] == cell.t_idx).astype(np.float64),
+        )
+    xi = cell.x_idx if x.shape[1] > 1 else 0
+    y = part["y"]
+    return idx, CellData(
+        y=y[idx, cell.t_idx] - y[idx, cell.b_idx],
+        D=treated,
+        w=part["w"][idx],
+        x=x[idx, xi, :],
+    )
+
+
+# ----------------------------------------------------------------------------- passes
+
+
+def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
+    """Group counts per cell and normal equations of every outcome regression."""
+    sums: dict[str, np.ndarray] = {}
+    panel = state.kind == "panel"
+    models = ols_models(state.est_method, panel)
+    for c, cell in enumerate(state.cells):
+        if cell.is_base:
+            continue
+        _, data = cell_data(part, cell)
+        if panel:
+            counts = np.array([np.sum(data.D == 1), np.sum(data.D == 0)], dtype=np.float64)
+        else:
+            assert data.post is not None
+            counts = np.array([
+                np.sum((data.D == 1) & (data.post == 1)), np.sum((data.D == 1) & (data.post == 0)),
+                np.sum((data.D == 0) & (data.post == 1)), np.sum((data.D == 0) & (data.post == 0)),
+            ], dtype=np.float64)
+        sums[f"n/{c}"] = counts
+        sums[f"wd/{c}"] = np.array([np.sum(data.w * data.D), np.sum(data.w)])
+        for model in models:
+            wm = np.where(data.ols_mask(model), data.w, 0.0)
+            xw = data.x * wm[:, None]
+            sums[f"xx/{c}/{model.name}"] = xw.T @ data.x
+            sums[f"xy/{c}/{model.name}"] = xw.T @ data.y
+    return Partial(sums=sums)
+
+
+def logit_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
+    """Newton-step sums (information matrix, score) for each unfinished logit."""
+    sums: dict[str, np.ndarray] = {}
+    done: set = set()
+    for c, cell in enumerate(state.cells):
+        key = state.logit_keys[c]
+        if key is None or key not in state.active_logits or key in done:
+            continue
+        done.add(key)
+        _, data = cell_data(part, cell)
+        p = pscore(data.x, state.gammas[key])
+        ww = data.w * p * (1.0 - p)
+        name = repr(key)
+        sums[f"H/{name}"] = (data.x * ww[:, None]).T @ data.x
+        sums[f"s/{name}"] = data.x.T @ (data.w * (data.D - p))
+    return Partial(sums=sums)
+
+
+def cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
+    """Ratio-term sums, their derivative sums and nuisance Hessians for every cell."""
+    sums: dict[str, np.ndarray] = {}
+    maxima: dict[str, np.ndarray] = {}
+    for c, cell in enumerate(state.cells):
+        if cell.is_base or state.finals[c] is False:
+            continue
+        _, data = cell_data(part, cell)
+        params = state.params(c)
+        cell_terms = terms(state.est_method, data, params)
+        sums[f"A/{c}"] = np.array([t.a.sum() for t in cell_terms])
+        sums[f"B/{c}"] = np.array([t.b.sum() for t in cell_terms])
+        for k, t in enumerate(cell_terms):
+            for name, coef in t.da.items():
+                sums[f"da/{c}/{k}/{name}"] = data.x.T @ coef
+            for name, coef in t.db.items():
+                sums[f"db/{c}/{k}/{name}"] = data.x.T @ coef
+        for name, hess in nuisance_hessians(state.est_method, data, params).items():
+            sums[f"H/{c}/{name}"] = hess
+        if "ps" in params and data.y.size:
+            maxima[f"pmax/{c}"] = np.array([pscore(data.x, params["ps"]).max()])
+    return Partial(sums=sums, maxima=maxima)
+
+
+def cell_influence(state: FitState, c: int, data: CellData, final: CellFinal) -> np.ndarray:
+    """Influence function (sum scale) of cell ``c`` on the cell's rows of one partition."""
+    cell_terms = terms(state.est_method, data, final.params)
+    phi = np.zeros(data.y.size)
+    for k, t in enumerate(cell_terms):
+        phi += final.signs[k] * (t.a - final.ratios[k] * t.b) / final.denominators[k]
+    scores = nuisance_scores(state.est_method, data, final.params)
+    for name, proj in final.projections.items():
+        phi += scores[name] * (data.x @ proj)
+    return phi
+
+
+def influence_rows(part: dict[str, np.ndarray], state: FitState) -> np.ndarray:
+    """The partition's ``(units, cells)`` influence-function matrix on the sum scale."""
+    n_rows = part["G"].shape[0]
+    n_units = int(part["unit_G"].shape[0]) if state.kind == "unbalanced" else n_rows
+    phi = np.zeros((n_units, len(state.cells)))
+    for c, cell in enumerate(state.cells):
+        final = state.finals[c]
+        if not isinstance(final, CellFinal):
+            continue
+        idx, data = cell_data(part, cell)
+        values = cell_influence(state, c, data, final)
+        if state.kind == "unbalanced":
+            phi[:, c] = np.bincount(part["unit"][idx], weights=values, minlength=n_units)
+        else:
+            phi[idx, c] = values
+    return phi
+
+
+def unit_table(part: dict[str, np.ndarray], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-unit cohort, weight and multiplier key (units = observations in cross sections)."""
+    if kind == "unbalanced":
+        return part["unit_G"], part["unit_w"], part["unit_key"]
+    return part["G"], part["w"], part["key"]
+
+
+def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
+    """Gram matrix, cluster sums and bootstrap sums of the units' rows ``z_i``.
+
+    ``z_i = (phi_i for every cell, w_i 1{G_i = g} for every treated cohort, 1)``: every
+    `aggte` aggregation (including the correction for estimated cohort shares) is a linear
+    combination of it, so these sums are all inference needs.
+    """
+    phi = influence_rows(part, state)
+    G, w, key = unit_table(part, state.kind)
+    n_units = G.shape[0]
+    z = np.empty((n_units, phi.shape[1] + state.cohorts.size + 1))
+    z[:, : phi.shape[1]] = phi
+    z[:, phi.shape[1] : -1] = w[:, None] * (G[:, None] == state.cohorts[None, :])
+    z[:, -1] = 1.0
+    sums: dict[str, np.ndarray] = {"zsum": z.sum(axis=0)}
+    keyed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if state.clustered:
+        cluster = part["unit_cluster"] if state.kind == "unbalanced" else part["cluster"]
+        keyed["cluster"] = reduce_by_key(cluster, z)
+    else:
+        sums["gram"] = z.T @ z
+        if state.boot:
+            sums["boot"] = bootstrap_sums(state.seed, key, z, state.biters)
+    if state.collect_influence:
+        keyed["influence"] = (key, phi)
+    return Partial(sums=sums, keyed=keyed)
+
+
+def bootstrap_sums(seed: int, keys: np.ndarray, z: np.ndarray, biters: int) -> np.ndarray:
+    """``sum_i v_ib z_i`` for draws b = 0..biters-1 with counter-based Mammen multipliers.
+
+    Uses the two-point structure: ``v = low + (high - low) * 1{high}``, so the sum is one
+    affine step from the sum of ``z`` over the units drawn high.
+    """
+    total = z.sum(axis=0)
+    out = np.empty((biters, z.shape[1]))
+    for start in range(0, biters, BOOTSTRAP_BLOCK):
+        stop = min(start + BOOTSTRAP_BLOCK, biters)
+        high = mammen_high_mask(seed, keys, start, stop).astype(np.float64)
+        out[start:stop] = MAMMEN_LOW * total + (MAMMEN_HIGH - MAMMEN_LOW) * (high.T @ z)
+    return out

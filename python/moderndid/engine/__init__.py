@@ -1,0 +1,10 @@
+"""Executors: run a partition kernel over every partition and combine the partial results.
+
+Nothing in this package knows about estimators; nothing in the estimators knows which
+executor runs them.
+"""
+
+from moderndid.engine.executor import Executor, LocalExecutor
+from moderndid.engine.partial import Partial
+
+__all__ = ["Executor", "LocalExecutor", "Partial"]

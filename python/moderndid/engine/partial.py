@@ -1,0 +1,58 @@
+"""Associative partial results of a pass over partitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Partial:
+    """What one partition contributes to a pass.
+
+    ``sums`` are arrays that combine by addition. ``keyed`` are sums grouped by a uint64 key
+    (e.g. per-cluster sums of influence functions): ``keyed[name] = (keys, values)`` with
+    ``values`` of shape ``(len(keys), m)``; combining concatenates and re-adds rows that share
+    a key. ``maxima`` combine by element-wise maximum. All three combine associatively and commutatively, so any executor may reduce partials
+    in any order (up to floating-point reduction order).
+    """
+
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    keyed: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    maxima: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def combine(self, other: Partial) -> Partial:
+        """Return the sum of two partials (neither input is modified)."""
+        sums = dict(self.sums)
+        for name, value in other.sums.items():
+            sums[name] = sums[name] + value if name in sums else value
+        keyed = dict(self.keyed)
+        for name, (keys, values) in other.keyed.items():
+            if name in keyed:
+                k0, v0 = keyed[name]
+                keyed[name] = reduce_by_key(np.concatenate([k0, keys]), np.vstack([v0, values]))
+            else:
+                keyed[name] = (keys, values)
+        maxima = dict(self.maxima)
+        for name, value in other.maxima.items():
+            maxima[name] = np.maximum(maxima[name], value) if name in maxima else value
+        return Partial(sums, keyed, maxima)
+
+
+def reduce_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add up the rows of ``values`` that share a key; keys come back sorted."""
+    if keys.size == 0:
+        return keys, values
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+    return sorted_keys[starts], np.add.reduceat(values[order], starts, axis=0)
+
+
+def combine_all(partials: list[Partial]) -> Partial:
+    """Combine a list of partials (empty list -> empty partial)."""
+    result = Partial()
+    for part in partials:
+        result = result.combine(part)
+    return result

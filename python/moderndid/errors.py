@@ -1,0 +1,58 @@
+"""Typed errors raised by moderndid.
+
+Every error a user can trigger with bad input derives from :class:`ModernDiDError`, which
+is also a :class:`ValueError`, so generic ``except ValueError`` handlers keep working.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ModernDiDError(ValueError):
+    """Base class of every input or estimation error raised by moderndid."""
+
+
+class InvalidOptionError(ModernDiDError):
+    """An argument has a value outside its documented set or range."""
+
+
+class ColumnNotFoundError(ModernDiDError, KeyError):
+    """A column named in the call is not in the data."""
+
+    def __init__(self, column: str, role: str, available: Iterable[str]):
+        available = list(available)
+        close = difflib.get_close_matches(column, available, n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        msg = f"{role} column {column!r} is not in the data.{hint} Columns: {available}"
+        super().__init__(msg)
+        self.column = column
+        self.role = role
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class ColumnTypeError(ModernDiDError, TypeError):
+    """A column has a type the estimator cannot use (e.g. a text time column)."""
+
+
+class MissingValuesError(ModernDiDError):
+    """A column used by the estimator contains missing values (NaN / null)."""
+
+
+class DataStructureError(ModernDiDError):
+    """The data violate the panel or cohort structure (duplicates, time-varying group, ...)."""
+
+
+class SingularDesignError(ModernDiDError):
+    """A covariate design matrix is singular (collinear covariates, too few units)."""
+
+
+class ConvergenceError(ModernDiDError):
+    """An iterative fit (propensity-score logit) did not converge."""
+
+
+class UnsupportedInputError(ModernDiDError, TypeError):
+    """The data object is of a kind moderndid cannot read."""
