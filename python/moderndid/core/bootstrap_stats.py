@@ -145,8 +145,8 @@ def uniform_critical_value(draws: Any, se: Any, alpha: float) -> float:
 
     For every draw ``b`` the statistic is ``T_b = max_j |draws[b, j] / se[j]|`` over the
     columns with a finite ``se`` (NaN draws are skipped, as R's ``max(..., na.rm = TRUE)``);
-    draws whose ``T_b`` is not finite (e.g. all entries NaN) are dropped, as in ``did``
-    >= 2.1. The critical value is the type-1 ``1 - alpha`` quantile of the ``T_b``
+    draws whose ``T_b`` is not finite (e.g. all entries NaN) are dropped, as recent versions
+    of ``did`` do (``bT <- bT[is.finite(bT)]``). The critical value is the type-1 ``1 - alpha`` quantile of the ``T_b``
     (:func:`quantile_type1`). The band is then ``theta_j +/- c * se_j / sqrt(n)``;
     Callaway & Sant'Anna (2021) describe the construction.
 

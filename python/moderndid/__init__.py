@@ -1,0 +1,44 @@
+"""moderndid: staggered difference-in-differences in memory, on Spark and on Dask.
+
+``import moderndid as did`` gives Callaway & Sant'Anna's :func:`att_gt` with :func:`aggte`,
+result classes, and data sets / generators.
+"""
+
+from moderndid._version import __version__
+from moderndid.data import gen_did_scalable, load_mpdta, load_mpdta_arrow
+from moderndid.did.aggte import aggte
+from moderndid.did.att_gt import att_gt
+from moderndid.did.results import AGGTEResult, MPResult, to_arrow, to_df
+from moderndid.errors import (
+    ColumnNotFoundError,
+    ColumnTypeError,
+    ConvergenceError,
+    DataStructureError,
+    InvalidOptionError,
+    MissingValuesError,
+    ModernDiDError,
+    SingularDesignError,
+    UnsupportedInputError,
+)
+
+__all__ = [
+    "AGGTEResult",
+    "ColumnNotFoundError",
+    "ColumnTypeError",
+    "ConvergenceError",
+    "DataStructureError",
+    "InvalidOptionError",
+    "MPResult",
+    "MissingValuesError",
+    "ModernDiDError",
+    "SingularDesignError",
+    "UnsupportedInputError",
+    "__version__",
+    "aggte",
+    "att_gt",
+    "gen_did_scalable",
+    "load_mpdta",
+    "load_mpdta_arrow",
+    "to_arrow",
+    "to_df",
+]
