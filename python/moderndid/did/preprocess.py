@@ -23,12 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+import scipy.linalg
 
 from moderndid.core.design import design_matrix, formula_columns, parse_rhs
 from moderndid.core.frames import key_column, numeric_column, require_columns, to_arrow_table
 from moderndid.core.multipliers import keys_from_values
-from moderndid.errors import DataStructureError, InvalidOptionError, ModernDiDError
+from moderndid.errors import (
+    DataStructureError,
+    InvalidOptionError,
+    SingularDesignError,
+)
 
 
 @dataclass
@@ -83,8 +87,13 @@ def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
     return other
 
 
-def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1) -> DidData:
-    """Validate ``data`` for `att_gt` and build its partitioned unit table."""
+def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
+                force_unbalanced: bool = False) -> DidData:
+    """Validate ``data`` for `att_gt` and build its partitioned unit table.
+
+    ``force_unbalanced`` sends a balanced panel through the unbalanced-panel path (tests
+    use it: without covariates both paths must agree exactly).
+    """
     table = to_arrow_table(data)
     if table.num_rows == 0:
         raise DataStructureError("the data has no rows")
@@ -119,69 +128,124 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1) -> DidData:
                if spec.clustervars else None)
     ids = key_column(table, spec.idname, "unit id (idname)") if spec.idname else None
 
-    periods = np.unique(t)
-    if periods.size < 2:
-        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
     if (g < 0).any():
         raise DataStructureError(f"group column {spec.gname!r} has negative values")
-    g, keep = _recode_cohorts(g, periods, spec)
+    g, keep, excluded = _recode_cohorts(g, t, spec)
     if not keep.all():
         y, t, g, w, x = y[keep], t[keep], g[keep], w[keep], x[keep]
         ids = ids[keep] if ids is not None else None
         cluster = cluster[keep] if cluster is not None else None
-        if y.size == 0:
-            raise DataStructureError("no units are left after dropping units treated in the "
-                                     "first period")
-    cohorts = np.unique(g[np.isfinite(g)])
-    if cohorts.size == 0:
-        raise DataStructureError(
-            f"no treated units: every unit in {spec.gname!r} is never treated (0) or was "
-            "dropped"
-        )
+    periods = np.unique(t)
+    if periods.size < 2:
+        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
+    _check_design_rank(x, names)
+    _check_group_sizes(g, periods.size, len(names) - 1 + 5, spec)
 
+    args = (y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_partitions)
     if spec.panel:
-        assert ids is not None
-        return _panel_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec,
-                            n_partitions)
-    return _rc_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_partitions)
+        return _panel_table(*args, force_unbalanced=force_unbalanced)
+    return _rc_table(*args)
 
 
-def _recode_cohorts(g: np.ndarray, periods: np.ndarray, spec: DidSpec
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Never treated -> inf; drop (with a warning) units treated in the first period.
+def _recode_cohorts(g: np.ndarray, t: np.ndarray, spec: DidSpec
+                    ) -> tuple[np.ndarray, np.ndarray, frozenset[float]]:
+    """Recode cohorts as R `did` 2.3 does; return cohorts, rows to keep, cohorts not estimated.
 
-    As in R `did`, 0 marks never-treated units and units first treated after the last
-    period are never treated within the sample; units already treated (allowing for
-    anticipation) in the first period have no untreated period and are dropped.
+    - 0 means never treated (recoded to ``inf``), and so does a first-treated period after
+      the last period plus anticipation;
+    - without never-treated units, the last cohort becomes the comparison group and periods
+      from its treatment (less anticipation) on are dropped, with a warning;
+    - units treated (allowing for anticipation) in the first period have no untreated period
+      and are dropped with a warning.
     """
+    periods = np.unique(t)
     g = np.where(g == 0, np.inf, g)
-    g = np.where(g > periods[-1], np.inf, g)
+    g = np.where(g > periods[-1] + spec.anticipation, np.inf, g)
     treated = np.isfinite(g)
-    bad = treated & ~np.isin(g, periods)
+    bad = treated & (g <= periods[-1]) & ~np.isin(g, periods)
     if bad.any():
         raise DataStructureError(
             f"group column {spec.gname!r} has first-treated period {g[bad][0]:g}, which is "
             f"not one of the time periods in {spec.tname!r}"
         )
-    early = treated & (g <= periods[0] + spec.anticipation)
-    if early.any():
-        if spec.idname is not None:
-            _ids_note = " units"
-        else:
-            _ids_note = " observations"
+    keep = np.ones(g.size, dtype=bool)
+    excluded: frozenset[float] = frozenset()
+    if treated.all():
+        latest = float(g.max())
         warnings.warn(
-            f"Dropped {int(np.unique(g[early]).size)} cohort(s) ({', '.join(f'{v:g}' for v in np.unique(g[early]))}) "
-            f"treated in the first period (allowing for anticipation): {int(early.sum())} "
-            f"rows of{_ids_note} with no untreated period",
-            UserWarning,
-            stacklevel=4,
+            f"No never-treated units: cohort {latest:g} (the last treated) serves as the "
+            f"comparison group and periods from {latest - spec.anticipation:g} on are dropped",
+            UserWarning, stacklevel=4,
         )
-    return g, ~early
+        keep &= t < latest - spec.anticipation
+        if spec.control_group == "nevertreated":
+            g = np.where(g == latest, np.inf, g)
+        else:
+            excluded = frozenset([latest])
+    early = np.isfinite(g) & (g <= periods[0] + spec.anticipation) & keep
+    if early.any():
+        what = "units" if spec.panel else "observations"
+        n_early = np.unique(g[early]).size
+        warnings.warn(
+            f"Dropped the {what} of {n_early} cohort(s) already treated in the first period "
+            f"(allowing for anticipation = {spec.anticipation:g}): "
+            f"{', '.join(f'{v:g}' for v in np.unique(g[early]))}",
+            UserWarning, stacklevel=4,
+        )
+        keep &= ~early
+    if not keep.any():
+        raise DataStructureError("no rows are left after dropping cohorts treated in the "
+                                 "first period")
+    return g, keep, excluded
 
 
-def _panel_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_partitions
-                 ) -> DidData:
-    n_rows = y.size
+def _check_design_rank(x: np.ndarray, names: list[str]) -> None:
+    """Refuse covariates that are collinear over the whole sample, naming them."""
+    if x.shape[1] == 1:
+        return
+    scale = np.sqrt(np.maximum((x * x).mean(axis=0), 1e-300))
+    _, r, piv = scipy.linalg.qr(x / scale, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag > diag[0] * x.shape[1] * np.finfo(float).eps * 1e3).sum())
+    if rank < x.shape[1]:
+        culprits = [names[j] for j in piv[rank:]]
+        raise SingularDesignError(
+            f"the covariate design is singular: {', '.join(culprits)} "
+            f"{'is a linear combination' if len(culprits) == 1 else 'are linear combinations'}"
+            " of the other covariates (or constant); drop or recode them"
+        )
+
+
+def _check_group_sizes(g: np.ndarray, n_periods: int, required: int, spec: DidSpec) -> None:
+    """R `did`'s small-group checks: warn on small cohorts, refuse a tiny comparison group."""
+    values, counts = np.unique(g, return_counts=True)
+    sizes = counts / n_periods
+    small = [(v, s) for v, s in zip(values, sizes, strict=True) if s < required]
+    if not small:
+        return
+    never_small = any(np.isinf(v) for v, _ in small)
+    if never_small and spec.control_group == "nevertreated" and np.isinf(g).any():
+        raise DataStructureError(
+            f"the never-treated group has only about {sizes[np.isinf(values)][0]:g} units; at "
+            f"least {required} are needed with these covariates (try "
+            "control_group='notyettreated')"
+        )
+    listed = ", ".join(f"{'never treated' if np.isinf(v) else f'{v:g}'} ({s:g})" for v, s in small)
+    warnings.warn(f"Small groups (units per cohort, fewer than {required}): {listed}; "
+                  "estimates for them may be unreliable", UserWarning, stacklevel=4)
+
+
+def _estimable_cohorts(g: np.ndarray, excluded: frozenset[float]) -> np.ndarray:
+    cohorts = np.unique(g[np.isfinite(g)])
+    cohorts = cohorts[~np.isin(cohorts, list(excluded))]
+    if cohorts.size == 0:
+        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
+                                 "treated (group 0) or was dropped")
+    return cohorts
+
+
+def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_partitions,
+                 force_unbalanced=False) -> DidData:
     uid, unit = np.unique(ids, return_inverse=True)
     tpos = np.searchsorted(periods, t)
     order = np.lexsort((tpos, unit))
@@ -201,12 +265,14 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_p
     _check_constant_within(w[order], unit_s, starts, uid, spec.weightsname or "", "weights")
     if cluster is not None:
         ckeys = keys_from_values(cluster)
-        _check_constant_within(ckeys[order].view(np.int64).astype(np.float64), unit_s, starts,
-                               uid, spec.clustervars[0], "cluster")
+        _check_constant_within(ckeys[order], unit_s, starts, uid, spec.clustervars[0],
+                               "cluster")
     balanced = bool((counts == n_periods).all())
-    if not balanced and spec.allow_unbalanced_panel:
-        return _unbalanced_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec,
-                                 n_partitions, uid, unit)
+    if force_unbalanced or (not balanced and spec.allow_unbalanced_panel):
+        return _unbalanced_table(y[order], tpos[order], g[order], w[order], x[order],
+                                 unit_s, starts, uid,
+                                 None if cluster is None else cluster[order],
+                                 periods, excluded, names, n_partitions)
     if not balanced:
         full = counts == n_periods
         warnings.warn(
@@ -220,7 +286,7 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_p
         if not keep.any():
             raise DataStructureError("no unit is observed in every period")
         return _panel_table(y[keep], t[keep], g[keep], w[keep], x[keep], ids[keep],
-                            None if cluster is None else cluster[keep], periods, cohorts,
+                            None if cluster is None else cluster[keep], periods, excluded,
                             names, spec, n_partitions)
     # Balanced: rows sorted by (unit, period) reshape to (units, periods).
     k = x.shape[1]
@@ -228,21 +294,19 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_p
     x_u = x[order].reshape(n_units, n_periods, k)
     if (x_u == x_u[:, :1, :]).all():
         x_u = np.ascontiguousarray(x_u[:, :1, :])
-    first = starts
     unit_cols = {
         "y": y_u,
-        "G": g[order][first],
-        "w": w[order][first],
+        "G": g[order][starts],
+        "w": w[order][starts],
         "x": x_u,
         "key": keys_from_values(uid),
     }
     if cluster is not None:
-        unit_cols["cluster"] = keys_from_values(cluster[order][first])
-    cohorts = np.unique(unit_cols["G"][np.isfinite(unit_cols["G"])])
+        unit_cols["cluster"] = keys_from_values(cluster[order][starts])
     return DidData(
         kind="panel",
         periods=periods,
-        cohorts=cohorts,
+        cohorts=_estimable_cohorts(unit_cols["G"], excluded),
         n_units=n_units,
         n_obs=n_units * n_periods,
         covariate_names=names,
@@ -253,18 +317,56 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_p
     )
 
 
-def _unbalanced_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec,
-                      n_partitions, uid, unit) -> DidData:
-    raise ModernDiDError("unbalanced panels are not implemented yet")
+def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, periods, excluded, names,
+                      n_partitions) -> DidData:
+    """Observation table of an unbalanced panel; rows arrive sorted by (unit, period).
+
+    As R `did` does, cells use the repeated cross-section estimators on the observations
+    and each unit's influence function is the sum over its observations.
+    """
+    n_units = uid.size
+    if not isinstance(n_partitions, int) or n_partitions < 1:
+        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    unit_keys = keys_from_values(uid)
+    unit_clusters = None if cluster is None else keys_from_values(cluster[starts])
+    bounds = np.linspace(0, n_units, min(n_partitions, n_units) + 1).astype(np.int64)
+    ends = np.concatenate([starts[1:], [y.size]])
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        rows = np.arange(starts[lo], ends[hi - 1])
+        order = rows[np.argsort(g[rows], kind="stable")]
+        part = {
+            "y": y[order],
+            "tidx": tpos[order].astype(np.int64),
+            "G": g[order],
+            "w": w[order],
+            "x": x[order].reshape(order.size, 1, x.shape[1]),
+            "unit": unit[order] - lo,
+            "unit_G": g[starts[lo:hi]],
+            "unit_w": w[starts[lo:hi]],
+            "unit_key": unit_keys[lo:hi],
+        }
+        if unit_clusters is not None:
+            part["unit_cluster"] = unit_clusters[lo:hi]
+        parts.append(part)
+    unit_g = g[starts]
+    return DidData(
+        kind="unbalanced",
+        periods=periods,
+        cohorts=_estimable_cohorts(unit_g, excluded),
+        n_units=n_units,
+        n_obs=int(y.size),
+        covariate_names=names,
+        partitions=parts,
+        clustered=cluster is not None,
+        cohort_counts=_cohort_counts(unit_g),
+    )
 
 
-def _rc_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_partitions
+def _rc_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_partitions
               ) -> DidData:
     n = y.size
-    if ids is not None:
-        keys = keys_from_values(ids)
-    else:
-        keys = np.arange(n, dtype=np.uint64)
+    keys = keys_from_values(ids) if ids is not None else np.arange(n, dtype=np.uint64)
     cols = {
         "y": y,
         "tidx": np.searchsorted(periods, t).astype(np.int64),
@@ -278,7 +380,7 @@ def _rc_table(y, t, g, w, x, ids, cluster, periods, cohorts, names, spec, n_part
     return DidData(
         kind="rc",
         periods=periods,
-        cohorts=cohorts,
+        cohorts=_estimable_cohorts(g, excluded),
         n_units=n,
         n_obs=n,
         covariate_names=names,
