@@ -137,8 +137,9 @@ def aggte(
         raise InvalidOptionError(f"type must be one of {AGGREGATION_TYPES}, got {type!r}")
     params = dict(MP.estimation_params)
     alpha = params.get("alpha", 0.05) if alpha is None else alpha
-    if not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
+    if not isinstance(alpha, numbers.Real) or not 0 < float(alpha) < 1:
         raise InvalidOptionError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    alpha = float(alpha)
     boot = bool(params.get("boot", False)) if boot is None else boot
     want_cband = bool(params.get("cband_requested", params.get("cband", False))) \
         if cband is None else cband

@@ -18,6 +18,7 @@ Rows within a partition are sorted by ``G`` so a cohort is a contiguous slice.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -332,7 +333,7 @@ def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, periods, exc
     bounds = np.linspace(0, n_units, min(n_partitions, n_units) + 1).astype(np.int64)
     ends = np.concatenate([starts[1:], [y.size]])
     parts = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         rows = np.arange(starts[lo], ends[hi - 1])
         order = rows[np.argsort(g[rows], kind="stable")]
         part = {
@@ -414,7 +415,7 @@ def split_partitions(cols: dict[str, np.ndarray], n_partitions: int
         raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
     bounds = np.linspace(0, n, min(n_partitions, n) + 1).astype(np.int64)
     parts = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         order = lo + np.argsort(cols["G"][lo:hi], kind="stable")
         parts.append({name: arr[order] for name, arr in cols.items()})
     return parts

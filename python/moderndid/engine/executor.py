@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,7 +39,7 @@ class LocalExecutor:
         Array module the kernels compute with (``numpy``, or ``cupy`` for GPUs).
     """
 
-    def __init__(self, partitions: list[PartitionArrays], xp: Any = np):
+    def __init__(self, partitions: Sequence[PartitionArrays], xp: Any = np):
         self.partitions = partitions
         self.xp = xp
         self.n_partitions = len(partitions)
