@@ -348,10 +348,21 @@ def machine_info() -> dict:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                              capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "python"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
-        info["git"] = rev + (" (python/ has uncommitted changes)" if dirty else "")
+                               capture_output=True, text=True).stdout.split("\n")
+        dirty = [line[3:] for line in dirty if line.strip()]
+        info["git"] = rev + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
     except OSError:
         info["git"] = "?"
+    try:
+        import hashlib
+
+        h = hashlib.sha256()
+        for f in sorted((REPO / "python" / "moderndid").rglob("*.py")):
+            h.update(str(f.relative_to(REPO)).encode())
+            h.update(f.read_bytes())
+        info["moderndid_source_sha256"] = h.hexdigest()[:12]
+    except OSError:
+        info["moderndid_source_sha256"] = "?"
     return info
 
 
@@ -381,6 +392,7 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
             "rss_peak": max(r["rss_peak"] for r in rs),
             "rss_after_read": max(r["rss_after_read"] for r in rs),
             "rss_start": max(r["rss_start"] for r in rs),
+            "rss_imports": max(r["rss_imports"] for r in rs),
             "vmhwm_peak": max((r["vmhwm_peak"] or 0) for r in rs),
             "frame_bytes": rs[0]["frame_bytes"],
             "all_est": est,
@@ -407,7 +419,11 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
     lines.append("")
     lines.append("Machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     lines.append("")
-    lines.append("Libraries: " + "; ".join(f"{v}: {s['lib']}" for v, s in summ.items()))
+    libs: dict[str, list[str]] = {}
+    for v, s in summ.items():
+        libs.setdefault(("moderndid " if v.startswith("moderndid") else "csdid ") + s["lib"],
+                        []).append(v)
+    lines.append("Libraries: " + "; ".join(f"{k} [{', '.join(vs)}]" for k, vs in libs.items()))
     lines.append("")
     lines.append(
         f"Each variant ran {args.repeats} times, each in a fresh process, variants "
@@ -415,21 +431,24 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
         "calendar), imports excluded; *read* = `pd.read_parquet`; *process* = the child's "
         "whole wall time incl. interpreter start-up and imports. Peak RSS = "
         "`getrusage(RUSAGE_SELF).ru_maxrss` at the end of the child (max over runs); "
-        "*after read* = the same right after reading the file (baseline); "
-        "*increment* = peak − after read. Times in seconds, memory in MiB."
+        "*after imports* / *after read* = the same before reading the file and right after "
+        "it (the baseline); *increment* = peak − after read, the estimation's own memory. "
+        "Times in seconds, memory in MiB; *frame* = the input DataFrame's in-memory size."
     )
     lines.append("")
     hdr = ("| variant | estimate best | estimate median | att_gt median | aggte median "
-           "| read median | process median | peak RSS | RSS after read | increment "
-           "| peak / frame |")
+           "| read median | process median | peak RSS | RSS after imports | RSS after read "
+           "| increment | peak / frame | (peak − imports) / frame | increment / frame |")
     lines.append(hdr)
     lines.append("|" + "---|" * (hdr.count("|") - 1))
     for v, s in summ.items():
         lines.append(
             f"| {v} | {s['est_best']:.2f} | {s['est_median']:.2f} | {s['fit_median']:.2f} "
             f"| {s['aggte_median']:.2f} | {s['read_median']:.2f} | {s['proc_median']:.2f} "
-            f"| {_mb(s['rss_peak'])} | {_mb(s['rss_after_read'])} | {_mb(s['rss_increment'])} "
-            f"| {s['rss_peak'] / s['frame_bytes']:.1f} |"
+            f"| {_mb(s['rss_peak'])} | {_mb(s['rss_imports'])} | {_mb(s['rss_after_read'])} "
+            f"| {_mb(s['rss_increment'])} | {s['rss_peak'] / s['frame_bytes']:.2f} "
+            f"| {(s['rss_peak'] - s['rss_imports']) / s['frame_bytes']:.2f} "
+            f"| {s['rss_increment'] / s['frame_bytes']:.2f} |"
         )
     lines.append("")
     lines.append("All estimate times (s): " + "; ".join(
@@ -449,6 +468,9 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
                      f"| {md['rss_peak'] / cs['rss_peak']:.2f} | |")
         lines.append(f"| peak RSS / input frame | {md['rss_peak'] / md['frame_bytes']:.2f} "
                      f"| {cs['rss_peak'] / cs['frame_bytes']:.2f} | | moderndid ≤ 2 |")
+        lines.append(f"| (peak RSS − RSS after imports) / input frame | "
+                     f"{(md['rss_peak'] - md['rss_imports']) / md['frame_bytes']:.2f} "
+                     f"| {(cs['rss_peak'] - cs['rss_imports']) / cs['frame_bytes']:.2f} | | |")
         lines.append(f"| RSS increment / input frame | "
                      f"{md['rss_increment'] / md['frame_bytes']:.2f} "
                      f"| {cs['rss_increment'] / cs['frame_bytes']:.2f} | | |")

@@ -18,14 +18,30 @@ class InvalidOptionError(ModernDiDError):
     """An argument has a value outside its documented set or range."""
 
 
+_MAX_LISTED = 30
+
+
+def _close_matches(column: str, available: list[str]) -> list[str]:
+    """Near misses of ``column`` among ``available``, ignoring case (``"Year"`` -> ``"year"``)."""
+    by_lower: dict[str, str] = {}
+    for name in available:
+        by_lower.setdefault(name.lower(), name)
+    close = difflib.get_close_matches(column.lower(), list(by_lower), n=3)
+    return [by_lower[c] for c in close]
+
+
 class ColumnNotFoundError(ModernDiDError, KeyError):
     """A column named in the call is not in the data."""
 
     def __init__(self, column: str, role: str, available: Iterable[str]):
         available = list(available)
-        close = difflib.get_close_matches(column, available, n=3)
+        close = _close_matches(column, available)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        msg = f"{role} column {column!r} is not in the data.{hint} Columns: {available}"
+        # Wide tables would otherwise turn the message into a wall of names.
+        shown = repr(available[:_MAX_LISTED])[:-1]
+        if len(available) > _MAX_LISTED:
+            shown += f", ... ({len(available) - _MAX_LISTED} more)"
+        msg = f"{role} column {column!r} is not in the data.{hint} Columns: {shown}]"
         super().__init__(msg)
         self.column = column
         self.role = role

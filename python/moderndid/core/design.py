@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 from formulaic import Formula
+from formulaic.parser.types import Factor
 
 from moderndid.core.frames import check_no_missing, numeric_column, require_columns
 from moderndid.errors import InvalidOptionError, MissingValuesError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def parse_rhs(xformla: str | None) -> Formula | None:
@@ -24,16 +29,37 @@ def parse_rhs(xformla: str | None) -> Formula | None:
     if text[1:].strip() == "1":
         return None
     try:
-        return Formula(text[1:])
+        formula = Formula(text[1:])
     except Exception as exc:  # formulaic raises several parser error types
-        raise InvalidOptionError(f"cannot parse xformla {xformla!r}: {exc}") from exc
+        # formulaic underlines the bad token with terminal colour codes: drop them.
+        reason = _ANSI.sub("", str(exc)).strip()
+        raise InvalidOptionError(f"cannot parse xformla {xformla!r}: {reason}") from exc
+    # "~ a | b" and "~ a ~ b" parse to structured formulas, whose parts are not terms.
+    if not all(hasattr(term, "factors") for term in formula):
+        raise InvalidOptionError(
+            f"xformla must be a single one-sided formula such as '~ x1 + x2', got {xformla!r}"
+        )
+    if len(formula) == 0:  # "~ 0": the estimators need at least one column
+        raise InvalidOptionError(
+            f"xformla {xformla!r} has no terms; use '~ 1' (or None) for no covariates"
+        )
+    return formula
 
 
 def formula_columns(formula: Formula | None) -> list[str]:
     """Data columns a formula reads, in a stable order."""
     if formula is None:
         return []
-    return sorted(formula.required_variables)
+    columns: set[str] = set()
+    for term in formula:
+        for factor in term.factors:
+            if factor.eval_method == Factor.EvalMethod.LOOKUP:
+                # A looked-up name is a column as written: formulaic's own
+                # ``required_variables`` would cut ``first.treat`` down to ``first``.
+                columns.add(str(factor.expr))
+            else:
+                columns.update(str(v) for v in factor.required_variables)
+    return sorted(columns)
 
 
 def design_matrix(table: pa.Table, formula: Formula | None) -> tuple[np.ndarray, list[str]]:
@@ -65,11 +91,14 @@ def design_matrix(table: pa.Table, formula: Formula | None) -> tuple[np.ndarray,
                 "drop or impute them first"
             )
     try:
-        matrix = formula.get_model_matrix(frame, na_action="raise")
+        # Inputs are free of nulls (checked above); nulls made by a transform such as
+        # np.log of a negative value are reported below, naming the term.
+        matrix = formula.get_model_matrix(frame, na_action="ignore")
     except Exception as exc:
         raise InvalidOptionError(f"cannot evaluate xformla on the data: {exc}") from exc
     x = np.asarray(matrix, dtype=np.float64)
-    names = [str(c) for c in matrix.columns]
+    # R's (and the fast path's) name of the intercept, which the logit fit looks for.
+    names = ["(Intercept)" if c == "Intercept" else str(c) for c in matrix.columns]
     for j, name in enumerate(names):
         check_no_missing(x[:, j], name, "covariate")
     return x, names

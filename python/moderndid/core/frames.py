@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,12 +14,13 @@ import pyarrow.compute as pc
 from moderndid.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
+    DataStructureError,
     MissingValuesError,
     UnsupportedInputError,
 )
 
 
-def to_arrow_table(data: Any) -> pa.Table:
+def to_arrow_table(data: Any, needed: Sequence[str] | None = None) -> pa.Table:
     """Convert a pandas / polars DataFrame, pyarrow Table or Arrow stream to a pyarrow Table.
 
     Parameters
@@ -25,31 +28,99 @@ def to_arrow_table(data: Any) -> pa.Table:
     data : object
         A pandas or polars DataFrame, a pyarrow Table / RecordBatch, or any object exporting
         the Arrow PyCapsule stream interface (``__arrow_c_stream__``).
+    needed : sequence of str, optional
+        The columns the caller will read. A pandas column that Arrow cannot type is then
+        an error only if it is needed; otherwise it is left out of the table.
 
     Returns
     -------
     pyarrow.Table
+
+    Raises
+    ------
+    UnsupportedInputError
+        For objects that are not tables (arrays, Series, lists, lazy frames, ...).
+    ColumnTypeError
+        For a pandas column that Arrow cannot type (e.g. numbers mixed with text).
+    DataStructureError
+        For duplicated column names.
     """
     if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    module = type(data).__module__
-    if module.startswith("pandas"):
-        return pa.Table.from_pandas(data, preserve_index=False)
-    if module.startswith("polars"):
+        table = data
+    elif isinstance(data, pa.RecordBatch):
+        table = pa.Table.from_batches([data])
+    else:
+        table = _convert(data, needed)
+    duplicated = sorted(c for c, n in Counter(table.column_names).items() if n > 1)
+    if duplicated:
+        raise DataStructureError(f"the data has duplicated column names: {duplicated}")
+    return table
+
+
+def _convert(data: Any, needed: Sequence[str] | None) -> pa.Table:
+    # Look the frame libraries up rather than import them: polars is optional, and only a
+    # library the caller already imported can have produced ``data``.
+    pd = sys.modules.get("pandas")
+    pl = sys.modules.get("polars")
+    kind = type(data).__name__
+    if pd is not None and isinstance(data, pd.DataFrame):
+        return _from_pandas(data, needed)
+    if pl is not None and isinstance(data, pl.DataFrame):
         return data.to_arrow()
+    if pl is not None and isinstance(data, pl.LazyFrame):
+        raise UnsupportedInputError("a polars LazyFrame must be collected first: pass "
+                                    "lazy_frame.collect()")
+    if ((pd is not None and isinstance(data, pd.Series))
+            or (pl is not None and isinstance(data, pl.Series))):
+        raise UnsupportedInputError(f"data is a {kind}, not a table: pass a DataFrame with "
+                                    "the outcome, time, id and group columns")
     if hasattr(data, "__arrow_c_stream__"):
-        return pa.table(data)
-    if module.startswith("pyspark"):
+        try:
+            return pa.table(data)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            # e.g. a ChunkedArray also exports a stream, but of a single column.
+            raise UnsupportedInputError(
+                f"data of type {kind} exports an Arrow stream that is not a table: {exc}"
+            ) from exc
+    if type(data).__module__.startswith("pyspark"):
         raise UnsupportedInputError(
             "a Spark DataFrame reached the in-memory engine; pass it to att_gt directly, "
             "which dispatches Spark DataFrames to the Spark engine"
         )
     raise UnsupportedInputError(
-        f"data of type {type(data).__name__} is not supported: pass a pandas or polars "
+        f"data of type {kind} is not supported: pass a pandas or polars "
         "DataFrame, a pyarrow Table, or another Arrow-compatible table"
     )
+
+
+def _from_pandas(frame: Any, needed: Sequence[str] | None) -> pa.Table:
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:  # pyarrow would raise a bare ValueError
+        raise DataStructureError(f"the data has duplicated column names: {duplicated}")
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        # pyarrow's message buries the column at fault in a tuple: find it.
+        failed: dict[Any, Exception] = {}
+        for column in frame.columns:
+            try:
+                pa.Table.from_pandas(frame[[column]], preserve_index=False)
+            except (pa.ArrowException, TypeError, ValueError) as col_exc:
+                failed[column] = col_exc
+        if not failed:
+            raise UnsupportedInputError(
+                f"cannot read the DataFrame as an Arrow table: {exc}") from exc
+        blocking = [c for c in failed if needed is None or str(c) in needed]
+        if not blocking:  # only columns the estimator does not read: leave them out
+            keep = [c for c in frame.columns if c not in failed]
+            return pa.Table.from_pandas(frame[keep], preserve_index=False)
+        column = blocking[0]
+        reason = failed[column].args[0] if failed[column].args else failed[column]
+        raise ColumnTypeError(
+            f"column {str(column)!r} cannot be read as a typed column ({reason}); it "
+            "probably mixes values of different types (e.g. numbers and text): convert "
+            "or drop it"
+        ) from exc
 
 
 def require_columns(table: pa.Table, columns: Sequence[tuple[str, str]]) -> None:
@@ -95,13 +166,39 @@ def check_no_missing(values: np.ndarray, column: str, role: str) -> None:
 
 
 def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
-    """Return an identifier column (ids, clusters) as a numpy array, refusing nulls."""
+    """Return an identifier column (ids, clusters) as a numpy array, refusing nulls.
+
+    Identifiers must be integers, integral floats, booleans or strings (the types that
+    :func:`moderndid.core.multipliers.keys_from_values` hashes); anything else raises
+    :class:`ColumnTypeError` naming the column.
+    """
     arr = table.column(column)
     if arr.null_count:
-        raise MissingValuesError(f"{role} column {column!r} has {arr.null_count} missing value(s)")
+        first = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
+        raise MissingValuesError(f"{role} column {column!r} has {arr.null_count} missing "
+                                 f"value(s) (first at row {first}); drop them first")
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
+    kind = arr.type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
+            or pa.types.is_boolean(kind) or _is_text(kind)):
+        raise ColumnTypeError(
+            f"{role} column {column!r} must hold integers or strings, but has type {arr.type}"
+        )
     values = arr.to_numpy(zero_copy_only=False)
     if values.dtype.kind == "f":
         check_no_missing(values, column, role)
+        # Identifiers are hashed as int64: 1.5 and 1.0 must not both exist as ids.
+        bad = (values != np.round(values)) | (np.abs(values) >= 2.0**63)
+        if bad.any():
+            raise ColumnTypeError(
+                f"{role} column {column!r} holds non-integer numbers (e.g. "
+                f"{float(values[bad][0])!r}); identifiers must be integers or strings"
+            )
     return np.asarray(values)
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+            or getattr(pa.types, "is_string_view", lambda _: False)(kind))

@@ -19,6 +19,7 @@ Rows within a partition are sorted by ``G`` so a cohort is a contiguous slice.
 from __future__ import annotations
 
 import itertools
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,7 +80,14 @@ def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
         return []
     if isinstance(clustervars, str):
         clustervars = [clustervars]
-    names = [str(c) for c in clustervars]
+    try:
+        names = list(clustervars)
+    except TypeError:
+        names = [clustervars]  # refused just below, naming the value
+    if not all(isinstance(c, str) for c in names):
+        raise InvalidOptionError(
+            f"clustervars must be a column name or a list of column names, got {clustervars!r}"
+        )
     other = [c for c in names if c != idname]
     if len(other) > 1:
         raise InvalidOptionError(
@@ -95,10 +103,13 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     ``force_unbalanced`` sends a balanced panel through the unbalanced-panel path (tests
     use it: without covariates both paths must agree exactly).
     """
-    table = to_arrow_table(data)
+    _check_n_partitions(n_partitions)
+    formula = parse_rhs(spec.xformla)
+    needed = [spec.yname, spec.tname, spec.gname, spec.idname, spec.weightsname,
+              *spec.clustervars, *formula_columns(formula)]
+    table = to_arrow_table(data, [c for c in needed if isinstance(c, str)])
     if table.num_rows == 0:
         raise DataStructureError("the data has no rows")
-    formula = parse_rhs(spec.xformla)
     roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
              (spec.gname, "group (gname)")]
     if spec.idname is not None:
@@ -122,6 +133,8 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
                 f"weights column {spec.weightsname!r} has negative values "
                 f"(first at row {int(np.flatnonzero(w < 0)[0])})"
             )
+        if not (w > 0).any():  # every estimator would divide by a zero total weight
+            raise DataStructureError(f"weights column {spec.weightsname!r} is zero everywhere")
     else:
         w = np.ones(table.num_rows)
     x, names = design_matrix(table, formula)
@@ -130,7 +143,11 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     ids = key_column(table, spec.idname, "unit id (idname)") if spec.idname else None
 
     if (g < 0).any():
-        raise DataStructureError(f"group column {spec.gname!r} has negative values")
+        first = int(np.flatnonzero(g < 0)[0])
+        raise DataStructureError(
+            f"group column {spec.gname!r} has negative values (first at row {first}: "
+            f"{g[first]:g}); it holds the first treated period, or 0 for never treated"
+        )
     g, keep, excluded = _recode_cohorts(g, t, spec)
     if not keep.all():
         y, t, g, w, x = y[keep], t[keep], g[keep], w[keep], x[keep]
@@ -255,7 +272,7 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
         raise DataStructureError(
-            f"unit {uid[unit_s[i]]!r} has more than one row in period "
+            f"unit {_show(uid[unit_s[i]])} has more than one row in period "
             f"{periods[tpos_s[i]]:g}: panel data need one row per unit and period "
             f"(columns {spec.idname!r}, {spec.tname!r})"
         )
@@ -326,8 +343,8 @@ def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, periods, exc
     and each unit's influence function is the sum over its observations.
     """
     n_units = uid.size
-    if not isinstance(n_partitions, int) or n_partitions < 1:
-        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    _check_n_partitions(n_partitions)
+    n_partitions = int(n_partitions)
     unit_keys = keys_from_values(uid)
     unit_clusters = None if cluster is None else keys_from_values(cluster[starts])
     bounds = np.linspace(0, n_units, min(n_partitions, n_units) + 1).astype(np.int64)
@@ -397,9 +414,21 @@ def _check_constant_within(values, unit_sorted, starts, uid, column, what) -> No
     if differs.any():
         i = int(np.flatnonzero(differs)[0])
         raise DataStructureError(
-            f"{what} column {column!r} varies over time within unit {uid[unit_sorted[i]]!r}; "
+            f"{what} column {column!r} varies over time within unit "
+            f"{_show(uid[unit_sorted[i]])}; "
             f"it must be constant for each unit in panel data"
         )
+
+
+def _show(value: Any) -> str:
+    """A value for a message: ``8001``, not numpy's ``np.int64(8001)``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _check_n_partitions(n_partitions: Any) -> None:
+    if (not isinstance(n_partitions, numbers.Integral) or isinstance(n_partitions, bool)
+            or n_partitions < 1):
+        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
 
 
 def _cohort_counts(g: np.ndarray) -> dict[float, int]:
@@ -411,8 +440,8 @@ def split_partitions(cols: dict[str, np.ndarray], n_partitions: int
                      ) -> list[dict[str, np.ndarray]]:
     """Split row-aligned arrays into contiguous partitions, each sorted by cohort ``G``."""
     n = cols["G"].shape[0]
-    if not isinstance(n_partitions, int) or n_partitions < 1:
-        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    _check_n_partitions(n_partitions)
+    n_partitions = int(n_partitions)
     bounds = np.linspace(0, n, min(n_partitions, n) + 1).astype(np.int64)
     parts = []
     for lo, hi in itertools.pairwise(bounds):

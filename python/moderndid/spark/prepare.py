@@ -1,0 +1,362 @@
+"""Validate a Spark DataFrame for `att_gt` and build its unit table on the executors.
+
+What reaches the driver: column statistics (null counts, the distinct periods and cohorts,
+per-cohort unit counts, problem flags) — never unit rows. Panels take one shuffle
+(``repartition`` by unit id); repeated cross sections take none.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moderndid.core.design import _plain_terms as plain_terms
+from moderndid.core.design import parse_rhs
+from moderndid.did.preprocess import DidData, DidSpec
+from moderndid.errors import (
+    ColumnNotFoundError,
+    ColumnTypeError,
+    DataStructureError,
+    InvalidOptionError,
+    MissingValuesError,
+    SingularDesignError,
+)
+from moderndid.spark.unit_table import (
+    FLAG_CLUSTER_VARIES,
+    FLAG_DUPLICATE,
+    FLAG_GROUP_VARIES,
+    FLAG_WEIGHT_VARIES,
+    UNIT_SCHEMA_DDL,
+    partition_from_rows,
+    partition_from_units,
+    units_from_rows,
+)
+
+ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
+
+
+@dataclass
+class SparkDidData:
+    """A prepared Spark input: metadata for the driver, a persisted table for the passes."""
+
+    meta: DidData  # partitions is empty: the data stay in Spark
+    table: Any
+    to_partition: Any
+    n_partitions: int
+
+
+def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None) -> SparkDidData:
+    """Validate ``sdf`` and build the persisted unit table (panels) or row table."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    columns = sdf.columns
+    formula = parse_rhs(spec.xformla)
+    covariates: list[str] = []
+    if formula is not None:
+        names = plain_terms(formula)
+        if names is None:
+            raise InvalidOptionError(
+                f"on Spark, xformla must be a sum of columns (e.g. '~ x1 + x2'), got "
+                f"{spec.xformla!r}: add transformed or dummy columns to the DataFrame first"
+            )
+        covariates = names
+    roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
+             (spec.gname, "group (gname)")]
+    if spec.idname is not None:
+        roles.append((spec.idname, "unit id (idname)"))
+    elif spec.panel:
+        raise InvalidOptionError("idname is required for panel data (panel=True)")
+    if spec.weightsname is not None:
+        roles.append((spec.weightsname, "weights (weightsname)"))
+    roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
+    roles += [(c, "covariate (xformla)") for c in covariates]
+    for column, role in roles:
+        if column not in columns:
+            raise ColumnNotFoundError(column, role, columns)
+    types = {f.name: f.dataType for f in sdf.schema.fields}
+    numeric_roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
+                     (spec.gname, "group (gname)")]
+    numeric_roles += [(c, "covariate") for c in covariates]
+    if spec.weightsname:
+        numeric_roles.append((spec.weightsname, "weights (weightsname)"))
+    for column, role in numeric_roles:
+        if not isinstance(types[column], T.NumericType | T.BooleanType):
+            raise ColumnTypeError(
+                f"{role} column {column!r} must be numeric, but has type "
+                f"{types[column].simpleString()}"
+            )
+
+    # One aggregation job: row count, missing values per column, smallest weight.
+    checked = [c for c, _ in roles]
+    aggs = [F.count(F.lit(1)).alias("__rows")]
+    for c in dict.fromkeys(checked):
+        missing = _col(c).isNull()
+        if isinstance(types[c], T.FloatType | T.DoubleType):
+            missing = missing | F.isnan(_col(c))
+        aggs.append(F.sum(missing.cast("long")).alias(f"__miss_{checked.index(c)}"))
+    if spec.weightsname:
+        aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
+    stats = sdf.agg(*aggs).collect()[0]
+    if stats["__rows"] == 0:
+        raise DataStructureError("the data has no rows")
+    for c, role in roles:
+        n_missing = stats[f"__miss_{checked.index(c)}"]
+        if n_missing:
+            raise MissingValuesError(
+                f"{role} column {c!r} has {n_missing} missing or non-finite value(s); "
+                "drop or impute them first"
+            )
+    if spec.weightsname and stats["__wmin"] < 0:
+        raise DataStructureError(f"weights column {spec.weightsname!r} has negative values")
+
+    periods = np.array(sorted(r[0] for r in sdf.select(_col(spec.tname).cast("double"))
+                              .distinct().collect()), dtype=np.float64)
+    raw_cohorts = np.array(sorted(r[0] for r in sdf.select(_col(spec.gname).cast("double"))
+                                  .distinct().collect()), dtype=np.float64)
+    plan = _cohort_plan(raw_cohorts, periods, spec)
+
+    g = _col(spec.gname).cast("double")
+    G = F.when((g == 0) | (g > float(periods[-1] + spec.anticipation)), F.lit(math.inf))
+    for value in plan.to_never:
+        G = G.when(g == value, F.lit(math.inf))
+    G = G.otherwise(g)
+    select = [
+        _col(spec.tname).cast("double").alias("t"),
+        _col(spec.yname).cast("double").alias("y"),
+        G.alias("G"),
+        (_col(spec.weightsname).cast("double") if spec.weightsname else F.lit(1.0)).alias("w"),
+        *[_col(c).cast("double").alias(f"x{j}") for j, c in enumerate(covariates)],
+    ]
+    if spec.idname is not None:
+        select.insert(0, _col(spec.idname).alias("id"))
+    if spec.clustervars:
+        select.append(_col(spec.clustervars[0]).alias("cluster"))
+    rows = sdf.select(*select)
+    if plan.period_cutoff is not None:
+        rows = rows.filter(F.col("t") < plan.period_cutoff)
+        periods = periods[periods < plan.period_cutoff]
+    if plan.dropped:
+        rows = rows.filter(~F.col("G").isin(list(plan.dropped)))
+    if periods.size < 2:
+        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
+
+    n_rows = int(stats["__rows"])
+    parallelism = _default_parallelism(spark)
+    n_parts = n_partitions or max(parallelism, math.ceil(n_rows / ROWS_PER_PARTITION))
+    if not isinstance(n_parts, int) or n_parts < 1:
+        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    k = len(covariates)
+    xcols = [f"x{j}" for j in range(k)]
+    names = ["(Intercept)", *covariates]
+    clustered = bool(spec.clustervars)
+
+    if not spec.panel:
+        if spec.idname is None:
+            # Without ids, the multiplier key is the row's position in the input, which
+            # depends on how the input is partitioned (documented).
+            rows = rows.withColumn("rowkey", F.monotonically_increasing_id())
+        rows = rows.repartition(n_parts).persist()
+        summary = rows.groupBy("G").count().collect()
+        counts = {float(r["G"]): int(r["count"]) for r in summary}
+        _check_covariate_rank(rows, xcols, covariates)
+        meta = _metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
+                         n_units=sum(counts.values()), clustered=clustered, xtv=False, spec=spec)
+        has_id = spec.idname is not None
+
+        def rc_partition(table: Any) -> dict:
+            return partition_from_rows(table, periods, xcols, clustered, has_id)
+
+        return SparkDidData(meta, rows, rc_partition, n_parts)
+
+    periods_local = periods
+
+    def build_units(batches: Any) -> Any:
+        import pyarrow as pa
+
+        batch_list = list(batches)
+        if not batch_list:
+            return
+        table = pa.Table.from_batches(batch_list)
+        if table.num_rows:
+            yield units_from_rows(table, periods_local, xcols, clustered)
+
+    units = rows.repartition(n_parts, "id").mapInArrow(build_units, UNIT_SCHEMA_DDL).persist()
+    T_ = periods.size
+    check = units.agg(
+        F.count(F.lit(1)).alias("units"),
+        F.sum((F.col("nobs") == T_).cast("long")).alias("complete"),
+        F.sum(F.col("nobs")).alias("rows"),
+        F.bit_or("flags").alias("flags"),
+        F.max(F.col("xtv").cast("int")).alias("xtv"),
+    ).collect()[0]
+    flags = int(check["flags"] or 0)
+    if flags:
+        _raise_flag(flags, sdf, spec)
+    kind = "panel"
+    if check["complete"] < check["units"]:
+        if spec.allow_unbalanced_panel:
+            kind = "unbalanced"
+        else:
+            warnings.warn(
+                f"Dropped {check['units'] - check['complete']} of {check['units']} units not "
+                f"observed in all {T_} periods (balancing the panel); pass "
+                "allow_unbalanced_panel=True to keep them", UserWarning, stacklevel=4)
+            units = units.filter(F.col("nobs") == T_)
+    summary = units.groupBy("G").count().collect()
+    counts = {float(r["G"]): int(r["count"]) for r in summary}
+    _check_covariate_rank(rows, xcols, covariates)
+    n_units = sum(counts.values())
+    n_obs = n_units * T_ if kind == "panel" else int(check["rows"])
+    meta = _metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
+                     clustered=clustered, xtv=bool(check["xtv"]), spec=spec)
+
+    def unit_partition(table: Any) -> dict:
+        return partition_from_units(table, kind, T_, k, clustered)
+
+    return SparkDidData(meta, units, unit_partition, n_parts)
+
+
+@dataclass
+class _CohortPlan:
+    to_never: list[float]
+    dropped: list[float]
+    excluded: frozenset[float]
+    period_cutoff: float | None
+
+
+def _cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> _CohortPlan:
+    """The in-memory engine's cohort recoding (preprocess._recode_cohorts), on distinct values."""
+    g = np.where((raw == 0) | (raw > periods[-1] + spec.anticipation), np.inf, raw)
+    if (g < 0).any():
+        raise DataStructureError(f"group column {spec.gname!r} has negative values")
+    treated = np.isfinite(g)
+    bad = treated & (g <= periods[-1]) & ~np.isin(g, periods)
+    if bad.any():
+        raise DataStructureError(
+            f"group column {spec.gname!r} has first-treated period {g[bad][0]:g}, which is "
+            f"not one of the time periods in {spec.tname!r}"
+        )
+    to_never: list[float] = []
+    excluded: frozenset[float] = frozenset()
+    cutoff = None
+    if treated.all():
+        latest = float(g.max())
+        warnings.warn(
+            f"No never-treated units: cohort {latest:g} (the last treated) serves as the "
+            f"comparison group and periods from {latest - spec.anticipation:g} on are dropped",
+            UserWarning, stacklevel=5)
+        cutoff = latest - spec.anticipation
+        if spec.control_group == "nevertreated":
+            to_never = [latest]
+        else:
+            excluded = frozenset([latest])
+    cohorts = g[np.isfinite(g) & ~np.isin(g, to_never)]
+    first = periods[0] if cutoff is None else periods[periods < cutoff][0]
+    dropped = [float(v) for v in cohorts if v <= first + spec.anticipation]
+    if dropped:
+        what = "units" if spec.panel else "observations"
+        warnings.warn(
+            f"Dropped the {what} of {len(dropped)} cohort(s) already treated in the first "
+            f"period (allowing for anticipation = {spec.anticipation:g}): "
+            f"{', '.join(f'{v:g}' for v in dropped)}", UserWarning, stacklevel=5)
+    return _CohortPlan(to_never=to_never, dropped=dropped, excluded=excluded,
+                       period_cutoff=cutoff)
+
+
+def _metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: _CohortPlan,
+              names: list[str], n_rows: int, n_units: int, clustered: bool, xtv: bool,
+              spec: DidSpec) -> DidData:
+    cohorts = np.array(sorted(g for g in counts if np.isfinite(g) and g not in plan.excluded))
+    if cohorts.size == 0:
+        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
+                                 "treated (group 0) or was dropped")
+    required = len(names) - 1 + 5
+    per_period = 1 if kind == "panel" else periods.size
+    small = {g: c / per_period for g, c in counts.items() if c / per_period < required}
+    if small:
+        if math.inf in small and spec.control_group == "nevertreated" and math.inf in counts:
+            raise DataStructureError(
+                f"the never-treated group has only about {small[math.inf]:g} units; at least "
+                f"{required} are needed with these covariates (try control_group='notyettreated')"
+            )
+        listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
+                           for g, s in sorted(small.items()))
+        warnings.warn(f"Small groups (units per cohort, fewer than {required}): {listed}; "
+                      "estimates for them may be unreliable", UserWarning, stacklevel=4)
+    return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
+                   covariate_names=names, partitions=[], clustered=clustered,
+                   x_time_varying=xtv, cohort_counts=counts)
+
+
+def _check_covariate_rank(rows: Any, xcols: list[str], covariates: list[str]) -> None:
+    """Refuse globally collinear covariates, from their cross-product (one small job)."""
+    if not xcols:
+        return
+    from pyspark.sql import functions as F
+
+    cols = ["__one", *xcols]
+    frame = rows.withColumn("__one", F.lit(1.0))
+    aggs = [F.sum(F.col(a) * F.col(b)).alias(f"{i}_{j}")
+            for i, a in enumerate(cols) for j, b in enumerate(cols) if j >= i]
+    values = frame.agg(*aggs).collect()[0]
+    k = len(cols)
+    xx = np.zeros((k, k))
+    for i in range(k):
+        for j in range(i, k):
+            xx[i, j] = xx[j, i] = values[f"{i}_{j}"]
+    scale = np.sqrt(np.maximum(np.diag(xx), 1e-300))
+    eig = np.linalg.eigvalsh(xx / np.outer(scale, scale))
+    if eig[0] <= eig[-1] * k * np.finfo(float).eps * 1e3:
+        raise SingularDesignError(
+            f"the covariate design ({' + '.join(covariates)}) is singular: some covariates "
+            "are linear combinations of the others (or constant); drop or recode them"
+        )
+
+
+def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
+    """Turn a problem flag into a typed error naming an offending unit (an error path only)."""
+    from pyspark.sql import functions as F
+
+    idc, tc = _col(spec.idname), _col(spec.tname)
+    if flags & FLAG_DUPLICATE:
+        row = sdf.groupBy(idc, tc).count().filter(F.col("count") > 1).limit(1).collect()[0]
+        raise DataStructureError(
+            f"unit {row[0]!r} has more than one row in period {row[1]}: panel data need one "
+            f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
+        )
+    for bit, column, what in ((FLAG_GROUP_VARIES, spec.gname, "group"),
+                              (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),
+                              (FLAG_CLUSTER_VARIES, (spec.clustervars or [None])[0], "cluster")):
+        if flags & bit and column is not None:
+            row = (sdf.groupBy(idc).agg(F.countDistinct(_col(column)).alias("n"))
+                   .filter(F.col("n") > 1).limit(1).collect()[0])
+            raise DataStructureError(
+                f"{what} column {column!r} varies over time within unit {row[0]!r}; it must "
+                "be constant for each unit in panel data"
+            )
+
+
+def _col(name: str) -> Any:
+    """A user column by exact name (names may hold dots or spaces)."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _default_parallelism(spark: Any) -> int:
+    from moderndid.spark.session import is_connect
+
+    if not is_connect(spark):
+        try:
+            return int(spark.sparkContext.defaultParallelism)
+        except Exception:  # pragma: no cover
+            pass
+    try:
+        return int(spark.conf.get("spark.sql.shuffle.partitions"))
+    except Exception:  # pragma: no cover
+        return 8

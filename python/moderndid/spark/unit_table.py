@@ -1,0 +1,195 @@
+"""Arrow layout of the Spark unit table, and conversions from it to kernel partitions.
+
+Pure numpy / pyarrow (no pyspark import), so the conversions are tested without a JVM.
+
+Panel unit table, one row per unit (built on the executors from the long rows of a
+partition hash-partitioned by unit id):
+
+``key``      int64   bits of the uint64 multiplier key of the unit
+``G``        double  first-treated period, ``inf`` = never treated
+``w``        double  sampling weight
+``cluster``  int64   bits of the cluster key (0 without clustering)
+``nobs``     int32   periods observed
+``flags``    int32   data problems found (bit flags below)
+``xtv``      bool    whether a covariate varies over time for this unit
+``y``        list<double>  outcome per period (NaN = not observed)
+``x``        list<double>  covariates, ``k`` values (time-invariant) or ``T * k``
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from moderndid.core.multipliers import keys_from_values
+
+FLAG_DUPLICATE = 1
+FLAG_GROUP_VARIES = 2
+FLAG_WEIGHT_VARIES = 4
+FLAG_CLUSTER_VARIES = 8
+
+UNIT_SCHEMA = pa.schema([
+    ("key", pa.int64()),
+    ("G", pa.float64()),
+    ("w", pa.float64()),
+    ("cluster", pa.int64()),
+    ("nobs", pa.int32()),
+    ("flags", pa.int32()),
+    ("xtv", pa.bool_()),
+    ("y", pa.list_(pa.float64())),
+    ("x", pa.list_(pa.float64())),
+])
+
+UNIT_SCHEMA_DDL = ("key long, G double, w double, cluster long, nobs int, flags int, xtv boolean, "
+                   "y array<double>, x array<double>")
+
+
+def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
+                    has_cluster: bool) -> pa.RecordBatch:
+    """Collapse the long rows of complete units into unit-table rows.
+
+    ``table`` has columns ``id, t, y, G, w, cluster (optional), <covariates>``, and holds
+    every row of each unit it contains.
+    """
+    n_rows = table.num_rows
+    T, k = periods.size, len(covariates)
+    if n_rows == 0:
+        return pa.RecordBatch.from_pylist([], schema=UNIT_SCHEMA)
+    ids = table.column("id").to_numpy(zero_copy_only=False)
+    uid, unit = np.unique(ids, return_inverse=True)
+    n = uid.size
+    t = table.column("t").to_numpy(zero_copy_only=False).astype(np.float64)
+    tpos = np.searchsorted(periods, t)
+    col = {name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
+           for name in ("y", "G", "w")}
+    cluster = (keys_from_values(table.column("cluster").to_numpy(zero_copy_only=False))
+               .view(np.int64) if has_cluster else np.zeros(n_rows, dtype=np.int64))
+    x = np.empty((n_rows, max(k, 0)))
+    for j, name in enumerate(covariates):
+        x[:, j] = table.column(name).to_numpy(zero_copy_only=False)
+
+    order = np.lexsort((tpos, unit))
+    unit_s, tpos_s = unit[order], tpos[order]
+    counts = np.bincount(unit, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    flags = np.zeros(n, dtype=np.int32)
+    dup = np.zeros(n_rows, dtype=bool)
+    dup[1:] = (unit_s[1:] == unit_s[:-1]) & (tpos_s[1:] == tpos_s[:-1])
+    flags[np.unique(unit_s[dup])] |= FLAG_DUPLICATE
+    for values, bit in ((col["G"], FLAG_GROUP_VARIES), (col["w"], FLAG_WEIGHT_VARIES),
+                        (cluster, FLAG_CLUSTER_VARIES)):
+        sorted_values = values[order]
+        differs = sorted_values != sorted_values[starts][unit_s]
+        flags[np.unique(unit_s[differs])] |= bit
+
+    y = np.full((n, T), np.nan)
+    y[unit_s, tpos_s] = col["y"][order]
+    xs = np.zeros((n, T, k))
+    xs[unit_s, tpos_s] = x[order]
+    xfirst = x[order][starts]
+    observed = np.zeros((n, T), dtype=bool)
+    observed[unit_s, tpos_s] = True
+    varies = ((xs != xfirst[:, None, :]) & observed[:, :, None]).any(axis=(1, 2))
+    x_lists = [xs[i].ravel() if varies[i] else xfirst[i] for i in range(n)] if varies.any() \
+        else None
+    x_array = (pa.array(x_lists, type=pa.list_(pa.float64())) if x_lists is not None
+               else pa.ListArray.from_arrays(np.arange(n + 1, dtype=np.int32) * k,
+                                             pa.array(xfirst.ravel())))
+    return pa.RecordBatch.from_arrays([
+        pa.array(keys_from_values(uid).view(np.int64)),
+        pa.array(col["G"][order][starts]),
+        pa.array(col["w"][order][starts]),
+        pa.array(cluster[order][starts]),
+        pa.array(counts.astype(np.int32)),
+        pa.array(flags),
+        pa.array(varies),
+        pa.ListArray.from_arrays(np.arange(n + 1, dtype=np.int32) * T, pa.array(y.ravel())),
+        x_array,
+    ], schema=UNIT_SCHEMA)
+
+
+def _list_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    offsets = column.offsets.to_numpy()
+    values = column.values.to_numpy(zero_copy_only=False)
+    return offsets - offsets[0], values[offsets[0]: offsets[-1]]
+
+
+def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
+                         clustered: bool) -> dict[str, np.ndarray]:
+    """Kernel partition (see :mod:`moderndid.did.preprocess`) from unit-table rows.
+
+    ``k`` is the number of covariates; the intercept column is added here.
+    """
+    n = table.num_rows
+    T = n_periods
+    G = table.column("G").to_numpy()
+    w = table.column("w").to_numpy()
+    key = table.column("key").to_numpy().view(np.uint64)
+    cluster = table.column("cluster").to_numpy().view(np.uint64)
+    _, yv = _list_values(table.column("y"))
+    y = yv.reshape(n, T)
+    xoff, xv = _list_values(table.column("x"))
+    lengths = np.diff(xoff)
+    if (lengths == k).all():
+        x = xv.reshape(n, 1, k)
+    else:
+        x = np.empty((n, T, k))
+        for i in range(n):
+            values = xv[xoff[i]: xoff[i + 1]]
+            x[i] = values.reshape(T, k) if values.size == T * k else values[None, :]
+    x = np.concatenate([np.ones(x.shape[:2] + (1,)), x], axis=2)  # intercept first
+    if kind == "panel":
+        order = np.argsort(G, kind="stable")
+        part = {"y": y[order], "G": G[order], "w": w[order], "x": x[order], "key": key[order]}
+        if clustered:
+            part["cluster"] = cluster[order]
+        return part
+    # Unbalanced panel: observations are the observed (unit, period) entries.
+    observed = ~np.isnan(y)
+    unit, tidx = np.nonzero(observed)
+    xo = x[unit, tidx if x.shape[1] > 1 else 0]
+    order = np.argsort(G[unit], kind="stable")
+    part = {
+        "y": y[unit, tidx][order],
+        "tidx": tidx[order].astype(np.int64),
+        "G": G[unit][order],
+        "w": w[unit][order],
+        "x": xo[order].reshape(order.size, 1, k),
+        "unit": unit[order],
+        "unit_G": G,
+        "unit_w": w,
+        "unit_key": key,
+    }
+    if clustered:
+        part["unit_cluster"] = cluster
+    return part
+
+
+def partition_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
+                        clustered: bool, has_id: bool) -> dict[str, np.ndarray]:
+    """Kernel partition of repeated cross sections from raw rows (no unit table needed)."""
+    n = table.num_rows
+    G = table.column("G").to_numpy(zero_copy_only=False).astype(np.float64)
+    x = np.ones((n, 1, len(covariates) + 1))
+    for j, name in enumerate(covariates):
+        x[:, 0, j + 1] = table.column(name).to_numpy(zero_copy_only=False)
+    if has_id:
+        key = keys_from_values(table.column("id").to_numpy(zero_copy_only=False))
+    else:
+        key = table.column("rowkey").to_numpy().view(np.uint64)
+    t = table.column("t").to_numpy(zero_copy_only=False).astype(np.float64)
+    order = np.argsort(G, kind="stable")
+    part = {
+        "y": table.column("y").to_numpy(zero_copy_only=False).astype(np.float64)[order],
+        "tidx": np.searchsorted(periods, t).astype(np.int64)[order],
+        "G": G[order],
+        "w": table.column("w").to_numpy(zero_copy_only=False).astype(np.float64)[order],
+        "x": x[order],
+        "key": key[order],
+    }
+    if clustered:
+        part["cluster"] = keys_from_values(
+            table.column("cluster").to_numpy(zero_copy_only=False))[order]
+    return part

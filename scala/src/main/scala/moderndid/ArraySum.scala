@@ -1,0 +1,64 @@
+package moderndid
+
+import org.apache.spark.sql.{Encoder, SparkSession, functions}
+import org.apache.spark.sql.catalyst.encoders.ExpressionEncoder
+import org.apache.spark.sql.expressions.Aggregator
+
+/** Element-wise sum of equal-length double arrays: reduces the partial sums that the Python
+  * partition kernels emit (moment sums, Gram matrices, bootstrap sums) inside the JVM, so
+  * the Python driver receives one small array per name.
+  */
+object ArraySum extends Aggregator[Array[Double], Array[Double], Array[Double]] {
+  def zero: Array[Double] = Array.emptyDoubleArray
+
+  def reduce(acc: Array[Double], value: Array[Double]): Array[Double] = merge(acc, value)
+
+  def merge(a: Array[Double], b: Array[Double]): Array[Double] = {
+    if (a.length == 0) b.clone()
+    else if (b.length == 0) a
+    else {
+      require(a.length == b.length, s"array lengths differ: ${a.length} and ${b.length}")
+      var i = 0
+      while (i < a.length) { a(i) += b(i); i += 1 }
+      a
+    }
+  }
+
+  def finish(acc: Array[Double]): Array[Double] = acc
+  def bufferEncoder: Encoder[Array[Double]] = ExpressionEncoder[Array[Double]]()
+  def outputEncoder: Encoder[Array[Double]] = ExpressionEncoder[Array[Double]]()
+}
+
+/** Element-wise maximum of equal-length double arrays. */
+object ArrayMax extends Aggregator[Array[Double], Array[Double], Array[Double]] {
+  def zero: Array[Double] = Array.emptyDoubleArray
+
+  def reduce(acc: Array[Double], value: Array[Double]): Array[Double] = merge(acc, value)
+
+  def merge(a: Array[Double], b: Array[Double]): Array[Double] = {
+    if (a.length == 0) b.clone()
+    else if (b.length == 0) a
+    else {
+      require(a.length == b.length, s"array lengths differ: ${a.length} and ${b.length}")
+      var i = 0
+      while (i < a.length) { a(i) = math.max(a(i), b(i)); i += 1 }
+      a
+    }
+  }
+
+  def finish(acc: Array[Double]): Array[Double] = acc
+  def bufferEncoder: Encoder[Array[Double]] = ExpressionEncoder[Array[Double]]()
+  def outputEncoder: Encoder[Array[Double]] = ExpressionEncoder[Array[Double]]()
+}
+
+/** Registers the aggregators as SQL functions of a session. */
+object Register {
+  /** The moderndid version this jar was built for; the Python side checks it. */
+  val version: String = BuildInfo.version
+
+  def register(spark: SparkSession): String = {
+    spark.udf.register("moderndid_array_sum", functions.udaf(ArraySum))
+    spark.udf.register("moderndid_array_max", functions.udaf(ArrayMax))
+    version
+  }
+}
