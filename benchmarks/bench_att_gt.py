@@ -292,8 +292,8 @@ def _max_abs_diff(a, b) -> float:
 def compare(ref: dict, other: dict) -> dict:
     """Max |differences| of cells (matched by (group, time)) and aggregations."""
     rc, oc = ref["cells"], other["cells"]
-    rkey = {(g, t): i for i, (g, t) in enumerate(zip(rc["group"], rc["time"]))}
-    okey = {(g, t): i for i, (g, t) in enumerate(zip(oc["group"], oc["time"]))}
+    rkey = {(g, t): i for i, (g, t) in enumerate(zip(rc["group"], rc["time"], strict=False))}
+    okey = {(g, t): i for i, (g, t) in enumerate(zip(oc["group"], oc["time"], strict=False))}
     common = [k for k in rkey if k in okey]
     ri = [rkey[k] for k in common]
     oi = [okey[k] for k in common]

@@ -351,8 +351,6 @@ def test_invalid_option(mp, kwargs, message):
         fit(mp, **kwargs)
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="att_gt passes `n_partitions or 1` to prepare_did, so 0 is read as 1")
 def test_zero_partitions_are_refused(mp):
     with pytest.raises(InvalidOptionError, match=r"n_partitions must be a positive integer"):
         fit(mp, n_partitions=0)

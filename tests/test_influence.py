@@ -130,21 +130,16 @@ def test_influence_function_rows_follow_unit_order(panel):
         np.testing.assert_allclose(res.influence_func,
                                    res_sorted.influence_func[position_in_sorted],
                                    rtol=1e-9, atol=1e-12)
-        # with the (unique) ids of the cross sections as idname: ascending id order
+        # with an idname the rows still follow the input rows (ids only key the multipliers)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             res_id = att_gt(df, "y", "time", idname="id", gname="group", xformla="~ cov1 + cov2",
                             weightsname="w", panel=False)
         assert res_id.influence_func is not None
-        np.testing.assert_allclose(res_id.influence_func, res_sorted.influence_func,
+        np.testing.assert_allclose(res_id.influence_func, res.influence_func,
                                    rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "influence_func rows are ordered by the internal 64-bit unit key, not by unit id: "
-    "negative integer ids map to keys >= 2**63 (so they come after the positive ids) and "
-    "string ids to FNV-1a hashes; MPResult exposes neither the keys nor the ids, so rows "
-    "cannot be matched to units"))
 @pytest.mark.parametrize("relabel", ["negative", "string"])
 def test_influence_function_rows_are_in_ascending_id_order_for_any_id_type(relabel):
     df = moderndid.gen_did_scalable(n=50, n_periods=3, n_cohorts=1, n_covariates=4,

@@ -106,8 +106,8 @@ def _ref_row(ref: pd.DataFrame, prefix: str, covariates: str) -> pd.Series:
     return rows.iloc[0]
 
 
-def _assert_printed(value: float, printed: str, what: str) -> None:
-    tol = _half_unit(printed)
+def _assert_printed(value: float, printed: str, what: str, units: float = 1.0) -> None:
+    tol = _half_unit(printed) * units
     assert abs(value - float(printed)) <= tol * (1 + 1e-9), (
         f"{what}: got {value!r}, reference prints {printed} (tolerance {tol:g})")
 
@@ -126,22 +126,9 @@ def test_nsw_sample_matches_reference_description():
 
 _NSW_CASES = [
     # (reference row prefix, est_method, covariates column value)
-    pytest.param(
-        "drdid_panel", "dr", "age educ black married nodegree hisp re74",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "propensity-score logit diverges: att_gt's undamped Newton iterations (started "
-            "at the intercept-only fit) overshoot on this rare-treatment sample (425 of "
-            "16,417), the coefficients blow up, every comparison unit gets p >= 0.995 and "
-            "the cell is set to NA with the misleading warning 'all comparison units "
-            "trimmed' (under this suite's RuntimeWarning-as-error filter, the 'overflow "
-            "encountered in exp' in estimators.pscore raises first); the maximum-likelihood "
-            "logit (Newton with step halving) gives ATT -871.3271, the Stata value"))),
+    pytest.param("drdid_panel", "dr", "age educ black married nodegree hisp re74"),
     pytest.param("reg_did_panel", "reg", "age educ black married nodegree hisp re74"),
-    pytest.param(
-        "std_ipw_did_panel", "ipw", "age educ black married nodegree hisp re74",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "same logit divergence as dr: ATT(1978, 1978) is NA instead of -1021.609 "
-            "(maximum-likelihood logit gives -1021.6095)"))),
+    pytest.param("std_ipw_did_panel", "ipw", "age educ black married nodegree hisp re74"),
     # The "ipw_did_panel (ipw unnormalized)" row (-1107.872) is not tested: att_gt only
     # offers the normalised (Hajek) IPW estimator, as R `did` does.
     pytest.param("drdid_panel", "dr", "none"),
@@ -156,7 +143,10 @@ def test_nsw_panel_estimators_match_stata(prefix, est_method, covariates):
     assert res.n_units == 16417
     np.testing.assert_array_equal(res.groups, [1978])
     np.testing.assert_array_equal(res.times, [1978])
-    _assert_printed(float(res.att_gt[0]), ref["att"], f"{prefix} ATT")
+    # Stata prints the DR ATT as -871.3272; the exact maximum-likelihood logit gives
+    # -871.327149 (R DRDID's documentation prints -871.3271), 1.02 half-units away: Stata's
+    # logit stops at its own convergence tolerance. Allow one unit of the last digit.
+    _assert_printed(float(res.att_gt[0]), ref["att"], f"{prefix} ATT", units=2.0)
     _assert_printed(float(res.se_gt[0]), ref["se"], f"{prefix} SE")
 
 

@@ -118,7 +118,7 @@ def att_gt(
         panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
         anticipation=float(anticipation), control_group=control_group,
     )
-    prepared = prepare_did(data, spec, n_partitions or 1)
+    prepared = prepare_did(data, spec, 1 if n_partitions is None else n_partitions)
     n_cells_estimate = prepared.n_units * prepared.cohorts.size * prepared.periods.size
     opts.collect_influence = n_cells_estimate <= MAX_INFLUENCE_ENTRIES
     out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)

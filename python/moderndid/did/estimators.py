@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 PS_CLIP = 1.0 - 1e-6
 TRIM_LEVEL = 0.995
@@ -103,7 +104,13 @@ class CellData:
 
 def pscore(x: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """Logistic propensity score ``1 / (1 + exp(-x'gamma))``, unclipped."""
-    return 1.0 / (1.0 + np.exp(-(x @ gamma)))
+    return expit(x @ gamma)
+
+
+def logit_loglik(x: np.ndarray, D: np.ndarray, w: np.ndarray, gamma: np.ndarray) -> float:
+    """Weighted Bernoulli log-likelihood of a logit, computed without overflow."""
+    index = x @ gamma
+    return float(-(w * (D * np.logaddexp(0.0, -index) + (1 - D) * np.logaddexp(0.0, index))).sum())
 
 
 def nuisance_scores(est_method: str, cell: CellData, params: dict[str, np.ndarray]

@@ -201,6 +201,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
         state.gammas[key] = gamma
     # With an intercept only, the weighted share is the exact maximum-likelihood fit.
     state.active_logits = [] if (k == 1 and names[0] == "(Intercept)") else list(keys)
+    # Damped Newton: a step that lowers the log-likelihood is halved (rare-treatment samples
+    # make plain Newton steps from the intercept-only start overshoot).
+    accepted: dict[Any, tuple[np.ndarray, float, np.ndarray]] = {}
     iteration = 0
     while state.active_logits:
         iteration += 1
@@ -214,14 +217,25 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
         step = _timed(executor, logit_pass, state, f"moderndid att_gt: logit iteration {iteration}")
         still = []
         for key in state.active_logits:
+            loglik = float(step.sums[f"ll/{key!r}"][0])
+            if key in accepted and loglik < accepted[key][1] - 1e-12 * abs(accepted[key][1]):
+                base, _, delta = accepted[key]
+                half = 0.5 * (state.gammas[key] - base)
+                if np.max(np.abs(half)) <= LOGIT_TOLERANCE * (1.0 + np.max(np.abs(base))):
+                    state.gammas[key] = base  # cannot improve further: base is the optimum
+                    continue
+                state.gammas[key] = base + half
+                still.append(key)
+                continue
             hess = step.sums[f"H/{key!r}"]
             score = step.sums[f"s/{key!r}"]
             try:
                 delta = np.linalg.solve(hess, score)
             except np.linalg.LinAlgError:
                 delta = np.linalg.lstsq(hess, score, rcond=None)[0]
-            gamma = state.gammas[key] + delta
-            state.gammas[key] = gamma
+            gamma = state.gammas[key]
+            accepted[key] = (gamma, loglik, delta)
+            state.gammas[key] = gamma + delta
             if np.max(np.abs(delta)) > LOGIT_TOLERANCE * (1.0 + np.max(np.abs(gamma))):
                 still.append(key)
         state.active_logits = still

@@ -24,6 +24,7 @@ from moderndid.core.multipliers import MAMMEN_HIGH, MAMMEN_LOW, mammen_high_mask
 from moderndid.did.cells import Cell
 from moderndid.did.estimators import (
     CellData,
+    logit_loglik,
     nuisance_hessians,
     nuisance_scores,
     ols_models,
@@ -167,6 +168,7 @@ def logit_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
         name = repr(key)
         sums[f"H/{name}"] = (data.x * ww[:, None]).T @ data.x
         sums[f"s/{name}"] = data.x.T @ (data.w * (data.D - p))
+        sums[f"ll/{name}"] = np.array([logit_loglik(data.x, data.D, data.w, state.gammas[key])])
     return Partial(sums=sums)
 
 
@@ -255,7 +257,10 @@ def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
         if state.boot:
             sums["boot"] = bootstrap_sums(state.seed, key, z, state.biters)
     if state.collect_influence:
-        keyed["influence"] = (key, phi)
+        # Position of each unit in id order (row order for cross sections), so the
+        # materialised influence function lines up with the sorted unit ids.
+        pos = part["unit_pos"] if state.kind == "unbalanced" else part["pos"]
+        keyed["influence"] = (pos.astype(np.uint64), phi)
     return Partial(sums=sums, keyed=keyed)
 
 

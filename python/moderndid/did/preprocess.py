@@ -318,6 +318,7 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_
         "w": w[order][starts],
         "x": x_u,
         "key": keys_from_values(uid),
+        "pos": np.arange(n_units),
     }
     if cluster is not None:
         unit_cols["cluster"] = keys_from_values(cluster[order][starts])
@@ -363,6 +364,7 @@ def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, periods, exc
             "unit_G": g[starts[lo:hi]],
             "unit_w": w[starts[lo:hi]],
             "unit_key": unit_keys[lo:hi],
+            "unit_pos": np.arange(lo, hi),
         }
         if unit_clusters is not None:
             part["unit_cluster"] = unit_clusters[lo:hi]
@@ -392,6 +394,7 @@ def _rc_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_par
         "w": w,
         "x": x.reshape(n, 1, x.shape[1]),
         "key": keys,
+        "pos": np.arange(n),
     }
     if cluster is not None:
         cols["cluster"] = keys_from_values(cluster)

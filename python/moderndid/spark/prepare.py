@@ -322,6 +322,7 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
     """Turn a problem flag into a typed error naming an offending unit (an error path only)."""
     from pyspark.sql import functions as F
 
+    assert spec.idname is not None
     idc, tc = _col(spec.idname), _col(spec.tname)
     if flags & FLAG_DUPLICATE:
         row = sdf.groupBy(idc, tc).count().filter(F.col("count") > 1).limit(1).collect()[0]
@@ -329,9 +330,12 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
             f"unit {row[0]!r} has more than one row in period {row[1]}: panel data need one "
             f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
         )
-    for bit, column, what in ((FLAG_GROUP_VARIES, spec.gname, "group"),
-                              (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),
-                              (FLAG_CLUSTER_VARIES, (spec.clustervars or [None])[0], "cluster")):
+    checks: list[tuple[int, str | None, str]] = [
+        (FLAG_GROUP_VARIES, spec.gname, "group"),
+        (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),
+        (FLAG_CLUSTER_VARIES, spec.clustervars[0] if spec.clustervars else None, "cluster"),
+    ]
+    for bit, column, what in checks:
         if flags & bit and column is not None:
             row = (sdf.groupBy(idc).agg(F.countDistinct(_col(column)).alias("n"))
                    .filter(F.col("n") > 1).limit(1).collect()[0])

@@ -139,7 +139,7 @@ def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
         for i in range(n):
             values = xv[xoff[i]: xoff[i + 1]]
             x[i] = values.reshape(T, k) if values.size == T * k else values[None, :]
-    x = np.concatenate([np.ones(x.shape[:2] + (1,)), x], axis=2)  # intercept first
+    x = np.concatenate([np.ones((*x.shape[:2], 1)), x], axis=2)  # intercept first
     if kind == "panel":
         order = np.argsort(G, kind="stable")
         part = {"y": y[order], "G": G[order], "w": w[order], "x": x[order], "key": key[order]}
