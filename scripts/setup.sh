@@ -9,3 +9,6 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+# The Scala half (JVM reductions of the Spark engine), compiled with the Scala compiler that
+# ships inside pyspark: no sbt, no network. Skipped when pyspark is not installed.
+.venv/bin/python scripts/build_jar.py

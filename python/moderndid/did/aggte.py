@@ -152,7 +152,8 @@ def aggte(
                 f"aggte cannot change clustering ({fit_clusters} in att_gt, {asked} asked): "
                 "pass clustervars to att_gt instead"
             )
-    if balance_e is not None and (not isinstance(balance_e, numbers.Integral) or balance_e < 0):
+    if balance_e is not None and (not isinstance(balance_e, numbers.Integral)
+                                  or isinstance(balance_e, bool) or balance_e < 0):
         raise InvalidOptionError(f"balance_e must be a non-negative integer, got {balance_e!r}")
 
     moments: Moments = MP.moments
@@ -250,9 +251,11 @@ def aggte(
             if not np.isfinite(value):
                 warnings.warn("simultaneous critical value could not be computed; using "
                               "pointwise intervals", UserWarning, stacklevel=2)
-            else:
-                crit = max(float(value), z)
+            elif value > z:
+                crit = float(value)
                 cband_used = True
+            # Otherwise (R `did`): a band narrower than pointwise intervals is not reported;
+            # pointwise intervals are used and the result says so.
         if labels.size and np.all(np.mod(labels, 1) == 0):
             labels = labels.astype(np.int64)
         result_kwargs.update(

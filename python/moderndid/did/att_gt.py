@@ -54,7 +54,9 @@ def att_gt(
     ----------
     data : DataFrame or Arrow table
         Long data (one row per unit and period, or per observation for repeated cross
-        sections): pandas, polars, pyarrow, or any Arrow-compatible table.
+        sections): pandas, polars, pyarrow, or any Arrow-compatible table. A PySpark
+        DataFrame (classic or Spark Connect) runs on Spark, distributed
+        (see :func:`moderndid.spark.spark_att_gt`).
     yname, tname, idname, gname : str
         Outcome, time period, unit id and first-treated period columns. ``gname`` is 0
         for never-treated units (and for units first treated after the last period).
@@ -103,6 +105,17 @@ def att_gt(
     -------
     MPResult
     """
+    if is_spark_dataframe(data):
+        from moderndid.spark import spark_att_gt
+
+        return spark_att_gt(
+            data, yname, tname, idname=idname, gname=gname, xformla=xformla,
+            weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
+            clustervars=clustervars, est_method=est_method, panel=panel,
+            allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
+            anticipation=anticipation, base_period=base_period, random_state=random_state,
+            n_jobs=n_jobs, backend=backend, n_partitions=n_partitions,
+        )
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
         control_group=control_group, anticipation=anticipation, base_period=base_period,
@@ -123,6 +136,13 @@ def att_gt(
     opts.collect_influence = n_cells_estimate <= MAX_INFLUENCE_ENTRIES
     out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
     return build_mp_result(out, prepared, spec, opts, engine="in-memory")
+
+
+def is_spark_dataframe(data: Any) -> bool:
+    """Whether ``data`` is a PySpark DataFrame (classic or Spark Connect), without importing
+    pyspark."""
+    cls = type(data)
+    return cls.__name__ == "DataFrame" and cls.__module__.startswith("pyspark.sql")
 
 
 def validate_options(*, alpha: Any, cband: Any, boot: Any, biters: Any, est_method: Any,

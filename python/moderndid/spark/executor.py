@@ -148,7 +148,7 @@ class SparkExecutor:
                 rows = _assemble(reduced)
         finally:
             set_job_description(self.spark, None)
-        logger.info("%s: %.2f s (Spark)", description, time.perf_counter() - start)
+        logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
         return partial_from_rows(rows)
 
 

@@ -101,6 +101,9 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
         aggs.append(F.sum(missing.cast("long")).alias(f"__miss_{checked.index(c)}"))
     if spec.weightsname:
         aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
+    aggs.append(F.sort_array(F.collect_set(_col(spec.tname).cast("double"))).alias("__periods"))
+    aggs.append(F.sort_array(F.collect_set(_col(spec.gname).cast("double"))).alias("__cohorts"))
+    aggs += _crossproduct_aggs(covariates)
     stats = sdf.agg(*aggs).collect()[0]
     if stats["__rows"] == 0:
         raise DataStructureError("the data has no rows")
@@ -114,11 +117,11 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     if spec.weightsname and stats["__wmin"] < 0:
         raise DataStructureError(f"weights column {spec.weightsname!r} has negative values")
 
-    periods = np.array(sorted(r[0] for r in sdf.select(_col(spec.tname).cast("double"))
-                              .distinct().collect()), dtype=np.float64)
-    raw_cohorts = np.array(sorted(r[0] for r in sdf.select(_col(spec.gname).cast("double"))
-                                  .distinct().collect()), dtype=np.float64)
+    _check_covariate_rank(stats, covariates)
+    periods = np.array(stats["__periods"], dtype=np.float64)
+    raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
     plan = _cohort_plan(raw_cohorts, periods, spec)
+    labels = _cohort_labels(raw_cohorts, periods, plan, spec)
 
     g = _col(spec.gname).cast("double")
     G = F.when((g == 0) | (g > float(periods[-1] + spec.anticipation)), F.lit(math.inf))
@@ -161,9 +164,10 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
             # depends on how the input is partitioned (documented).
             rows = rows.withColumn("rowkey", F.monotonically_increasing_id())
         rows = rows.repartition(n_parts).persist()
-        summary = rows.groupBy("G").count().collect()
-        counts = {float(r["G"]): int(r["count"]) for r in summary}
-        _check_covariate_rank(rows, xcols, covariates)
+        summary = rows.agg(*[F.sum((F.col("G") == g).cast("long")).alias(f"c{i}")
+                             for i, g in enumerate(labels)]).collect()[0]
+        counts = {g: int(summary[f"c{i}"] or 0) for i, g in enumerate(labels)}
+        counts = {g: c for g, c in counts.items() if c}
         meta = _metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
                          n_units=sum(counts.values()), clustered=clustered, xtv=False, spec=spec)
         has_id = spec.idname is not None
@@ -187,7 +191,11 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
 
     units = rows.repartition(n_parts, "id").mapInArrow(build_units, UNIT_SCHEMA_DDL).persist()
     T_ = periods.size
+    complete = F.col("nobs") == T_
     check = units.agg(
+        *[F.sum((F.col("G") == g).cast("long")).alias(f"all{i}") for i, g in enumerate(labels)],
+        *[F.sum(((F.col("G") == g) & complete).cast("long")).alias(f"full{i}")
+          for i, g in enumerate(labels)],
         F.count(F.lit(1)).alias("units"),
         F.sum((F.col("nobs") == T_).cast("long")).alias("complete"),
         F.sum(F.col("nobs")).alias("rows"),
@@ -207,9 +215,9 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
                 f"observed in all {T_} periods (balancing the panel); pass "
                 "allow_unbalanced_panel=True to keep them", UserWarning, stacklevel=4)
             units = units.filter(F.col("nobs") == T_)
-    summary = units.groupBy("G").count().collect()
-    counts = {float(r["G"]): int(r["count"]) for r in summary}
-    _check_covariate_rank(rows, xcols, covariates)
+    which = "full" if kind == "panel" else "all"
+    counts = {g: int(check[f"{which}{i}"] or 0) for i, g in enumerate(labels)}
+    counts = {g: c for g, c in counts.items() if c}
     n_units = sum(counts.values())
     n_obs = n_units * T_ if kind == "panel" else int(check["rows"])
     meta = _metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
@@ -293,22 +301,24 @@ def _metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: _C
                    x_time_varying=xtv, cohort_counts=counts)
 
 
-def _check_covariate_rank(rows: Any, xcols: list[str], covariates: list[str]) -> None:
-    """Refuse globally collinear covariates, from their cross-product (one small job)."""
-    if not xcols:
-        return
+def _crossproduct_aggs(covariates: list[str]) -> list[Any]:
+    """Aggregations of the covariates' cross-products (with an intercept), named ``__xx_i_j``."""
     from pyspark.sql import functions as F
 
-    cols = ["__one", *xcols]
-    frame = rows.withColumn("__one", F.lit(1.0))
-    aggs = [F.sum(F.col(a) * F.col(b)).alias(f"{i}_{j}")
-            for i, a in enumerate(cols) for j, b in enumerate(cols) if j >= i]
-    values = frame.agg(*aggs).collect()[0]
-    k = len(cols)
+    cols = [F.lit(1.0), *[_col(c).cast("double") for c in covariates]]
+    return [F.sum(cols[i] * cols[j]).alias(f"__xx_{i}_{j}")
+            for i in range(len(cols)) for j in range(i, len(cols))] if covariates else []
+
+
+def _check_covariate_rank(stats: Any, covariates: list[str]) -> None:
+    """Refuse globally collinear covariates, from their cross-product matrix."""
+    if not covariates:
+        return
+    k = len(covariates) + 1
     xx = np.zeros((k, k))
     for i in range(k):
         for j in range(i, k):
-            xx[i, j] = xx[j, i] = values[f"{i}_{j}"]
+            xx[i, j] = xx[j, i] = stats[f"__xx_{i}_{j}"]
     scale = np.sqrt(np.maximum(np.diag(xx), 1e-300))
     eig = np.linalg.eigvalsh(xx / np.outer(scale, scale))
     if eig[0] <= eig[-1] * k * np.finfo(float).eps * 1e3:
@@ -316,6 +326,14 @@ def _check_covariate_rank(rows: Any, xcols: list[str], covariates: list[str]) ->
             f"the covariate design ({' + '.join(covariates)}) is singular: some covariates "
             "are linear combinations of the others (or constant); drop or recode them"
         )
+
+
+def _cohort_labels(raw: np.ndarray, periods: np.ndarray, plan: _CohortPlan,
+                   spec: DidSpec) -> list[float]:
+    """The recoded cohort values (``inf`` = never treated) present in the data."""
+    recoded = {math.inf if (g == 0 or g > periods[-1] + spec.anticipation
+                            or g in plan.to_never) else float(g) for g in raw}
+    return sorted(recoded - set(plan.dropped))
 
 
 def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
