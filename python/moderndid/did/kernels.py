@@ -34,6 +34,7 @@ from moderndid.did.estimators import (
 from moderndid.engine.partial import Partial, reduce_by_key
 
 BOOTSTRAP_BLOCK = 128  # draws generated at once, bounds the (rows x draws) mask in memory
+MOMENT_BLOCK_ROWS = 65_536  # rows whose influence functions are held at once
 
 
 @dataclass
@@ -238,8 +239,20 @@ def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
 
     ``z_i = (phi_i for every cell, w_i 1{G_i = g} for every treated cohort, 1)``: every
     `aggte` aggregation (including the correction for estimated cohort shares) is a linear
-    combination of it, so these sums are all inference needs.
+    combination of it, so these sums are all inference needs. Large partitions are processed
+    in blocks of rows, which bounds the memory of the ``(rows, cells)`` matrix.
     """
+    n_rows = part["G"].shape[0]
+    if state.kind == "unbalanced" or n_rows <= MOMENT_BLOCK_ROWS:
+        return _moments_block(part, state)
+    result = Partial()
+    for lo in range(0, n_rows, MOMENT_BLOCK_ROWS):
+        block = {name: arr[lo: lo + MOMENT_BLOCK_ROWS] for name, arr in part.items()}
+        result = result.combine(_moments_block(block, state))
+    return result
+
+
+def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     phi = influence_rows(part, state)
     G, w, key = unit_table(part, state.kind)
     n_units = G.shape[0]

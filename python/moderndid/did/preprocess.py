@@ -221,10 +221,16 @@ def _check_design_rank(x: np.ndarray, names: list[str]) -> None:
     """Refuse covariates that are collinear over the whole sample, naming them."""
     if x.shape[1] == 1:
         return
-    scale = np.sqrt(np.maximum((x * x).mean(axis=0), 1e-300))
-    _, r, piv = scipy.linalg.qr(x / scale, mode="economic", pivoting=True)
+    # Work on the k x k cross-product (not the n x k design, which costs a pass over all
+    # rows per Householder step): a square root of X'X has the column dependencies of X.
+    xx = x.T @ x
+    scale = np.sqrt(np.maximum(np.diag(xx), 1e-300))
+    values, vectors = np.linalg.eigh(xx / np.outer(scale, scale))
+    root = np.sqrt(np.clip(values, 0.0, None))[:, None] * vectors.T
+    _, r, piv = scipy.linalg.qr(root, pivoting=True)
     diag = np.abs(np.diag(r))
-    rank = int((diag > diag[0] * x.shape[1] * np.finfo(float).eps * 1e3).sum())
+    # Forming X'X costs half the digits, so the threshold sits above sqrt(eps).
+    rank = int((diag > diag[0] * 1e-7).sum())
     if rank < x.shape[1]:
         culprits = [names[j] for j in piv[rank:]]
         raise SingularDesignError(
