@@ -89,6 +89,14 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (BLAS included)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _proc_status_bytes(field: str) -> int | None:
     try:
         with open("/proc/self/status") as fh:
@@ -110,6 +118,7 @@ def _tolist(x):
 
 def _child(variant: str, data_path: str, result_path: str) -> None:
     rss_start = _maxrss_bytes()
+    load_start = os.getloadavg()[0]
     # Import everything the estimation needs before the clock starts.
     import numpy as np
     import pandas as pd
@@ -125,6 +134,7 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
         elif variant != "moderndid":
             raise SystemExit(f"unknown variant {variant}")
         lib_version = moderndid.__version__
+        lib_file = moderndid.__file__
     else:
         import contextlib
         import io
@@ -133,6 +143,7 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
         from csdid.att_gt import ATTgt
 
         boot = variant == "csdid_boot"
+        lib_file = csdid.__file__
         lib_version = getattr(csdid, "__version__", "?")
         try:
             from importlib.metadata import version
@@ -151,6 +162,7 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
 
     aggs: dict = {}
     if variant.startswith("moderndid"):
+        c0 = _cpu_seconds()
         t0 = time.perf_counter()
         res = moderndid.att_gt(df, "y", "time", "id", "group", xformla=MD_XFORMLA,
                                est_method="dr", **fit_kwargs)
@@ -159,6 +171,7 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
         for ty in AGG_TYPES:
             agg_objs[ty] = moderndid.aggte(res, type=ty)
         t_est = time.perf_counter() - t0
+        cpu_est = _cpu_seconds() - c0
         cells = {
             "group": _tolist(res.groups), "time": _tolist(res.times),
             "att": _tolist(res.att_gt), "se": _tolist(res.se_gt),
@@ -171,6 +184,7 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
             }
     else:
         sink = io.StringIO()  # csdid prints its aggte summaries
+        c0 = _cpu_seconds()
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(sink):
             obj = ATTgt(yname="y", gname="group", idname="id", tname="time",
@@ -183,6 +197,7 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
                 obj.aggte(typec=ty)
                 agg_objs[ty] = obj.atte
         t_est = time.perf_counter() - t0
+        cpu_est = _cpu_seconds() - c0
         r = obj.results
         cells = {
             "group": _tolist(r["group"]), "time": _tolist(r["year"]),
@@ -200,7 +215,9 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
         "variant": variant, "lib_version": lib_version,
         "python": platform.python_version(), "numpy": np.__version__,
         "pandas": pd.__version__,
+        "lib_file": lib_file,
         "t_read": t_read, "t_fit": t_fit, "t_aggte": t_est - t_fit, "t_estimate": t_est,
+        "cpu_estimate": cpu_est, "load_start": load_start, "load_end": os.getloadavg()[0],
         "frame_bytes": frame_bytes, "n_rows": len(df),
         "rss_start": rss_start, "rss_imports": rss_imports,
         "rss_after_read": rss_after_read, "vmrss_after_read": cur_after_read,
@@ -219,7 +236,7 @@ def _data_path(n: int) -> Path:
     return DATA_DIR / f"did_scalable_n{n}_seed{SEED}.parquet"
 
 
-def ensure_data(n: int) -> Path:
+def ensure_data(n: int, env: dict | None = None) -> Path:
     """Generate the Parquet file once, in a subprocess (the parent stays small)."""
     path = _data_path(n)
     if path.exists():
@@ -234,7 +251,7 @@ def ensure_data(n: int) -> Path:
         "import os; os.replace(tmp, sys.argv[1])\n"
     )
     print(f"generating {path} ...", flush=True)
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True)
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
     return path
 
 
@@ -247,7 +264,35 @@ def find_csdid_python() -> str | None:
     return None
 
 
-def run_child(python: str, variant: str, data: Path, timeout: float) -> dict:
+def source_hash(root: Path) -> str:
+    """sha256 (first 12 hex digits) of the package's .py files, names included."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        if "__pycache__" in f.parts:
+            continue
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def snapshot_source(dest: Path) -> Path:
+    """Copy python/moderndid (as it is now) to ``dest``/moderndid.
+
+    Other people edit the package while benchmarks run; children import this frozen copy
+    (through PYTHONPATH, which precedes the editable install's path) so every run of every
+    variant measures the same code.
+    """
+    import shutil
+
+    shutil.copytree(REPO / "python" / "moderndid", dest / "moderndid",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+def run_child(python: str, variant: str, data: Path, timeout: float,
+              env: dict | None = None) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         result_path = fh.name
     try:
@@ -255,7 +300,7 @@ def run_child(python: str, variant: str, data: Path, timeout: float) -> dict:
         proc = subprocess.run(
             [python, str(Path(__file__).resolve()), "--child", variant,
              "--data", str(data), "--result", result_path],
-            capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
+            capture_output=True, text=True, timeout=timeout, cwd=str(REPO), env=env,
         )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
@@ -292,8 +337,8 @@ def _max_abs_diff(a, b) -> float:
 def compare(ref: dict, other: dict) -> dict:
     """Max |differences| of cells (matched by (group, time)) and aggregations."""
     rc, oc = ref["cells"], other["cells"]
-    rkey = {(g, t): i for i, (g, t) in enumerate(zip(rc["group"], rc["time"], strict=False))}
-    okey = {(g, t): i for i, (g, t) in enumerate(zip(oc["group"], oc["time"], strict=False))}
+    rkey = {(g, t): i for i, (g, t) in enumerate(zip(rc["group"], rc["time"], strict=True))}
+    okey = {(g, t): i for i, (g, t) in enumerate(zip(oc["group"], oc["time"], strict=True))}
     common = [k for k in rkey if k in okey]
     ri = [rkey[k] for k in common]
     oi = [okey[k] for k in common]
@@ -353,16 +398,6 @@ def machine_info() -> dict:
         info["git"] = rev + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
     except OSError:
         info["git"] = "?"
-    try:
-        import hashlib
-
-        h = hashlib.sha256()
-        for f in sorted((REPO / "python" / "moderndid").rglob("*.py")):
-            h.update(str(f.relative_to(REPO)).encode())
-            h.update(f.read_bytes())
-        info["moderndid_source_sha256"] = h.hexdigest()[:12]
-    except OSError:
-        info["moderndid_source_sha256"] = "?"
     return info
 
 
@@ -386,6 +421,8 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
             "fit_best": min(r["t_fit"] for r in rs),
             "fit_median": statistics.median(r["t_fit"] for r in rs),
             "aggte_median": statistics.median(r["t_aggte"] for r in rs),
+            "cpu_best": min(r["cpu_estimate"] for r in rs),
+            "cpu_median": statistics.median(r["cpu_estimate"] for r in rs),
             "read_best": min(r["t_read"] for r in rs),
             "read_median": statistics.median(r["t_read"] for r in rs),
             "proc_median": statistics.median(r["t_process"] for r in rs),
@@ -396,6 +433,9 @@ def summarise(runs: dict[str, list[dict]]) -> dict[str, dict]:
             "vmhwm_peak": max((r["vmhwm_peak"] or 0) for r in rs),
             "frame_bytes": rs[0]["frame_bytes"],
             "all_est": est,
+            "all_cpu": [r["cpu_estimate"] for r in rs],
+            "all_load": [r["load_start"] for r in rs],
+            "vmrss_after_read": max((r["vmrss_after_read"] or 0) for r in rs),
         }
         s["rss_increment"] = max(r["rss_peak"] - r["rss_after_read"] for r in rs)
         s["lib"] = f"{rs[0]['lib_version']} (py {rs[0]['python']}, numpy {rs[0]['numpy']}, pandas {rs[0]['pandas']})"
@@ -427,8 +467,10 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
     lines.append("")
     lines.append(
         f"Each variant ran {args.repeats} times, each in a fresh process, variants "
-        "interleaved. *estimate* = `att_gt` + the four `aggte` calls (simple, dynamic, group, "
-        "calendar), imports excluded; *read* = `pd.read_parquet`; *process* = the child's "
+        "interleaved. *estimate* = wall time of `att_gt` + the four `aggte` calls (simple, "
+        "dynamic, group, calendar), imports excluded; *CPU* = user + system CPU time of the "
+        "same span (all threads; less sensitive than wall time to other load on a shared "
+        "machine); *read* = `pd.read_parquet`; *process* = the child's "
         "whole wall time incl. interpreter start-up and imports. Peak RSS = "
         "`getrusage(RUSAGE_SELF).ru_maxrss` at the end of the child (max over runs); "
         "*after imports* / *after read* = the same before reading the file and right after "
@@ -436,14 +478,16 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
         "Times in seconds, memory in MiB; *frame* = the input DataFrame's in-memory size."
     )
     lines.append("")
-    hdr = ("| variant | estimate best | estimate median | att_gt median | aggte median "
-           "| read median | process median | peak RSS | RSS after imports | RSS after read "
-           "| increment | peak / frame | (peak − imports) / frame | increment / frame |")
+    hdr = ("| variant | estimate best | estimate median | CPU best | CPU median | att_gt median "
+           "| aggte median | read median | process median | peak RSS | RSS after imports "
+           "| RSS after read | increment | peak / frame | (peak − imports) / frame "
+           "| increment / frame |")
     lines.append(hdr)
     lines.append("|" + "---|" * (hdr.count("|") - 1))
     for v, s in summ.items():
         lines.append(
-            f"| {v} | {s['est_best']:.2f} | {s['est_median']:.2f} | {s['fit_median']:.2f} "
+            f"| {v} | {s['est_best']:.2f} | {s['est_median']:.2f} | {s['cpu_best']:.2f} "
+            f"| {s['cpu_median']:.2f} | {s['fit_median']:.2f} "
             f"| {s['aggte_median']:.2f} | {s['read_median']:.2f} | {s['proc_median']:.2f} "
             f"| {_mb(s['rss_peak'])} | {_mb(s['rss_imports'])} | {_mb(s['rss_after_read'])} "
             f"| {_mb(s['rss_increment'])} | {s['rss_peak'] / s['frame_bytes']:.2f} "
@@ -451,8 +495,12 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
             f"| {s['rss_increment'] / s['frame_bytes']:.2f} |"
         )
     lines.append("")
-    lines.append("All estimate times (s): " + "; ".join(
-        f"{v}: " + ", ".join(f"{t:.2f}" for t in s["all_est"]) for v, s in summ.items()))
+    lines.append("Per run, estimate wall / CPU seconds [1-min load average at child start]:")
+    lines.append("")
+    for v, s in summ.items():
+        lines.append(f"- {v}: " + ", ".join(
+            f"{t:.2f} / {c:.2f} [{ld:.1f}]"
+            for t, c, ld in zip(s["all_est"], s["all_cpu"], s["all_load"], strict=True)))
     lines.append("")
     if "moderndid" in summ and "csdid" in summ:
         md, cs = summ["moderndid"], summ["csdid"]
@@ -464,6 +512,8 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
                      f"| {md['est_best'] / cs['est_best']:.2f} | ≤ 0.5 |")
         lines.append(f"| estimate, median (s) | {md['est_median']:.2f} | {cs['est_median']:.2f} "
                      f"| {md['est_median'] / cs['est_median']:.2f} | ≤ 0.5 |")
+        lines.append(f"| estimate CPU, best (s) | {md['cpu_best']:.2f} | {cs['cpu_best']:.2f} "
+                     f"| {md['cpu_best'] / cs['cpu_best']:.2f} | |")
         lines.append(f"| peak RSS (MiB) | {_mb(md['rss_peak'])} | {_mb(cs['rss_peak'])} "
                      f"| {md['rss_peak'] / cs['rss_peak']:.2f} | |")
         lines.append(f"| peak RSS / input frame | {md['rss_peak'] / md['frame_bytes']:.2f} "
@@ -499,7 +549,11 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
     lines.append("Memory check: ru_maxrss at child start (before imports), max over runs: " +
                  ", ".join(f"{v} {_mb(s['rss_start'])} MiB" for v, s in summ.items()) +
                  "; VmHWM at the end: " +
-                 ", ".join(f"{v} {_mb(s['vmhwm_peak'])} MiB" for v, s in summ.items()) + ".")
+                 ", ".join(f"{v} {_mb(s['vmhwm_peak'])} MiB" for v, s in summ.items()) +
+                 ". Current RSS (VmRSS) right after reading, max over runs: " +
+                 ", ".join(f"{v} {_mb(s['vmrss_after_read'])} MiB" for v, s in summ.items()) +
+                 " (the ru_maxrss baseline after reading also holds the reader's transient "
+                 "peak: Arrow table + pandas copy).")
     lines.append("")
     if errors:
         lines.append("## Problems")
@@ -518,6 +572,9 @@ def main(argv=None) -> int:
                    help=f"comma-separated subset of {','.join(ALL_VARIANTS)}")
     p.add_argument("--timeout", type=float, default=3600, help="per-run timeout (s)")
     p.add_argument("--out", default=None, help="report path (default results/att_gt_<date>.md)")
+    p.add_argument("--no-snapshot", action="store_true",
+                   help="import moderndid from the working tree in every run instead of a "
+                        "copy taken at start (the tree may change during the run)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
@@ -534,7 +591,20 @@ def main(argv=None) -> int:
     if bad:
         p.error(f"unknown variants {bad}")
 
-    data_path = ensure_data(args.n)
+    md_env = None
+    snap_dir = None
+    if args.no_snapshot:
+        src_note = (f"working tree python/moderndid (not frozen), sha256 at start "
+                    f"{source_hash(REPO / 'python' / 'moderndid')}")
+    else:
+        snap_dir = Path(tempfile.mkdtemp(prefix="moderndid-bench-src-"))
+        snapshot_source(snap_dir)
+        md_env = dict(os.environ)
+        md_env["PYTHONPATH"] = os.pathsep.join(
+            [str(snap_dir), *filter(None, [os.environ.get("PYTHONPATH")])])
+        src_note = (f"copy of python/moderndid taken at start, sha256 "
+                    f"{source_hash(snap_dir / 'moderndid')}")
+    data_path = ensure_data(args.n, md_env)
     pythons = {}
     errors: list[str] = []
     cs_py = find_csdid_python()
@@ -555,7 +625,8 @@ def main(argv=None) -> int:
                 continue
             print(f"[{rep + 1}/{args.repeats}] {v} ...", end=" ", flush=True)
             try:
-                r = run_child(pythons[v], v, data_path, args.timeout)
+                r = run_child(pythons[v], v, data_path, args.timeout,
+                              md_env if v.startswith("moderndid") else None)
             except subprocess.TimeoutExpired:
                 errors.append(f"{v}: run {rep + 1} timed out after {args.timeout:.0f}s")
                 failed.add(v)
@@ -573,6 +644,14 @@ def main(argv=None) -> int:
                 warn = r["stderr_tail"].strip().splitlines()
                 errors.append(f"{v} wrote to stderr (last lines): " + " | ".join(warn[-3:]))
 
+    if snap_dir is not None:
+        md_files = {r["lib_file"] for v, rs in runs.items() if v.startswith("moderndid")
+                    for r in rs}
+        if any(not f.startswith(str(snap_dir)) for f in md_files):
+            errors.append(f"moderndid was not imported from the snapshot: {sorted(md_files)}")
+        import shutil
+
+        shutil.rmtree(snap_dir, ignore_errors=True)
     summ = summarise(runs)
     comps = {}
     if runs.get("moderndid"):
@@ -583,7 +662,9 @@ def main(argv=None) -> int:
         if len(runs["moderndid"]) > 1:
             comps["moderndid (run 2 vs run 1)"] = compare(ref, runs["moderndid"][1])
 
-    report = render(args, command, machine_info(), data_path, runs, summ, comps, errors)
+    info = machine_info()
+    info["moderndid source"] = src_note
+    report = render(args, command, info, data_path, runs, summ, comps, errors)
     out = Path(args.out) if args.out else RESULTS_DIR / f"att_gt_{_dt.date.today().isoformat()}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report + "\n")

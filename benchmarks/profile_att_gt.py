@@ -92,6 +92,8 @@ def main(argv=None) -> int:
         f"moderndid {moderndid.__version__}, python {platform.python_version()}, "
         f"numpy {np.__version__}, pandas {pd.__version__}",
         "machine: " + ", ".join(f"{k}={v}" for k, v in info.items()),
+        f"moderndid imported from {Path(moderndid.__file__).parent}, source sha256 "
+        f"{bench.source_hash(Path(moderndid.__file__).parent)}",
         f"wall time under the profiler: att_gt {t_fit:.2f} s, 4 x aggte {t_agg:.3f} s "
         "(profiling overhead included)",
         "",

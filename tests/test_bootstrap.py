@@ -136,7 +136,15 @@ def test_pointwise_without_cband_or_without_bootstrap():
     assert analytic.estimation_params["cband"] is False
     assert not analytic.uniform_bands
     assert analytic.critical_value == pytest.approx(Z975, abs=1e-12)
+    # As in R `did`, aggte still reports a simultaneous band for the event study when
+    # cband=True (here from Gaussian multiplier draws, seeded by the fit: reproducible).
     dyn = aggte(analytic, type="dynamic")
+    assert dyn.estimation_params["cband"] is True
+    assert np.all(dyn.critical_values > Z975)
+    np.testing.assert_array_equal(dyn.critical_values,
+                                  aggte(analytic, type="dynamic").critical_values)
+    no_band = att_gt(moderndid.load_mpdta(), *MPDTA_ARGS, boot=False, cband=False)
+    dyn = aggte(no_band, type="dynamic")
     np.testing.assert_allclose(dyn.critical_values, Z975, rtol=1e-12)
 
 

@@ -231,6 +231,9 @@ def aggte(
         overall = float(np.mean(estimates))
         c_overall = np.mean(np.array(vectors), axis=0)
 
+    if random_state is None:
+        # Draws aggte makes itself reuse the fit's seed, so results reproduce by default.
+        random_state = params.get("random_state")
     draws = _draws(moments, boot, biters, random_state)
     overall_se = _se(moments.gram, c_overall, draws)
     result_kwargs: dict[str, Any] = {}

@@ -5,6 +5,7 @@ Importing this module does not import pyspark; the functions do.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from moderndid.spark.session import configure, jar_path
@@ -72,6 +73,9 @@ def spark_att_gt(
 
     if backend not in (None, "numpy"):
         raise InvalidOptionError(f"backend must be None or 'numpy' on Spark, got {backend!r}")
+    if n_jobs not in (1, None):
+        logging.getLogger("moderndid").info(
+            "moderndid: n_jobs=%s is ignored on Spark (the session's parallelism applies)", n_jobs)
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
         control_group=control_group, anticipation=anticipation, base_period=base_period,

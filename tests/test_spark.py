@@ -1,0 +1,406 @@
+"""The Spark engine against the in-memory engine: same numbers (1e-10) for every option.
+
+Every test here shares the session-scoped ``spark`` fixture of ``conftest.py`` (one local
+JVM for the whole run). Each Spark ``att_gt`` takes one to a few seconds on two cores, so
+the specifications below combine options: together they cover every estimator, control
+group, base period, anticipation, weights, clustering (analytic and bootstrap), the
+bootstrap, balanced / unbalanced panels, repeated cross sections and covariates (time
+invariant and time varying), with about fifteen Spark fits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pyspark", reason="pyspark is not installed")
+if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    pytest.skip("no Java runtime (java / JAVA_HOME) for a local Spark session",
+                allow_module_level=True)
+
+import moderndid  # noqa: E402
+from moderndid import MPResult, aggte, att_gt  # noqa: E402
+from moderndid.errors import (  # noqa: E402
+    ColumnNotFoundError,
+    ColumnTypeError,
+    DataStructureError,
+    InvalidOptionError,
+    MissingValuesError,
+)
+
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+]
+
+TOL = 1e-10
+AGG_TYPES = ("simple", "dynamic", "group", "calendar")
+MPDTA = dict(yname="lemp", tname="year", idname="countyreal", gname="first.treat")
+GEN = dict(yname="y", tname="time", idname="id", gname="group")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _mpdta() -> pd.DataFrame:
+    """mpdta plus a weight and a state cluster (both constant within county) and a
+    time-varying covariate."""
+    pdf = moderndid.load_mpdta()
+    pdf["w"] = 1.0 + (pdf["countyreal"] % 4) * 0.5
+    pdf["cluster"] = pdf["countyreal"] // 1000  # state FIPS code: 29 clusters
+    rng = np.random.default_rng(20)
+    pdf["xtv"] = rng.normal(size=len(pdf))
+    return pdf
+
+
+def _unbalanced(pdf: pd.DataFrame) -> pd.DataFrame:
+    """mpdta without 150 random (county, year) rows."""
+    rng = np.random.default_rng(5)
+    drop = rng.choice(len(pdf), size=150, replace=False)
+    return pdf.drop(index=pdf.index[drop]).reset_index(drop=True)
+
+
+def _gen() -> pd.DataFrame:
+    return moderndid.gen_did_scalable(n=400, n_periods=5, n_cohorts=2, n_covariates=4,
+                                      random_state=3)["data"]
+
+
+@pytest.fixture(scope="module")
+def frames(spark) -> dict[str, tuple[pd.DataFrame, Any]]:
+    """name -> (pandas frame, the same data as a Spark DataFrame)."""
+    mpdta = _mpdta()
+    out = {}
+    for name, pdf in (("mpdta", mpdta), ("unbalanced", _unbalanced(mpdta)), ("gen", _gen())):
+        out[name] = (pdf, spark.createDataFrame(pdf))
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def close(actual: Any, expected: Any, what: str) -> None:
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64),
+                               np.asarray(expected, dtype=np.float64),
+                               rtol=TOL, atol=TOL, err_msg=what)
+
+
+def assert_same(spark_res: MPResult, mem_res: MPResult) -> None:
+    """Spark and in-memory results agree: cells, inference and every aggregation."""
+    assert isinstance(spark_res, MPResult)
+    assert spark_res.estimation_params["engine"] == "spark"
+    assert mem_res.estimation_params["engine"] == "in-memory"
+    np.testing.assert_array_equal(spark_res.groups, mem_res.groups)
+    np.testing.assert_array_equal(spark_res.times, mem_res.times)
+    assert np.isfinite(spark_res.att_gt).any()
+    close(spark_res.att_gt, mem_res.att_gt, "att_gt")
+    close(spark_res.se_gt, mem_res.se_gt, "se_gt")
+    close(spark_res.vcov_analytical, mem_res.vcov_analytical, "vcov_analytical")
+    close(spark_res.critical_value, mem_res.critical_value, "critical_value")
+    for name in ("wald_stat", "wald_pvalue"):
+        a, b = getattr(spark_res, name), getattr(mem_res, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            close(a, b, name)
+    assert spark_res.n_units == mem_res.n_units
+    close(spark_res.moments.gram, mem_res.moments.gram, "moments.gram")
+    if mem_res.moments.boot is not None:
+        close(spark_res.moments.boot, mem_res.moments.boot, "moments.boot")
+    skip = {"engine"}
+    sp = {k: v for k, v in spark_res.estimation_params.items() if k not in skip}
+    mp = {k: v for k, v in mem_res.estimation_params.items() if k not in skip}
+    assert sp == mp
+
+    na_rm = not np.isfinite(mem_res.att_gt).all()
+    for kind in AGG_TYPES:
+        a = aggte(spark_res, type=kind, na_rm=na_rm, random_state=0)
+        b = aggte(mem_res, type=kind, na_rm=na_rm, random_state=0)
+        assert math.isfinite(b.overall_att)
+        close(a.overall_att, b.overall_att, f"{kind} overall_att")
+        close(a.overall_se, b.overall_se, f"{kind} overall_se")
+        if kind == "simple":
+            continue
+        np.testing.assert_array_equal(a.event_times, b.event_times)
+        close(a.att_by_event, b.att_by_event, f"{kind} att_by_event")
+        close(a.se_by_event, b.se_by_event, f"{kind} se_by_event")
+        close(a.critical_values, b.critical_values, f"{kind} critical_values")
+
+
+def fit_both(frames: dict, data: str, columns: dict, **kwargs: Any
+             ) -> tuple[MPResult, MPResult]:
+    pdf, sdf = frames[data]
+    kwargs.setdefault("random_state", 1)  # also seeds nothing random without bootstrap
+    return att_gt(sdf, **columns, **kwargs), att_gt(pdf, **columns, **kwargs)
+
+
+# --------------------------------------------------------------------------- parity
+
+CLUSTERS = ["countyreal", "cluster"]
+SPECS = {
+    # est_method x control group x base period x anticipation x weights x clustering,
+    # each option in at least one specification.
+    "dr-never-lpop": ("mpdta", MPDTA, dict(xformla="~ lpop")),
+    "dr-never-nocov-3parts": ("mpdta", MPDTA, dict(n_partitions=3)),
+    "ipw-notyet-anticipation-lpop": (
+        "mpdta", MPDTA,
+        dict(est_method="ipw", control_group="notyettreated", anticipation=1, xformla="~ lpop")),
+    "reg-universal-weights-cluster": (
+        "mpdta", MPDTA,
+        dict(est_method="reg", base_period="universal", weightsname="w", clustervars=CLUSTERS,
+             xformla="~ lpop")),
+    "dr-boot-weights-notyet": (
+        "mpdta", MPDTA,
+        dict(boot=True, biters=299, random_state=11, weightsname="w",
+             control_group="notyettreated")),
+    "dr-boot-cluster-universal-lpop": (
+        "mpdta", MPDTA,
+        dict(boot=True, biters=299, random_state=12, clustervars=CLUSTERS, xformla="~ lpop",
+             base_period="universal")),
+    "dr-timevarying-covariate": ("mpdta", MPDTA, dict(xformla="~ lpop + xtv")),
+    "rc-dr-boot-lpop": (
+        "mpdta", MPDTA,
+        dict(panel=False, xformla="~ lpop", boot=True, biters=199, random_state=5)),
+    "rc-reg-weights-cluster-notyet": (
+        "mpdta", MPDTA,
+        dict(panel=False, est_method="reg", weightsname="w", clustervars=CLUSTERS,
+             control_group="notyettreated")),
+    "gen-dr-covariates": ("gen", GEN, dict(xformla="~ cov1 + cov2")),
+    "gen-ipw-notyet-cluster-boot": (
+        "gen", GEN,
+        dict(xformla="~ cov1 + cov2", est_method="ipw", control_group="notyettreated",
+             clustervars=["id", "cluster"], boot=True, biters=199, random_state=4)),
+}
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_parity(frames, name):
+    data, columns, kwargs = SPECS[name]
+    assert_same(*fit_both(frames, data, columns, **kwargs))
+
+
+UNBALANCED_BUG = (
+    "moderndid.spark.unit_table.partition_from_units (unbalanced kind) reshapes the "
+    "covariates (intercept + k columns) to (n, 1, k): ValueError 'cannot reshape array' on "
+    "every allow_unbalanced_panel=True fit of an unbalanced panel on Spark"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=UNBALANCED_BUG)
+@pytest.mark.parametrize("kwargs", [
+    dict(allow_unbalanced_panel=True, xformla="~ lpop"),
+    dict(allow_unbalanced_panel=True, est_method="ipw", clustervars=CLUSTERS, boot=True,
+         biters=199, random_state=8, control_group="notyettreated"),
+], ids=["dr-lpop", "ipw-cluster-boot-notyet"])
+def test_parity_unbalanced_panel(frames, kwargs):
+    spark_res, mem_res = fit_both(frames, "unbalanced", MPDTA, **kwargs)
+    assert spark_res.estimation_params["data_kind"] == "unbalanced"
+    assert_same(spark_res, mem_res)
+
+
+def test_unbalanced_panel_is_balanced_with_a_warning(frames):
+    pdf, sdf = frames["unbalanced"]
+    with pytest.warns(UserWarning, match=r"Dropped \d+ of 500 units not observed in all 5"):
+        spark_res = att_gt(sdf, **MPDTA, est_method="reg", random_state=1)
+    with pytest.warns(UserWarning, match=r"Dropped \d+ of 500 units not observed in all 5"):
+        mem_res = att_gt(pdf, **MPDTA, est_method="reg", random_state=1)
+    assert spark_res.estimation_params["data_kind"] == "panel"
+    assert spark_res.n_units < 500
+    assert_same(spark_res, mem_res)
+
+
+def test_spark_att_gt_with_explicit_session(spark, frames):
+    from moderndid.spark import spark_att_gt
+
+    pdf, sdf = frames["mpdta"]
+    spark_res = spark_att_gt(sdf, **MPDTA, est_method="ipw", random_state=1, spark=spark)
+    assert type(spark_res) is MPResult
+    assert spark_res.estimation_params["engine"] == "spark"
+    assert_same(spark_res, att_gt(pdf, **MPDTA, est_method="ipw", random_state=1))
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def test_the_jar_is_on_the_test_session_classpath(spark):
+    from moderndid.spark.session import jar_path, register_aggregators
+
+    if jar_path() is None:
+        pytest.skip("the moderndid jar is not built (python scripts/build_jar.py)")
+    assert register_aggregators(spark) is True
+
+
+def test_jarless_reductions_give_the_same_numbers(frames, monkeypatch):
+    """Without the Scala aggregators, partial sums (plain, keyed by cluster, maxima) are
+    reduced by Spark SQL: the numbers do not change."""
+    import moderndid.spark.executor as executor_module
+    import moderndid.spark.session as session_module
+
+    seen: list[bool] = []
+    original = executor_module.SparkExecutor.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen.append(self.jvm_aggregators)
+
+    monkeypatch.setattr(session_module, "register_aggregators", lambda spark: False)
+    monkeypatch.setattr(executor_module.SparkExecutor, "__init__", spy)
+    spark_res, mem_res = fit_both(
+        frames, "mpdta", MPDTA, xformla="~ lpop", clustervars=CLUSTERS, boot=True, biters=99,
+        random_state=3)
+    assert seen == [False]
+    assert_same(spark_res, mem_res)
+
+
+def test_jarless_executor_with_fit_att_gt(spark, frames):
+    """SparkExecutor(jvm_aggregators=False) driven by fit_att_gt directly."""
+    from moderndid.did.att_gt import build_mp_result, validate_options
+    from moderndid.did.fit import fit_att_gt
+    from moderndid.did.preprocess import DidSpec
+    from moderndid.spark.executor import SparkExecutor
+    from moderndid.spark.prepare import prepare_spark
+
+    pdf, sdf = frames["gen"]
+    opts = validate_options(alpha=0.05, cband=True, boot=False, biters=1000, est_method="dr",
+                            control_group="notyettreated", anticipation=0,
+                            base_period="varying", random_state=1, backend=None,
+                            collect_influence=False)
+    spec = DidSpec(yname="y", tname="time", idname="id", gname="group",
+                   xformla="~ cov1 + cov2", weightsname=None, clustervars=[], panel=True,
+                   allow_unbalanced_panel=False, anticipation=0.0,
+                   control_group="notyettreated")
+    prepared = prepare_spark(sdf, spec, spark, 2)
+    try:
+        executor = SparkExecutor(spark, prepared.table, prepared.to_partition, False,
+                                 prepared.n_partitions)
+        out = fit_att_gt(prepared.meta, executor, opts)
+    finally:
+        prepared.table.unpersist()
+    spark_res = build_mp_result(out, prepared.meta, spec, opts, engine="spark")
+    mem_res = att_gt(pdf, **GEN, xformla="~ cov1 + cov2", control_group="notyettreated",
+                     random_state=1)
+    assert_same(spark_res, mem_res)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_missing_column(frames):
+    _, sdf = frames["mpdta"]
+    with pytest.raises(ColumnNotFoundError, match="lemp2"):
+        att_gt(sdf, "lemp2", "year", "countyreal", "first.treat")
+    with pytest.raises(ColumnNotFoundError, match="nope"):
+        att_gt(sdf, **MPDTA, xformla="~ lpop + nope")
+
+
+def test_string_outcome(frames):
+    from pyspark.sql import functions as F
+
+    _, sdf = frames["mpdta"]
+    with pytest.raises(ColumnTypeError, match="lemp_s"):
+        att_gt(sdf.withColumn("lemp_s", F.col("lemp").cast("string")),
+               "lemp_s", "year", "countyreal", "first.treat")
+
+
+@pytest.mark.parametrize("bad", ["nan", "null"])
+def test_missing_outcome(frames, bad):
+    from pyspark.sql import functions as F
+
+    _, sdf = frames["mpdta"]
+    value = F.lit(float("nan")) if bad == "nan" else F.lit(None).cast("double")
+    holed = sdf.withColumn(
+        "lemp", F.when((F.col("countyreal") == 8001) & (F.col("year") == 2005), value)
+        .otherwise(F.col("lemp")))
+    with pytest.raises(MissingValuesError, match="lemp"):
+        att_gt(holed, **MPDTA)
+
+
+def test_duplicated_unit_period_rows(frames):
+    from pyspark.sql import functions as F
+
+    _, sdf = frames["mpdta"]
+    extra = sdf.filter((F.col("countyreal") == 8019) & (F.col("year") == 2004))
+    with pytest.raises(DataStructureError, match=r"unit 8019 has more than one row"):
+        att_gt(sdf.unionByName(extra), **MPDTA)
+
+
+def test_group_varying_within_unit(frames):
+    from pyspark.sql import functions as F
+
+    _, sdf = frames["mpdta"]
+    bad = sdf.withColumn(
+        "first.treat",
+        F.when((F.col("countyreal") == 8001) & (F.col("year") == 2003), F.lit(2004))
+        .otherwise(F.col("`first.treat`")))
+    with pytest.raises(DataStructureError, match=r"group column 'first.treat' varies .* 8001"):
+        att_gt(bad, **MPDTA)
+
+
+def test_non_sum_formula(frames):
+    _, sdf = frames["mpdta"]
+    with pytest.raises(InvalidOptionError, match="sum of columns"):
+        att_gt(sdf, **MPDTA, xformla="~ I(lpop**2)")
+
+
+# --------------------------------------------------------------------------- driver memory
+
+COLLECTING = ("collect", "toPandas", "toArrow", "toLocalIterator", "take", "head", "first",
+              "tail", "_collect_as_arrow")
+
+
+def _count_rows(name: str, value: Any) -> int:
+    if value is None:
+        return 0
+    if name in ("head", "first") and not isinstance(value, list):
+        return 1  # a single Row
+    if hasattr(value, "num_rows"):  # pyarrow.Table
+        return int(value.num_rows)
+    try:
+        return len(value)
+    except TypeError:
+        return -1  # unknown: the assertions below name the method instead
+
+
+def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
+    """Only column statistics and reduced partial sums are collected: a few rows per job,
+    never one per unit."""
+    from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
+
+    n_units = 3000
+    pdf = moderndid.gen_did_scalable(n=n_units, n_periods=4, n_cohorts=2, n_covariates=4,
+                                     random_state=1)["data"]
+    sdf = spark.createDataFrame(pdf)
+    assert isinstance(sdf, ClassicDataFrame)
+    calls: list[tuple[str, int]] = []
+
+    def wrap(name: str, method: Any) -> Any:
+        def wrapper(self, *args, **kwargs):
+            value = method(self, *args, **kwargs)
+            if name == "toLocalIterator":
+                rows = list(value)
+                calls.append((name, len(rows)))
+                return iter(rows)
+            calls.append((name, _count_rows(name, value)))
+            return value
+        return wrapper
+
+    for name in COLLECTING:
+        method = getattr(ClassicDataFrame, name, None)
+        if method is not None:
+            monkeypatch.setattr(ClassicDataFrame, name, wrap(name, method))
+    res = att_gt(sdf, **GEN, xformla="~ cov1 + cov2", clustervars=["id", "cluster"],
+                 boot=True, biters=99, random_state=2)
+    monkeypatch.undo()
+
+    assert res.estimation_params["engine"] == "spark"
+    assert res.n_units == n_units
+    names = [name for name, _ in calls]
+    assert "collect" in names
+    for forbidden in ("toPandas", "toArrow", "toLocalIterator", "_collect_as_arrow"):
+        assert forbidden not in names, calls
+    assert max(rows for _, rows in calls) < 200, calls
+    assert sum(rows for _, rows in calls) < 1000, calls
