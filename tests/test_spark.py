@@ -25,6 +25,7 @@ if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
                 allow_module_level=True)
 
 import moderndid  # noqa: E402
+from pyspark.errors import PythonException  # noqa: E402
 from moderndid import MPResult, aggte, att_gt  # noqa: E402
 from moderndid.errors import (  # noqa: E402
     ColumnNotFoundError,
@@ -67,8 +68,12 @@ def _unbalanced(pdf: pd.DataFrame) -> pd.DataFrame:
 
 
 def _gen() -> pd.DataFrame:
-    return moderndid.gen_did_scalable(n=400, n_periods=5, n_cohorts=2, n_covariates=4,
-                                      random_state=3)["data"]
+    """Generated panel with string copies of the unit id and the cluster."""
+    pdf = moderndid.gen_did_scalable(n=400, n_periods=5, n_cohorts=2, n_covariates=4,
+                                     random_state=3)["data"]
+    pdf["sid"] = "unit-" + pdf["id"].astype(str)
+    pdf["scluster"] = "c" + pdf["cluster"].astype(str)
+    return pdf
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +150,13 @@ SPECS = {
     # est_method x control group x base period x anticipation x weights x clustering,
     # each option in at least one specification.
     "dr-never-lpop": ("mpdta", MPDTA, dict(xformla="~ lpop")),
-    "dr-never-nocov-3parts": ("mpdta", MPDTA, dict(n_partitions=3)),
     "ipw-notyet-anticipation-lpop": (
         "mpdta", MPDTA,
         dict(est_method="ipw", control_group="notyettreated", anticipation=1, xformla="~ lpop")),
     "reg-universal-weights-cluster": (
         "mpdta", MPDTA,
         dict(est_method="reg", base_period="universal", weightsname="w", clustervars=CLUSTERS,
-             xformla="~ lpop")),
+             xformla="~ lpop", n_partitions=3)),
     "dr-boot-weights-notyet": (
         "mpdta", MPDTA,
         dict(boot=True, biters=299, random_state=11, weightsname="w",
@@ -170,10 +174,13 @@ SPECS = {
         dict(panel=False, est_method="reg", weightsname="w", clustervars=CLUSTERS,
              control_group="notyettreated")),
     "gen-dr-covariates": ("gen", GEN, dict(xformla="~ cov1 + cov2")),
-    "gen-ipw-notyet-cluster-boot": (
-        "gen", GEN,
+    "rc-ipw-no-idname": (
+        "mpdta", dict(MPDTA, idname=None), dict(panel=False, est_method="ipw")),
+    # String unit ids and clusters: the bootstrap multipliers are keyed by their hashes.
+    "gen-ipw-notyet-string-ids-cluster-boot": (
+        "gen", dict(GEN, idname="sid"),
         dict(xformla="~ cov1 + cov2", est_method="ipw", control_group="notyettreated",
-             clustervars=["id", "cluster"], boot=True, biters=199, random_state=4)),
+             clustervars=["sid", "scluster"], boot=True, biters=199, random_state=4)),
 }
 
 
@@ -190,7 +197,7 @@ UNBALANCED_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=UNBALANCED_BUG)
+@pytest.mark.xfail(strict=True, raises=PythonException, reason=UNBALANCED_BUG)
 @pytest.mark.parametrize("kwargs", [
     dict(allow_unbalanced_panel=True, xformla="~ lpop"),
     dict(allow_unbalanced_panel=True, est_method="ipw", clustervars=CLUSTERS, boot=True,
@@ -211,6 +218,56 @@ def test_unbalanced_panel_is_balanced_with_a_warning(frames):
     assert spark_res.estimation_params["data_kind"] == "panel"
     assert spark_res.n_units < 500
     assert_same(spark_res, mem_res)
+
+
+@pytest.mark.parametrize("control_group", ["nevertreated", "notyettreated"])
+def test_no_never_treated_units(frames, control_group):
+    """Without never-treated units the last cohort is the comparison group (R `did`)."""
+    pdf, sdf = frames["mpdta"]
+    pdf = pdf[pdf["first.treat"] > 0]
+    sdf = sdf.filter("`first.treat` > 0")
+    results = []
+    for data in (sdf, pdf):
+        with pytest.warns(UserWarning, match="No never-treated units: cohort 2007"):
+            results.append(att_gt(data, **MPDTA, control_group=control_group,
+                                  random_state=1))
+    assert results[0].times.max() == 2006
+    assert_same(*results)
+
+
+SMALL_GROUPS_BUG = (
+    "prepare_spark divides the per-cohort UNIT counts of an unbalanced panel by the number "
+    "of periods before the small-group check (_metadata: per_period = periods.size unless "
+    "kind == 'panel'), so Spark warns 'Small groups ... 2004 (4)' for mpdta's 20-unit 2004 "
+    "cohort (and would refuse never-treated groups of fewer than T * (k + 5) units), where "
+    "the in-memory engine does not"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=SMALL_GROUPS_BUG)
+def test_unbalanced_panel_group_sizes_are_units(spark, frames):
+    """The small-group check counts units for unbalanced panels, as in memory.
+
+    Runs prepare_spark only (the fit itself hits the partition_from_units bug above).
+    """
+    import warnings
+
+    from moderndid.did.preprocess import DidSpec, prepare_did
+    from moderndid.spark.prepare import prepare_spark
+
+    pdf, sdf = frames["unbalanced"]
+    spec = DidSpec(yname="lemp", tname="year", idname="countyreal", gname="first.treat",
+                   xformla="~ lpop", weightsname=None, clustervars=[], panel=True,
+                   allow_unbalanced_panel=True, anticipation=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        mem = prepare_did(pdf, spec)  # no warning in memory
+        prepared = prepare_spark(sdf, spec, spark, 2)
+    prepared.table.unpersist()
+    assert prepared.meta.kind == mem.kind == "unbalanced"
+    assert prepared.meta.n_units == mem.n_units
+    assert prepared.meta.n_obs == mem.n_obs
+    assert prepared.meta.cohort_counts == mem.cohort_counts
 
 
 def test_spark_att_gt_with_explicit_session(spark, frames):
@@ -265,7 +322,7 @@ def test_jarless_executor_with_fit_att_gt(spark, frames):
     from moderndid.spark.prepare import prepare_spark
 
     pdf, sdf = frames["gen"]
-    opts = validate_options(alpha=0.05, cband=True, boot=False, biters=1000, est_method="dr",
+    opts = validate_options(alpha=0.05, cband=True, boot=False, biters=1000, est_method="reg",
                             control_group="notyettreated", anticipation=0,
                             base_period="varying", random_state=1, backend=None,
                             collect_influence=False)
@@ -281,8 +338,8 @@ def test_jarless_executor_with_fit_att_gt(spark, frames):
     finally:
         prepared.table.unpersist()
     spark_res = build_mp_result(out, prepared.meta, spec, opts, engine="spark")
-    mem_res = att_gt(pdf, **GEN, xformla="~ cov1 + cov2", control_group="notyettreated",
-                     random_state=1)
+    mem_res = att_gt(pdf, **GEN, xformla="~ cov1 + cov2", est_method="reg",
+                     control_group="notyettreated", random_state=1)
     assert_same(spark_res, mem_res)
 
 
@@ -368,6 +425,7 @@ def _count_rows(name: str, value: Any) -> int:
 def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
     """Only column statistics and reduced partial sums are collected: a few rows per job,
     never one per unit."""
+    from pyspark.rdd import RDD
     from pyspark.sql.classic.dataframe import DataFrame as ClassicDataFrame
 
     n_units = 3000
@@ -380,7 +438,7 @@ def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
     def wrap(name: str, method: Any) -> Any:
         def wrapper(self, *args, **kwargs):
             value = method(self, *args, **kwargs)
-            if name == "toLocalIterator":
+            if name.endswith("toLocalIterator"):
                 rows = list(value)
                 calls.append((name, len(rows)))
                 return iter(rows)
@@ -392,6 +450,8 @@ def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
         method = getattr(ClassicDataFrame, name, None)
         if method is not None:
             monkeypatch.setattr(ClassicDataFrame, name, wrap(name, method))
+    for name in ("collect", "toLocalIterator", "take"):
+        monkeypatch.setattr(RDD, name, wrap(f"RDD.{name}", getattr(RDD, name)))
     res = att_gt(sdf, **GEN, xformla="~ cov1 + cov2", clustervars=["id", "cluster"],
                  boot=True, biters=99, random_state=2)
     monkeypatch.undo()
@@ -400,7 +460,8 @@ def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
     assert res.n_units == n_units
     names = [name for name, _ in calls]
     assert "collect" in names
-    for forbidden in ("toPandas", "toArrow", "toLocalIterator", "_collect_as_arrow"):
+    for forbidden in ("toPandas", "toArrow", "toLocalIterator", "_collect_as_arrow",
+                      "RDD.collect", "RDD.toLocalIterator", "RDD.take"):
         assert forbidden not in names, calls
     assert max(rows for _, rows in calls) < 200, calls
-    assert sum(rows for _, rows in calls) < 1000, calls
+    assert sum(rows for _, rows in calls) < 500, calls

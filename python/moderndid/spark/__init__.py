@@ -69,7 +69,11 @@ def spark_att_gt(
     from moderndid.errors import InvalidOptionError
     from moderndid.spark.executor import SparkExecutor
     from moderndid.spark.prepare import prepare_spark
-    from moderndid.spark.session import register_aggregators, resolve_session
+    from moderndid.spark.session import (
+        register_aggregators,
+        resolve_session,
+        translated_errors,
+    )
 
     if backend not in (None, "numpy"):
         raise InvalidOptionError(f"backend must be None or 'numpy' on Spark, got {backend!r}")
@@ -90,11 +94,12 @@ def spark_att_gt(
         anticipation=float(anticipation), control_group=control_group,
     )
     session = resolve_session(spark)
-    prepared = prepare_spark(data, spec, session, n_partitions)
-    try:
-        executor = SparkExecutor(session, prepared.table, prepared.to_partition,
-                                 register_aggregators(session), prepared.n_partitions)
-        out = fit_att_gt(prepared.meta, executor, opts)
-    finally:
-        prepared.table.unpersist()
+    with translated_errors():
+        prepared = prepare_spark(data, spec, session, n_partitions)
+        try:
+            executor = SparkExecutor(session, prepared.table, prepared.to_partition,
+                                     register_aggregators(session), prepared.n_partitions)
+            out = fit_att_gt(prepared.meta, executor, opts)
+        finally:
+            prepared.table.unpersist()
     return build_mp_result(out, prepared.meta, spec, opts, engine="spark")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,13 +45,20 @@ def jar_path() -> Path | None:
 def configure(builder: Any) -> Any:
     """Add the moderndid jar and recommended settings to a ``SparkSession.builder``.
 
-    Existing ``spark.jars`` entries are kept. Returns the builder, so calls chain::
+    Existing ``spark.jars`` entries are kept. For a local master (or none set), Python
+    workers are pointed at this interpreter, which has moderndid installed (Spark would
+    otherwise start the system Python). Returns the builder, so calls chain::
 
         spark = moderndid.spark.configure(SparkSession.builder.master("local[4]")).getOrCreate()
     """
+    options = getattr(builder, "_options", {})
+    master = str(options.get("spark.master", "local"))
+    if master.startswith("local") and "spark.pyspark.python" not in options:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
     jar = jar_path()
     if jar is not None:
-        existing = builder._options.get("spark.jars", "") if hasattr(builder, "_options") else ""
+        existing = options.get("spark.jars", "")
         jars = [j for j in existing.split(",") if j] + [str(jar)]
         builder = builder.config("spark.jars", ",".join(dict.fromkeys(jars)))
     return builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
@@ -103,3 +113,33 @@ def set_job_description(spark: Any, text: str | None) -> None:
         spark.sparkContext.setJobDescription(text)
     except Exception:  # pragma: no cover - never fail an estimation over a label
         pass
+
+
+class SparkEnvironmentError(ModernDiDError):
+    """Spark's Python workers cannot run moderndid (missing packages, wrong interpreter)."""
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn failures inside Spark's Python workers into moderndid's typed errors."""
+    try:
+        yield
+    except ModernDiDError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        if "ModuleNotFoundError" in text or "No module named" in text:
+            missing = re.search(r"No module named '([^']+)'", text)
+            raise SparkEnvironmentError(
+                f"Spark's Python workers cannot import {missing.group(1) if missing else 'a module'}"
+                f": they must run an interpreter with moderndid installed (this driver runs "
+                f"{sys.executable}); set PYSPARK_PYTHON or spark.pyspark.python, or use "
+                "moderndid.spark.configure(builder)"
+            ) from None
+        for name in ("SparkVersionError", "DataStructureError", "MissingValuesError",
+                     "InvalidOptionError", "ModernDiDError"):
+            found = re.search(rf"{name}: (.+)", text)
+            if found:
+                error = SparkVersionError if name == "SparkVersionError" else ModernDiDError
+                raise error(found.group(1).strip()) from None
+        raise

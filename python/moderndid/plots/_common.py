@@ -1,0 +1,251 @@
+"""Helpers shared by the plotting functions (no matplotlib import at module level)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from moderndid.errors import InvalidOptionError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.axes import Axes
+    from matplotlib.container import ErrorbarContainer
+    from matplotlib.figure import Figure
+
+INSTALL_HINT = (
+    "moderndid's plotting functions need matplotlib, an optional dependency: "
+    "pip install 'moderndid[plots]' (or pip install matplotlib)"
+)
+
+PRE_COLOR = "#1f77b4"
+POST_COLOR = "#d62728"
+PRE_MARKER = "o"
+POST_MARKER = "s"
+REF_COLOR = "0.25"
+ONSET_COLOR = "0.45"
+PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+)
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "p")
+
+ZERO_LINE_GID = "moderndid-zero-line"
+ONSET_LINE_GID = "moderndid-onset-line"
+OVERALL_LINE_GID = "moderndid-overall-line"
+OVERALL_BAND_GID = "moderndid-overall-band"
+
+MAX_EXPLICIT_TICKS = 25
+
+
+def require_matplotlib() -> None:
+    """Import matplotlib or raise an ``ImportError`` that says how to install it."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+
+
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure with constrained layout that is not registered with pyplot.
+
+    Building :class:`matplotlib.figure.Figure` directly keeps the plotting functions
+    free of global pyplot state and of interactive backends: they work headless, in
+    threads and in loops without accumulating open figures.
+    """
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def root_figure(ax: Axes) -> Figure:
+    """The top-level :class:`~matplotlib.figure.Figure` that holds ``ax``."""
+    from matplotlib.figure import Figure
+
+    fig: Any = ax.get_figure()
+    while fig is not None and not isinstance(fig, Figure):
+        fig = getattr(fig, "figure", None)  # SubFigure -> its parent
+    if fig is None:  # pragma: no cover - an Axes always belongs to a figure
+        raise InvalidOptionError("ax is not attached to a matplotlib figure")
+    return fig
+
+
+def normal_quantile(alpha: float) -> float:
+    """Two-sided pointwise critical value ``z_{1 - alpha/2}``."""
+    return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
+
+
+def alpha_of(result: Any) -> float:
+    """Significance level of a result (``alpha_level``, ``alpha`` or 0.05)."""
+    for name in ("alpha_level", "alpha"):
+        value = getattr(result, name, None)
+        if value is not None and not callable(value):
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                continue
+    params = getattr(result, "estimation_params", None) or {}
+    try:
+        return float(params.get("alpha", 0.05))
+    except (TypeError, ValueError, AttributeError):
+        return 0.05
+
+
+def band_note(alpha: float, uniform: bool) -> str:
+    """Legend title describing the intervals, e.g. ``"95% pointwise intervals"``."""
+    level = round(100.0 * (1.0 - alpha), 6)
+    kind = "simultaneous bands" if uniform else "pointwise intervals"
+    return f"{level:g}% {kind}"
+
+
+def fmt_label(value: Any) -> str:
+    """Group / time / event-time label: integral values print without decimals."""
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    try:
+        xf = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(xf):
+        return "NA"
+    if math.isinf(xf):
+        return "Inf" if xf > 0 else "-Inf"
+    return str(int(xf)) if xf.is_integer() else f"{xf:g}"
+
+
+def as_float(values: Any, name: str, n: int | None = None) -> np.ndarray:
+    """``values`` as a 1-D float array (host memory), optionally checked for length ``n``."""
+    if values is not None and hasattr(values, "get") and hasattr(
+        values, "__cuda_array_interface__"
+    ):
+        values = values.get()  # cupy -> numpy
+    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    if arr.ndim != 1:
+        raise InvalidOptionError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        if arr.shape[0] == 1:
+            return np.full(n, arr[0])
+        raise InvalidOptionError(f"{name} must have {n} entries, got {arr.shape[0]}")
+    return arr
+
+
+def half_widths(se: np.ndarray, crit: np.ndarray | float) -> np.ndarray:
+    """``crit * se`` (NaN where either is missing: the point is drawn without interval)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(crit, dtype=float) * se
+
+
+def set_integer_ticks(axis: Any, values: Sequence[float] | np.ndarray) -> None:
+    """Tick every value when there are few of them, else integer-only automatic ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    ticks = np.unique(np.asarray(values, dtype=float))
+    ticks = ticks[np.isfinite(ticks)]
+    if 0 < ticks.size <= MAX_EXPLICIT_TICKS and np.all(np.mod(ticks, 1) == 0):
+        axis.set_ticks(ticks, labels=[fmt_label(t) for t in ticks])
+    elif np.all(np.mod(ticks, 1) == 0):
+        axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def draw_points(
+    ax: Axes,
+    x: np.ndarray,
+    y: np.ndarray,
+    half: np.ndarray,
+    *,
+    color: Any,
+    marker: str,
+    label: str,
+    filled: bool = True,
+    horizontal: bool = False,
+    markersize: float = 6.0,
+) -> ErrorbarContainer:
+    """Point estimates with symmetric error bars ``y -/+ half`` (one errorbar container).
+
+    NaN half-widths give a point without an interval.
+    """
+    kwargs: dict[str, Any] = {
+        "fmt": marker,
+        "color": color,
+        "ecolor": color,
+        "markeredgecolor": color,
+        "markerfacecolor": color if filled else "white",
+        "markersize": markersize,
+        "elinewidth": 1.4,
+        "capsize": 3,
+        "capthick": 1.2,
+        "label": label,
+        "zorder": 3,
+    }
+    if horizontal:
+        return ax.errorbar(y, x, xerr=half, **kwargs)
+    return ax.errorbar(x, y, yerr=half, **kwargs)
+
+
+def zero_line(ax: Axes, *, vertical: bool = False) -> None:
+    """Solid reference line at 0."""
+    style: dict[str, Any] = {
+        "color": REF_COLOR,
+        "linewidth": 0.9,
+        "zorder": 1,
+        "gid": ZERO_LINE_GID,
+    }
+    if vertical:
+        ax.axvline(0.0, **style)
+    else:
+        ax.axhline(0.0, **style)
+
+
+def onset_line(ax: Axes, x: float) -> None:
+    """Dashed vertical line at treatment onset."""
+    ax.axvline(
+        x,
+        color=ONSET_COLOR,
+        linestyle="--",
+        linewidth=0.9,
+        zorder=1,
+        gid=ONSET_LINE_GID,
+    )
+
+
+def add_legend(
+    fig: Figure,
+    ax: Axes,
+    handles: Sequence[Any],
+    labels: Sequence[str],
+    *,
+    title: str | None,
+    outside: bool,
+    ncols: int,
+    side: Literal["lower center", "right upper"] = "lower center",
+) -> None:
+    """Legend below the axes (figures we created) or inside ``ax`` at the best spot.
+
+    Inside a new figure the legend goes outside the axes (``side``: ``"lower center"``
+    or ``"right upper"``), where it can never hide an estimate or an interval
+    (matplotlib's ``"best"`` location ignores error bars); on a caller's axes it stays
+    inside so that it cannot collide with their layout.
+    """
+    common: dict[str, Any] = {"title": title, "fontsize": "small", "title_fontsize": "small"}
+    if outside:
+        fig.legend(
+            handles,
+            labels,
+            loc="outside right upper" if side == "right upper" else "outside lower center",
+            ncols=max(1, min(ncols, len(labels))),
+            frameon=False,
+            **common,
+        )
+    else:
+        ax.legend(handles, labels, loc="best", framealpha=0.9, **common)

@@ -1,0 +1,174 @@
+"""Point-range plot of ``group`` and ``calendar`` aggregations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from moderndid.errors import InvalidOptionError
+from moderndid.plots._common import (
+    OVERALL_BAND_GID,
+    OVERALL_LINE_GID,
+    POST_COLOR,
+    PRE_COLOR,
+    add_legend,
+    alpha_of,
+    as_float,
+    band_note,
+    draw_points,
+    fmt_label,
+    half_widths,
+    new_figure,
+    normal_quantile,
+    require_matplotlib,
+    root_figure,
+    zero_line,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_agg"]
+
+_AXIS_LABELS = {"group": "Group", "calendar": "Time"}
+_REQUIRED = ("aggregation_type", "event_times", "att_by_event", "se_by_event", "overall_att")
+
+
+def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -> Figure:
+    """Plot a ``group`` or ``calendar`` aggregation as horizontal point-ranges.
+
+    Parameters
+    ----------
+    result : AGGTEResult
+        Output of ``aggte(..., type="group")`` (one row per cohort) or
+        ``aggte(..., type="calendar")`` (one row per period).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; by default a new figure is created.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure that holds the axes (``ax``'s figure when ``ax`` is given).
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    TypeError
+        If ``result`` is not an aggregated result.
+    InvalidOptionError
+        If the aggregation type is not ``group`` or ``calendar`` (use
+        :func:`plot_event_study` for ``dynamic``), or it holds no estimates.
+
+    Notes
+    -----
+    Each row shows the estimate with its interval ``att -/+ critical_value * se``
+    (simultaneous when ``result.uniform_bands`` is true, else pointwise). The overall
+    ATT is a dashed vertical line, with its pointwise confidence interval shaded; a solid
+    line marks 0. Rows whose standard error is missing have no interval.
+    """
+    require_matplotlib()
+    from matplotlib.patches import Patch
+
+    missing = [name for name in _REQUIRED if not hasattr(result, name)]
+    if missing:
+        hint = " For att_gt results use plot_gt." if hasattr(result, "att_gt") else ""
+        raise TypeError(
+            f"plot_agg expects an AGGTEResult of aggte; {type(result).__name__} has no "
+            f"{', '.join(missing)}.{hint}"
+        )
+    kind = result.aggregation_type
+    if kind not in _AXIS_LABELS:
+        if kind == "dynamic":
+            hint = "use plot_event_study for 'dynamic' (event-study) aggregations"
+        elif kind == "simple":
+            hint = "a 'simple' aggregation has only the overall ATT"
+        else:
+            hint = "use aggte(..., type='group') or type='calendar'"
+        raise InvalidOptionError(
+            f"plot_agg draws 'group' and 'calendar' aggregations, got {kind!r}: {hint}"
+        )
+    if result.event_times is None or result.att_by_event is None:
+        raise InvalidOptionError(f"this {kind!r} aggregation holds no estimates to plot")
+    labels = np.atleast_1d(np.asarray(result.event_times))
+    n = labels.shape[0]
+    att = as_float(result.att_by_event, "att_by_event", n)
+    se = (
+        np.full(n, np.nan)
+        if result.se_by_event is None
+        else as_float(result.se_by_event, "se_by_event", n)
+    )
+    alpha = alpha_of(result)
+    cvals = getattr(result, "critical_values", None)
+    crit = (
+        np.full(n, normal_quantile(alpha))
+        if cvals is None
+        else as_float(cvals, "critical_values", n)
+    )
+    half = half_widths(se, crit)
+    what = _AXIS_LABELS[kind]
+
+    own_figure = ax is None
+    if ax is None:
+        fig = new_figure((6.4, max(3.4, 0.5 * n + 2.4)))
+        ax = fig.add_subplot()
+    else:
+        fig = root_figure(ax)
+
+    pos = np.arange(n, dtype=float)
+    handles: list[Any] = []
+    names: list[str] = []
+    note = band_note(alpha, bool(getattr(result, "uniform_bands", False)))
+    estimate_label = f"{what} ATT ({note})"
+    handles.append(
+        draw_points(
+            ax, pos, att, half, color=PRE_COLOR, marker="o", label=estimate_label,
+            horizontal=True,
+        )
+    )
+    names.append(estimate_label)
+
+    overall = float(result.overall_att)
+    overall_se = float(getattr(result, "overall_se", np.nan))
+    if np.isfinite(overall):
+        line = ax.axvline(
+            overall,
+            color=POST_COLOR,
+            linestyle="--",
+            linewidth=1.3,
+            zorder=2,
+            gid=OVERALL_LINE_GID,
+        )
+        level = round(100.0 * (1.0 - alpha), 6)
+        if np.isfinite(overall_se):
+            z = normal_quantile(alpha)
+            ax.axvspan(
+                overall - z * overall_se,
+                overall + z * overall_se,
+                color=POST_COLOR,
+                alpha=0.15,
+                linewidth=0,
+                zorder=0,
+                gid=OVERALL_BAND_GID,
+            )
+            handles.append(
+                (Patch(facecolor=POST_COLOR, alpha=0.3, linewidth=0), line)
+            )
+            names.append(f"Overall ATT ({level:g}% CI)")
+        else:
+            handles.append(line)
+            names.append("Overall ATT")
+    zero_line(ax, vertical=True)
+
+    ax.set_yticks(pos, labels=[fmt_label(v) for v in labels])
+    ax.set_ylim(n - 0.5, -0.5)  # first group / period on top
+    ax.set_ylabel(what)
+    ax.set_xlabel("ATT")
+    if title is not None:
+        ax.set_title(title)
+    add_legend(fig, ax, handles, names, title=None, outside=own_figure, ncols=2)
+    return fig
