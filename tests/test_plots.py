@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -10,12 +11,12 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from matplotlib.container import ErrorbarContainer  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.container import ErrorbarContainer
+from matplotlib.figure import Figure
 
-import moderndid  # noqa: E402
-from moderndid.errors import InvalidOptionError  # noqa: E402
-from moderndid.plots import plot_agg, plot_event_study, plot_gt  # noqa: E402
+import moderndid
+from moderndid.errors import InvalidOptionError
+from moderndid.plots import plot_agg, plot_event_study, plot_gt
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -89,17 +90,13 @@ def horizontal_intervals(container: ErrorbarContainer) -> dict[float, tuple[floa
 def hlines_at_zero(ax) -> list:
     """Full-width horizontal lines at y = 0 (``axhline(0)``)."""
     return [
-        ln
-        for ln in ax.lines
-        if list(ln.get_ydata()) == [0, 0] and list(ln.get_xdata()) == [0, 1]
+        ln for ln in ax.lines if list(ln.get_ydata()) == [0, 0] and list(ln.get_xdata()) == [0, 1]
     ]
 
 
 def vlines_at(ax, x: float) -> list:
     return [
-        ln
-        for ln in ax.lines
-        if list(ln.get_xdata()) == [x, x] and list(ln.get_ydata()) == [0, 1]
+        ln for ln in ax.lines if list(ln.get_xdata()) == [x, x] and list(ln.get_ydata()) == [0, 1]
     ]
 
 
@@ -216,9 +213,7 @@ def test_event_study_uses_the_result_critical_values(dyn):
 
 
 def test_event_study_several_results_dodged_with_legend(dyn, dyn_window):
-    fig = plot_event_study(
-        [dyn, dyn_window], labels=["Full window", "e in [-2, 2]"], dodge=0.2
-    )
+    fig = plot_event_study([dyn, dyn_window], labels=["Full window", "e in [-2, 2]"], dodge=0.2)
     ax = fig.axes[0]
     conts = containers(ax)
     assert len(conts) == 4
@@ -227,9 +222,7 @@ def test_event_study_several_results_dodged_with_legend(dyn, dyn_window):
 
     def xs_of(prefix):
         return np.sort(
-            np.concatenate(
-                [points(c)[0] for c in conts if c.get_label().startswith(prefix)]
-            )
+            np.concatenate([points(c)[0] for c in conts if c.get_label().startswith(prefix)])
         )
 
     np.testing.assert_allclose(xs_of("Full window:"), dyn.event_times - 0.1)
@@ -276,8 +269,9 @@ def test_event_study_accepts_duck_typed_results():
     for c in conts:
         drawn.update(vertical_intervals(c))
     assert sorted(drawn) == [-2.0, -1.0, 0.0]
-    np.testing.assert_allclose(drawn[0.0], (0.1 - 1.959963984540054 * 0.03,
-                                            0.1 + 1.959963984540054 * 0.03))
+    np.testing.assert_allclose(
+        drawn[0.0], (0.1 - 1.959963984540054 * 0.03, 0.1 + 1.959963984540054 * 0.03)
+    )
 
 
 def test_event_study_rejects_bad_input(dyn, grp):
@@ -309,9 +303,7 @@ def test_gt_one_panel_per_cohort(mp):
     assert [ax.get_title() for ax in fig.axes] == [f"Group {g}" for g in cohorts]
     assert fig.get_suptitle() == "ATT(g,t)"
     lo, hi = mp.confidence_bands()
-    np.testing.assert_allclose(
-        lo, mp.att_gt - mp.critical_value * mp.se_gt
-    )
+    np.testing.assert_allclose(lo, mp.att_gt - mp.critical_value * mp.se_gt)
     for ax, g in zip(fig.axes, cohorts, strict=True):
         cells = mp.groups == g
         conts = containers(ax)
@@ -353,6 +345,10 @@ def test_gt_groups_and_layout(mp):
     # the panel above the empty slot labels its x axis
     assert [ax.get_xlabel() for ax in grid.axes] == ["", "Time", "Time"]
     assert [ax.get_ylabel() for ax in grid.axes] == ["ATT(g,t)", "", "ATT(g,t)"]
+
+    given = Figure()
+    assert plot_gt(mp, fig=given, groups=[2006]) is given
+    assert [ax.get_title() for ax in given.axes] == ["Group 2006"]
 
     with pytest.raises(InvalidOptionError, match="not a cohort"):
         plot_gt(mp, groups=[2005])
@@ -445,6 +441,12 @@ def test_figures_save_as_png(tmp_path, mp, dyn, dyn_window, grp, cal):
         path = tmp_path / f"{name}.png"
         fig.savefig(path, dpi=60)
         assert_png(path)
+
+
+def test_importing_plots_does_not_import_matplotlib():
+    code = "import sys, moderndid.plots; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_missing_matplotlib_gives_install_hint(monkeypatch, dyn):

@@ -126,8 +126,10 @@ def fmt_label(value: Any) -> str:
 
 def as_float(values: Any, name: str, n: int | None = None) -> np.ndarray:
     """``values`` as a 1-D float array (host memory), optionally checked for length ``n``."""
-    if values is not None and hasattr(values, "get") and hasattr(
-        values, "__cuda_array_interface__"
+    if (
+        values is not None
+        and hasattr(values, "get")
+        and hasattr(values, "__cuda_array_interface__")
     ):
         values = values.get()  # cupy -> numpy
     arr = np.atleast_1d(np.asarray(values, dtype=float))

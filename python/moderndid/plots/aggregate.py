@@ -126,7 +126,13 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
     estimate_label = f"{what} ATT ({note})"
     handles.append(
         draw_points(
-            ax, pos, att, half, color=PRE_COLOR, marker="o", label=estimate_label,
+            ax,
+            pos,
+            att,
+            half,
+            color=PRE_COLOR,
+            marker="o",
+            label=estimate_label,
             horizontal=True,
         )
     )
@@ -155,9 +161,7 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
                 zorder=0,
                 gid=OVERALL_BAND_GID,
             )
-            handles.append(
-                (Patch(facecolor=POST_COLOR, alpha=0.3, linewidth=0), line)
-            )
+            handles.append((Patch(facecolor=POST_COLOR, alpha=0.3, linewidth=0), line))
             names.append(f"Overall ATT ({level:g}% CI)")
         else:
             handles.append(line)

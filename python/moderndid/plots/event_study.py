@@ -106,7 +106,9 @@ def _colors_for(colors: Any, n_results: int) -> list[tuple[Any, Any]]:
             )
         return [(colors, colors)]
     if isinstance(colors, str) or not isinstance(colors, Sequence):
-        raise InvalidOptionError(f"colors must be a colour or a sequence of colours, got {colors!r}")
+        raise InvalidOptionError(
+            f"colors must be a colour or a sequence of colours, got {colors!r}"
+        )
     cols = list(colors)
     bad = [c for c in cols if not is_color_like(c)]
     if bad:
@@ -281,7 +283,10 @@ def plot_event_study(
 
     if multi:
         # marker fill tells the phase apart when colours tell the results apart
-        for phase_post, text in ((False, "Pre-treatment (open)"), (True, "Post-treatment (filled)")):
+        for phase_post, text in (
+            (False, "Pre-treatment (open)"),
+            (True, "Post-treatment (filled)"),
+        ):
             if not phase_post and not any_pre:
                 continue
             legend_handles.append(
