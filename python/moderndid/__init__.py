@@ -20,6 +20,7 @@ from moderndid.errors import (
     SingularDesignError,
     UnsupportedInputError,
 )
+from moderndid.plots import plot_agg, plot_event_study, plot_gt
 
 __all__ = [
     "AGGTEResult",
@@ -39,6 +40,9 @@ __all__ = [
     "gen_did_scalable",
     "load_mpdta",
     "load_mpdta_arrow",
+    "plot_agg",
+    "plot_event_study",
+    "plot_gt",
     "to_arrow",
     "to_df",
 ]

@@ -133,9 +133,22 @@ def aggte(
     """
     if not isinstance(MP, MPResult) or not isinstance(MP.moments, Moments):
         raise InvalidOptionError("aggte needs the MPResult returned by att_gt")
+    return aggregate(MP.moments, MP.groups, MP.times, MP.att_gt, MP.estimation_params,
+                     type=type, balance_e=balance_e, min_e=min_e, max_e=max_e, na_rm=na_rm,
+                     boot=boot, biters=biters, cband=cband, alpha=alpha,
+                     clustervars=clustervars, random_state=random_state)
+
+
+def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
+              estimation_params: dict[str, Any], *, type: str, balance_e: int | None = None,
+              min_e: float = -math.inf, max_e: float = math.inf, na_rm: bool = False,
+              boot: bool | None = None, biters: int | None = None, cband: bool | None = None,
+              alpha: float | None = None, clustervars: Any = None, random_state: Any = None,
+              ) -> AGGTEResult:
+    """Aggregate group-time effects summarised by ``moments`` (shared by aggte and agg_ddd)."""
     if type not in AGGREGATION_TYPES:
         raise InvalidOptionError(f"type must be one of {AGGREGATION_TYPES}, got {type!r}")
-    params = dict(MP.estimation_params)
+    params = dict(estimation_params)
     alpha = params.get("alpha", 0.05) if alpha is None else alpha
     if not isinstance(alpha, numbers.Real) or not 0 < float(alpha) < 1:
         raise InvalidOptionError(f"alpha must be a number in (0, 1), got {alpha!r}")
@@ -156,10 +169,9 @@ def aggte(
                                   or isinstance(balance_e, bool) or balance_e < 0):
         raise InvalidOptionError(f"balance_e must be a non-negative integer, got {balance_e!r}")
 
-    moments: Moments = MP.moments
-    att = np.asarray(MP.att_gt, dtype=np.float64)
-    groups = np.asarray(MP.groups, dtype=np.float64)
-    times = np.asarray(MP.times, dtype=np.float64)
+    att = np.asarray(att, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.float64)
+    times = np.asarray(times, dtype=np.float64)
     valid = np.isfinite(att)
     if not valid.all():
         if not na_rm:

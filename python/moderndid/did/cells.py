@@ -27,6 +27,11 @@ class Cell:
     x_idx: int
     controls: tuple[float, ...]  # comparison cohorts (``inf`` = never treated)
     is_base: bool  # universal base period cell: ATT(g, g-1-anticipation) = 0 by construction
+    # Triple differences compare subgroups by eligibility Q (the ``partition`` column):
+    # treated = cohort ``group`` with Q == treat_q, comparison = ``controls`` with
+    # Q == control_q. None (difference-in-differences): Q is not used.
+    treat_q: int | None = None
+    control_q: int | None = None
 
     @property
     def pre(self) -> bool:

@@ -142,29 +142,32 @@ def _crossprod(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (x * weights[:, None]).T @ x
 
 
-def terms(est_method: str, cell: CellData, params: dict[str, np.ndarray]) -> list[Term]:
+def terms(est_method: str, cell: CellData, params: dict[str, np.ndarray],
+          trim_level: float = TRIM_LEVEL) -> list[Term]:
     """The ratio terms of an estimator on one cell's rows."""
     if cell.post is None:
-        return _panel_terms(est_method, cell, params)
-    return _rc_terms(est_method, cell, params)
+        return _panel_terms(est_method, cell, params, trim_level)
+    return _rc_terms(est_method, cell, params, trim_level)
 
 
-def _ps_weights(cell: CellData, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _ps_weights(cell: CellData, params: dict[str, np.ndarray], trim_level: float
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Trimmed weights of treated rows and odds-reweighted comparison rows."""
     p = np.minimum(pscore(cell.x, params["ps"]), PS_CLIP)
-    keep = np.where(cell.D == 1, 1.0, (p < TRIM_LEVEL).astype(np.float64))
+    keep = np.where(cell.D == 1, 1.0, (p < trim_level).astype(np.float64))
     w1 = keep * cell.w * cell.D
     w0 = keep * cell.w * p * (1.0 - cell.D) / (1.0 - p)
     return w1, w0
 
 
-def _panel_terms(est_method: str, cell: CellData, params: dict[str, Any]) -> list[Term]:
+def _panel_terms(est_method: str, cell: CellData, params: dict[str, Any],
+                 trim_level: float) -> list[Term]:
     dy = cell.y
     if est_method == "reg":
         w1 = cell.w * cell.D
         out = cell.x @ params["c"]
         return [Term(1.0, w1 * dy, w1), Term(-1.0, w1 * out, w1, da={"c": w1})]
-    w1, w0 = _ps_weights(cell, params)
+    w1, w0 = _ps_weights(cell, params, trim_level)
     if est_method == "ipw":
         return [Term(1.0, w1 * dy, w1),
                 Term(-1.0, w0 * dy, w0, da={"ps": w0 * dy}, db={"ps": w0})]
@@ -175,7 +178,8 @@ def _panel_terms(est_method: str, cell: CellData, params: dict[str, Any]) -> lis
     ]
 
 
-def _rc_terms(est_method: str, cell: CellData, params: dict[str, Any]) -> list[Term]:
+def _rc_terms(est_method: str, cell: CellData, params: dict[str, Any],
+              trim_level: float) -> list[Term]:
     y, post = cell.y, cell.post
     assert post is not None
     pre = 1.0 - post
@@ -186,7 +190,7 @@ def _rc_terms(est_method: str, cell: CellData, params: dict[str, Any]) -> list[T
         diff = cell.x @ params["c1"] - cell.x @ params["c0"]
         return [Term(1.0, wt1 * y, wt1), Term(-1.0, wt0 * y, wt0),
                 Term(-1.0, wd * diff, wd, da={"c1": wd, "c0": -wd})]
-    w1, w0 = _ps_weights(cell, params)
+    w1, w0 = _ps_weights(cell, params, trim_level)
     wt1, wt0, wc1, wc0 = w1 * post, w1 * pre, w0 * post, w0 * pre
     if est_method == "ipw":
         return [

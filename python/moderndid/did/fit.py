@@ -18,7 +18,7 @@ from scipy import stats
 from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
 from moderndid.core.multipliers import MAMMEN_HIGH, MAMMEN_LOW, mammen_high_mask
 from moderndid.did.cells import Cell, build_cells
-from moderndid.did.estimators import nuisance_names, ols_models, uses_pscore
+from moderndid.did.estimators import TRIM_LEVEL, nuisance_names, ols_models, uses_pscore
 from moderndid.did.kernels import (
     CellFinal,
     FitState,
@@ -55,6 +55,7 @@ class FitOptions:
     biters: int
     seed: int
     collect_influence: bool
+    trim_level: float = TRIM_LEVEL
 
 
 @dataclass
@@ -95,10 +96,15 @@ class FitOutput:
     influence_keys: np.ndarray | None
 
 
-def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions) -> FitOutput:
-    """Estimate every ATT(g, t) of a prepared data set with the given executor."""
-    cells = build_cells(data.periods, data.cohorts, opts.control_group, opts.anticipation,
-                        opts.base_period)
+def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
+               cells: list[Cell] | None = None) -> FitOutput:
+    """Estimate every ATT(g, t) of a prepared data set with the given executor.
+
+    ``cells`` defaults to `att_gt`'s cells; triple differences pass their comparisons.
+    """
+    if cells is None:
+        cells = build_cells(data.periods, data.cohorts, opts.control_group,
+                            opts.anticipation, opts.base_period)
     time_varying_x = data.x_time_varying
     state = FitState(
         kind=data.kind,
@@ -110,6 +116,7 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions) -> FitOutput
         biters=opts.biters,
         seed=opts.seed,
         collect_influence=opts.collect_influence,
+        trim_level=opts.trim_level,
     )
     panel = data.kind == "panel"
     state.logit_keys = [

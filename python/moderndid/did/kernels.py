@@ -23,6 +23,7 @@ import numpy as np
 from moderndid.core.multipliers import MAMMEN_HIGH, MAMMEN_LOW, mammen_high_mask
 from moderndid.did.cells import Cell
 from moderndid.did.estimators import (
+    TRIM_LEVEL,
     CellData,
     logit_loglik,
     nuisance_hessians,
@@ -55,6 +56,7 @@ class FitState:
     biters: int = 0
     seed: int = 0
     collect_influence: bool = False
+    trim_level: float = TRIM_LEVEL
 
     def params(self, c: int) -> dict[str, np.ndarray]:
         """Nuisance parameters of cell ``c``."""
@@ -78,19 +80,20 @@ class CellFinal:
 
 def logit_key(kind: str, cell: Cell, time_varying_x: bool) -> tuple:
     """Cells whose logits are fitted on the same rows and covariates share one fit."""
+    subgroups = (cell.group, cell.controls, cell.treat_q, cell.control_q)
     if kind == "panel":
-        return (cell.group, cell.controls, cell.x_idx if time_varying_x else 0)
-    return (cell.group, cell.controls, min(cell.t_idx, cell.b_idx), max(cell.t_idx, cell.b_idx))
+        return (*subgroups, cell.x_idx if time_varying_x else 0)
+    return (*subgroups, min(cell.t_idx, cell.b_idx), max(cell.t_idx, cell.b_idx))
 
 
 # ----------------------------------------------------------------------------- cell rows
 
 
 def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of a cell's treated and comparison cohorts (rows are sorted by ``G``)."""
+    """Row indices of a cell's treated and comparison rows (rows are sorted by ``G``)."""
     g_sorted = part["G"]
     pieces = []
-    for cohort in (cell.group, *cell.controls):
+    for cohort in dict.fromkeys((cell.group, *cell.controls)):
         lo = np.searchsorted(g_sorted, cohort, side="left")
         hi = np.searchsorted(g_sorted, cohort, side="right")
         if hi > lo:
@@ -99,7 +102,12 @@ def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.n
     if "tidx" in part:
         tidx = part["tidx"][idx]
         idx = idx[(tidx == cell.t_idx) | (tidx == cell.b_idx)]
-    return idx, (g_sorted[idx] == cell.group).astype(np.float64)
+    if cell.treat_q is None:
+        return idx, (g_sorted[idx] == cell.group).astype(np.float64)
+    q = part["Q"][idx]
+    treated = (g_sorted[idx] == cell.group) & (q == cell.treat_q)
+    keep = treated | (np.isin(g_sorted[idx], cell.controls) & (q == cell.control_q))
+    return idx[keep], treated[keep].astype(np.float64)
 
 
 def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, CellData]:
@@ -182,7 +190,7 @@ def cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
             continue
         _, data = cell_data(part, cell)
         params = state.params(c)
-        cell_terms = terms(state.est_method, data, params)
+        cell_terms = terms(state.est_method, data, params, state.trim_level)
         sums[f"A/{c}"] = np.array([t.a.sum() for t in cell_terms])
         sums[f"B/{c}"] = np.array([t.b.sum() for t in cell_terms])
         for k, t in enumerate(cell_terms):
@@ -199,7 +207,7 @@ def cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
 
 def cell_influence(state: FitState, c: int, data: CellData, final: CellFinal) -> np.ndarray:
     """Influence function (sum scale) of cell ``c`` on the cell's rows of one partition."""
-    cell_terms = terms(state.est_method, data, final.params)
+    cell_terms = terms(state.est_method, data, final.params, state.trim_level)
     phi = np.zeros(data.y.size)
     for k, t in enumerate(cell_terms):
         phi += final.signs[k] * (t.a - final.ratios[k] * t.b) / final.denominators[k]

@@ -68,6 +68,7 @@ class DidSpec:
     allow_unbalanced_panel: bool
     anticipation: float
     control_group: str = "nevertreated"
+    pname: str | None = None  # eligibility (partition) column of triple differences
 
 
 def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
@@ -119,6 +120,8 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     if spec.weightsname is not None:
         roles.append((spec.weightsname, "weights (weightsname)"))
     roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
+    if spec.pname is not None:
+        roles.append((spec.pname, "partition (pname)"))
     require_columns(table, roles)
     for c in formula_columns(formula):
         require_columns(table, [(c, "covariate (xformla)")])
@@ -141,6 +144,7 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     cluster = (key_column(table, spec.clustervars[0], "cluster (clustervars)")
                if spec.clustervars else None)
     ids = key_column(table, spec.idname, "unit id (idname)") if spec.idname else None
+    q = _partition_column(table, spec.pname) if spec.pname is not None else None
 
     if (g < 0).any():
         first = int(np.flatnonzero(g < 0)[0])
@@ -153,13 +157,14 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
         y, t, g, w, x = y[keep], t[keep], g[keep], w[keep], x[keep]
         ids = ids[keep] if ids is not None else None
         cluster = cluster[keep] if cluster is not None else None
+        q = q[keep] if q is not None else None
     periods = np.unique(t)
     if periods.size < 2:
         raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
     _check_design_rank(x, names)
     _check_group_sizes(g, periods.size, len(names) - 1 + 5, spec)
 
-    args = (y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_partitions)
+    args = (y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_partitions)
     if spec.panel:
         return _panel_table(*args, force_unbalanced=force_unbalanced)
     return _rc_table(*args)
@@ -268,7 +273,7 @@ def _estimable_cohorts(g: np.ndarray, excluded: frozenset[float]) -> np.ndarray:
     return cohorts
 
 
-def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_partitions,
+def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_partitions,
                  force_unbalanced=False) -> DidData:
     uid, unit = np.unique(ids, return_inverse=True)
     tpos = np.searchsorted(periods, t)
@@ -291,11 +296,14 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_
         ckeys = keys_from_values(cluster)
         _check_constant_within(ckeys[order], unit_s, starts, uid, spec.clustervars[0],
                                "cluster")
+    if q is not None:
+        _check_constant_within(q[order], unit_s, starts, uid, spec.pname, "partition")
     balanced = bool((counts == n_periods).all())
     if force_unbalanced or (not balanced and spec.allow_unbalanced_panel):
         return _unbalanced_table(y[order], tpos[order], g[order], w[order], x[order],
                                  unit_s, starts, uid,
                                  None if cluster is None else cluster[order],
+                                 None if q is None else q[order],
                                  periods, excluded, names, n_partitions)
     if not balanced:
         full = counts == n_periods
@@ -310,7 +318,8 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_
         if not keep.any():
             raise DataStructureError("no unit is observed in every period")
         return _panel_table(y[keep], t[keep], g[keep], w[keep], x[keep], ids[keep],
-                            None if cluster is None else cluster[keep], periods, excluded,
+                            None if cluster is None else cluster[keep],
+                            None if q is None else q[keep], periods, excluded,
                             names, spec, n_partitions)
     # Balanced: rows sorted by (unit, period) reshape to (units, periods).
     k = x.shape[1]
@@ -328,6 +337,8 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_
     }
     if cluster is not None:
         unit_cols["cluster"] = keys_from_values(cluster[order][starts])
+    if q is not None:
+        unit_cols["Q"] = q[order][starts]
     return DidData(
         kind="panel",
         periods=periods,
@@ -342,7 +353,7 @@ def _panel_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_
     )
 
 
-def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, periods, excluded, names,
+def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, q, periods, excluded, names,
                       n_partitions) -> DidData:
     """Observation table of an unbalanced panel; rows arrive sorted by (unit, period).
 
@@ -374,6 +385,8 @@ def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, periods, exc
         }
         if unit_clusters is not None:
             part["unit_cluster"] = unit_clusters[lo:hi]
+        if q is not None:
+            part["Q"] = q[order]
         parts.append(part)
     unit_g = g[starts]
     return DidData(
@@ -389,7 +402,7 @@ def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, periods, exc
     )
 
 
-def _rc_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_partitions
+def _rc_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_partitions
               ) -> DidData:
     n = y.size
     keys = keys_from_values(ids) if ids is not None else np.arange(n, dtype=np.uint64)
@@ -404,6 +417,8 @@ def _rc_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_par
     }
     if cluster is not None:
         cols["cluster"] = keys_from_values(cluster)
+    if q is not None:
+        cols["Q"] = q
     return DidData(
         kind="rc",
         periods=periods,
@@ -415,6 +430,18 @@ def _rc_table(y, t, g, w, x, ids, cluster, periods, excluded, names, spec, n_par
         clustered=cluster is not None,
         cohort_counts=_cohort_counts(g),
     )
+
+
+def _partition_column(table: Any, pname: str) -> np.ndarray:
+    """The eligibility column of triple differences, which must be 0/1."""
+    q = numeric_column(table, pname, "partition (pname)")
+    values = np.unique(q)
+    if not np.isin(values, [0.0, 1.0]).all():
+        raise DataStructureError(
+            f"partition column {pname!r} must hold 0 (ineligible) and 1 (eligible), found "
+            f"{', '.join(f'{v:g}' for v in values[:6])}"
+        )
+    return q
 
 
 def _check_constant_within(values, unit_sorted, starts, uid, column, what) -> None:
