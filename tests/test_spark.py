@@ -24,10 +24,11 @@ if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
     pytest.skip("no Java runtime (java / JAVA_HOME) for a local Spark session",
                 allow_module_level=True)
 
-import moderndid  # noqa: E402
-from pyspark.errors import PythonException  # noqa: E402
-from moderndid import MPResult, aggte, att_gt  # noqa: E402
-from moderndid.errors import (  # noqa: E402
+from pyspark.errors import PythonException
+
+import moderndid
+from moderndid import MPResult, aggte, att_gt
+from moderndid.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
     DataStructureError,
@@ -161,9 +162,9 @@ SPECS = {
         "mpdta", MPDTA,
         dict(boot=True, biters=299, random_state=11, weightsname="w",
              control_group="notyettreated")),
-    "dr-boot-cluster-universal-lpop": (
+    "dr-boot-cluster-universal": (
         "mpdta", MPDTA,
-        dict(boot=True, biters=299, random_state=12, clustervars=CLUSTERS, xformla="~ lpop",
+        dict(boot=True, biters=299, random_state=12, clustervars=CLUSTERS,
              base_period="universal")),
     "dr-timevarying-covariate": ("mpdta", MPDTA, dict(xformla="~ lpop + xtv")),
     "rc-dr-boot-lpop": (
@@ -177,9 +178,9 @@ SPECS = {
     "rc-ipw-no-idname": (
         "mpdta", dict(MPDTA, idname=None), dict(panel=False, est_method="ipw")),
     # String unit ids and clusters: the bootstrap multipliers are keyed by their hashes.
-    "gen-ipw-notyet-string-ids-cluster-boot": (
+    "gen-reg-notyet-string-ids-cluster-boot": (
         "gen", dict(GEN, idname="sid"),
-        dict(xformla="~ cov1 + cov2", est_method="ipw", control_group="notyettreated",
+        dict(xformla="~ cov1 + cov2", est_method="reg", control_group="notyettreated",
              clustervars=["sid", "scluster"], boot=True, biters=199, random_state=4)),
 }
 

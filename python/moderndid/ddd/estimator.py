@@ -1,0 +1,269 @@
+"""`ddd`: triple differences (Ortiz-Villavicencio & Sant'Anna 2025), two-period and staggered.
+
+Built on the `att_gt` engine: every DDD(g, t) is a signed sum of two-group DiD comparisons
+(see :mod:`moderndid.ddd.combine`), which the same passes, kernels and executors estimate;
+inference runs from the Gram matrix of the comparisons' influence functions, transformed
+to the reported cells.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
+from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
+from moderndid.ddd.combine import combine, plan_ddd, transform_moments
+from moderndid.did.att_gt import validate_options
+from moderndid.did.cells import Cell, build_cells
+from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, fit_att_gt
+from moderndid.did.preprocess import DidData, DidSpec, normalize_clustervars, prepare_did
+from moderndid.engine.executor import LocalExecutor
+from moderndid.errors import DataStructureError, InvalidOptionError
+
+from scipy import stats
+
+
+@dataclass
+class DDDFit:
+    """Engine-independent output of a DDD fit, before it becomes a result object."""
+
+    cells: list[Cell]
+    att: np.ndarray
+    se: np.ndarray
+    critical_value: float
+    cband: bool
+    vcov: np.ndarray
+    moments: Moments
+    influence: np.ndarray | None
+    two_period: bool
+    subgroup_counts: dict[str, int]
+
+
+def ddd(
+    data: Any,
+    yname: str,
+    tname: str,
+    idname: str | None = None,
+    gname: str | None = None,
+    pname: str | None = None,
+    xformla: str | None = None,
+    control_group: str = "nevertreated",
+    base_period: str = "universal",
+    est_method: str = "dr",
+    weightsname: str | None = None,
+    boot: bool = False,
+    boot_type: str = "multiplier",
+    biters: int = 1000,
+    cluster: str | None = None,
+    alpha: float = 0.05,
+    trim_level: float = 0.995,
+    panel: bool = True,
+    allow_unbalanced_panel: bool = False,
+    random_state: Any = None,
+    n_jobs: int = 1,
+    backend: str | None = None,
+    *,
+    cband: bool = False,
+    n_partitions: int | None = None,
+) -> Any:
+    """Triple-difference ATTs, two-period or with staggered adoption.
+
+    Parameters
+    ----------
+    data : DataFrame or Arrow table
+        Long data. With two periods and ``gname`` coded 0/1, the two-period DDD is
+        estimated; otherwise ``gname`` is the first period in which treatment is enabled
+        (0 = never) and DDD(g, t) is estimated for every cohort and period.
+    yname, tname, idname, gname : str
+        Outcome, period, unit id and treatment-timing columns.
+    pname : str
+        Eligibility (partition) column, 0/1, constant within a unit.
+    xformla : str, optional
+        Covariates, e.g. ``"~ cov1 + cov2"``.
+    control_group : {"nevertreated", "notyettreated"}
+        Comparison cohorts. With several not-yet-treated cohorts, their DDDs are combined
+        with GMM weights (inverse covariance of their influence functions).
+    base_period : {"universal", "varying"}
+        Base period of pre-treatment cells.
+    est_method : {"dr", "ipw", "reg"}
+        Estimator of each DiD comparison.
+    weightsname : str, optional
+        Sampling weights.
+    boot, boot_type, biters, random_state
+        Multiplier bootstrap (``boot_type="multiplier"`` only; counter-based Mammen
+        weights, reproducible across engines and partitions).
+    cluster : str, optional
+        Variable to cluster on (besides the unit).
+    alpha : float
+        Significance level.
+    trim_level : float
+        Comparison units with propensity score at or above this get weight 0.
+    panel, allow_unbalanced_panel : bool
+        Panel data (default) or repeated cross-sections; unbalanced panels.
+    cband : bool, default False
+        Simultaneous bands (with ``boot=True``).
+    n_partitions : int, optional
+        In-memory partitions.
+
+    Returns
+    -------
+    DDDPanelResult, DDDRCResult, DDDMultiPeriodResult or DDDMultiPeriodRCResult
+    """
+    from moderndid.did.att_gt import is_spark_dataframe
+
+    if boot_type != "multiplier":
+        raise InvalidOptionError(f"boot_type must be 'multiplier', got {boot_type!r}")
+    if not isinstance(trim_level, int | float) or not 0 < trim_level <= 1:
+        raise InvalidOptionError(f"trim_level must be in (0, 1], got {trim_level!r}")
+    if pname is None:
+        raise InvalidOptionError("pname (the eligibility / partition column) is required")
+    if gname is None:
+        raise InvalidOptionError("gname (the treatment-timing column) is required")
+    opts = validate_options(
+        alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
+        control_group=control_group, anticipation=0, base_period=base_period,
+        random_state=random_state, backend=backend, collect_influence=True,
+    )
+    opts.trim_level = float(trim_level)
+    if is_spark_dataframe(data):
+        from moderndid.spark.ddd import spark_ddd_fit
+
+        table = data
+        fit, prepared, spec = spark_ddd_fit(
+            data, yname, tname, idname, gname, pname, xformla, weightsname, cluster, panel,
+            allow_unbalanced_panel, opts, n_partitions)
+        return _result(fit, prepared, spec, opts, "spark")
+    table = to_arrow_table(data)
+    table, two_period = _two_period_coding(table, tname, gname)
+    spec = DidSpec(
+        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
+        weightsname=weightsname, clustervars=normalize_clustervars(cluster, idname),
+        panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
+        anticipation=0.0, control_group=control_group, pname=pname,
+    )
+    prepared = prepare_did(table, spec, 1 if n_partitions is None else n_partitions)
+    check_subgroups(_subgroup_counts_local(prepared), pname)
+    fit = fit_ddd(prepared, LocalExecutor(prepared.partitions), opts, two_period)
+    return _result(fit, prepared, spec, opts, "in-memory")
+
+
+def _two_period_coding(table: pa.Table, tname: str, gname: str) -> tuple[pa.Table, bool]:
+    """Two periods with a 0/1 treatment column: recode treated to the second period."""
+    require_columns(table, [(tname, "time (tname)"), (gname, "group (gname)")])
+    t = numeric_column(table, tname, "time (tname)")
+    g = numeric_column(table, gname, "group (gname)")
+    periods = np.unique(t)
+    if periods.size != 2:
+        return table, False
+    values = np.unique(g)
+    if np.isin(values, [0.0, 1.0]).all() and values.size == 2:
+        recoded = np.where(g == 1, periods[1], 0.0)
+        table = table.set_column(table.schema.get_field_index(gname), gname, pa.array(recoded))
+        return table, True
+    if values.size == 2 and values[0] == 0 and values[1] == periods[1]:
+        return table, True
+    return table, False
+
+
+def _subgroup_counts_local(data: DidData) -> dict[tuple[float, float], int]:
+    counts: dict[tuple[float, float], int] = {}
+    for part in data.partitions:
+        G = part["unit_G"] if data.kind == "unbalanced" else part["G"]
+        Q = part["Q"]
+        if data.kind == "unbalanced":
+            Q = np.zeros(G.size)
+            np.maximum.at(Q, part["unit"], part["Q"])
+        values, n = np.unique(np.stack([G, Q], axis=1), axis=0, return_counts=True)
+        for (gv, qv), c in zip(values, n, strict=True):
+            counts[(float(gv), float(qv))] = counts.get((float(gv), float(qv)), 0) + int(c)
+    return counts
+
+
+def check_subgroups(counts: dict[tuple[float, float], int], pname: str) -> None:
+    """Every cohort (and the never treated) needs eligible and ineligible units."""
+    cohorts = sorted({g for g, _ in counts})
+    for g in cohorts:
+        for q, label in ((1.0, "eligible"), (0.0, "ineligible")):
+            if counts.get((g, q), 0) == 0:
+                who = "never-treated units" if math.isinf(g) else f"cohort {g:g}"
+                raise DataStructureError(
+                    f"{who} have no {label} units ({pname} == {int(q)}): triple differences "
+                    "compare eligible and ineligible units within each group"
+                )
+
+
+def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) -> DDDFit:
+    """Estimate the comparisons with the shared engine and combine them into DDD cells."""
+    cells = build_cells(data.periods, data.cohorts, opts.control_group, 0.0, opts.base_period)
+    if two_period:
+        cells = [c for c in cells if c.time == data.periods[-1]]
+    plan = plan_ddd(cells)
+    out = fit_att_gt(data, executor, opts, cells=plan.comparisons)
+    sizes = [_cell_size(data, cell) for cell in cells]
+    combo = combine(plan, out.moments, data.n_units, sizes)
+    moments = transform_moments(out.moments, combo.matrix)
+    used = combo.matrix != 0
+    comp_na = ~np.isfinite(out.att)
+    att = combo.matrix @ np.where(comp_na, 0.0, out.att)
+    att[(used & comp_na[None, :]).any(axis=1)] = np.nan
+    R = len(cells)
+    vcov = moments.gram[:R, :R]
+    se = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
+    for r, variance in combo.gmm_variance.items():
+        se[r] = math.sqrt(variance)
+    if two_period:
+        # R triplediff's two-period SE is the sample standard deviation of the influence
+        # function over sqrt(n): centred, with n - 1.
+        n = data.n_units
+        centred = vcov[0, 0] - moments.zsum[0] ** 2 / n
+        se[0] = math.sqrt(max(centred, 0.0) * n / (n - 1))
+    degenerate = ~np.isfinite(att) | (se <= SE_FLOOR) | np.array([c.is_base for c in cells])
+    se[degenerate] = np.nan
+    crit = float(stats.norm.ppf(1 - opts.alpha / 2))
+    cband = False
+    if opts.boot:
+        assert moments.boot is not None
+        draws = moments.boot[:, :R]
+        ok = ~degenerate
+        boot_se = np.full(R, np.nan)
+        if ok.any():
+            boot_se[ok] = bootstrap_se(draws[:, ok])
+        se = boot_se
+        if opts.cband and ok.any():
+            value = uniform_critical_value(draws[:, ok], se[ok], opts.alpha)
+            if np.isfinite(value):
+                crit, cband = float(value), True
+    influence = None
+    if out.influence is not None:
+        influence = out.influence @ combo.matrix.T
+    return DDDFit(cells=cells, att=att, se=se, critical_value=crit, cband=cband, vcov=vcov,
+                  moments=moments, influence=influence, two_period=two_period,
+                  subgroup_counts={})
+
+
+def _cell_size(data: DidData, cell: Cell) -> int:
+    """Units in a cell's cohorts (R triplediff's ``size_gt``)."""
+    return sum(data.cohort_counts.get(float(g), 0) for g in dict.fromkeys((cell.group,
+                                                                             *cell.controls)))
+
+
+def _result(fit: DDDFit, data: DidData, spec: DidSpec, opts: FitOptions, engine: str) -> Any:
+    from moderndid.ddd import results as R
+
+    params = {
+        "yname": spec.yname, "tname": spec.tname, "idname": spec.idname, "gname": spec.gname,
+        "pname": spec.pname, "xformla": spec.xformla or "~1",
+        "control_group": opts.control_group, "base_period": opts.base_period,
+        "est_method": opts.est_method, "panel": spec.panel, "data_kind": data.kind,
+        "weightsname": spec.weightsname, "cluster": spec.clustervars, "boot": opts.boot,
+        "biters": opts.biters, "cband": fit.cband, "random_state": opts.seed,
+        "alpha": opts.alpha, "n_units": data.n_units, "n_obs": data.n_obs,
+        "trim_level": opts.trim_level, "engine": engine,
+    }
+    return R.build_ddd_result(fit, data, params)
