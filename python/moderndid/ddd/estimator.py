@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+from scipy import stats
 
 from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
 from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
@@ -25,8 +25,6 @@ from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, fit_att_gt
 from moderndid.did.preprocess import DidData, DidSpec, normalize_clustervars, prepare_did
 from moderndid.engine.executor import LocalExecutor
 from moderndid.errors import DataStructureError, InvalidOptionError
-
-from scipy import stats
 
 
 @dataclass
@@ -134,7 +132,6 @@ def ddd(
     if is_spark_dataframe(data):
         from moderndid.spark.ddd import spark_ddd_fit
 
-        table = data
         fit, prepared, spec = spark_ddd_fit(
             data, yname, tname, idname, gname, pname, xformla, weightsname, cluster, panel,
             allow_unbalanced_panel, opts, n_partitions)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from moderndid.spark.unit_table import (
     FLAG_CLUSTER_VARIES,
     FLAG_DUPLICATE,
     FLAG_GROUP_VARIES,
+    FLAG_PARTITION_VARIES,
     FLAG_WEIGHT_VARIES,
     UNIT_SCHEMA_DDL,
     partition_from_rows,
@@ -47,6 +48,8 @@ class SparkDidData:
     table: Any
     to_partition: Any
     n_partitions: int
+    two_period: bool = False  # triple differences with two periods and a 0/1 group
+    subgroups: dict[tuple[float, float], int] = field(default_factory=dict)  # (G, Q) units
 
 
 def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None) -> SparkDidData:
@@ -75,6 +78,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
         roles.append((spec.weightsname, "weights (weightsname)"))
     roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
     roles += [(c, "covariate (xformla)") for c in covariates]
+    if spec.pname is not None:
+        roles.append((spec.pname, "partition (pname)"))
     for column, role in roles:
         if column not in columns:
             raise ColumnNotFoundError(column, role, columns)
@@ -84,6 +89,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     numeric_roles += [(c, "covariate") for c in covariates]
     if spec.weightsname:
         numeric_roles.append((spec.weightsname, "weights (weightsname)"))
+    if spec.pname:
+        numeric_roles.append((spec.pname, "partition (pname)"))
     for column, role in numeric_roles:
         if not isinstance(types[column], T.NumericType | T.BooleanType):
             raise ColumnTypeError(
@@ -104,6 +111,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     aggs.append(F.sort_array(F.collect_set(_col(spec.tname).cast("double"))).alias("__periods"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.gname).cast("double"))).alias("__cohorts"))
     aggs += _crossproduct_aggs(covariates)
+    if spec.pname:
+        aggs.append(F.collect_set(_col(spec.pname).cast("double")).alias("__partition"))
     stats = sdf.agg(*aggs).collect()[0]
     if stats["__rows"] == 0:
         raise DataStructureError("the data has no rows")
@@ -120,10 +129,23 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     _check_covariate_rank(stats, covariates)
     periods = np.array(stats["__periods"], dtype=np.float64)
     raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
+    g = _col(spec.gname).cast("double")
+    two_period = False
+    if spec.pname:
+        values = sorted(stats["__partition"])
+        if not set(values) <= {0.0, 1.0}:
+            raise DataStructureError(
+                f"partition column {spec.pname!r} must hold 0 (ineligible) and 1 (eligible), "
+                f"found {', '.join(f'{v:g}' for v in values[:6])}")
+        # Two periods with a 0/1 group column: the two-period DDD (treated in period 2).
+        two_period = periods.size == 2 and raw_cohorts.size == 2 and (
+            set(raw_cohorts) == {0.0, 1.0} or set(raw_cohorts) == {0.0, float(periods[1])})
+        if two_period and set(raw_cohorts) == {0.0, 1.0}:
+            g = F.when(g == 1, F.lit(float(periods[1]))).otherwise(F.lit(0.0))
+            raw_cohorts = np.array([0.0, periods[1]])
     plan = _cohort_plan(raw_cohorts, periods, spec)
     labels = _cohort_labels(raw_cohorts, periods, plan, spec)
 
-    g = _col(spec.gname).cast("double")
     G = F.when((g == 0) | (g > float(periods[-1] + spec.anticipation)), F.lit(math.inf))
     for value in plan.to_never:
         G = G.when(g == value, F.lit(math.inf))
@@ -139,6 +161,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
         select.insert(0, _col(spec.idname).alias("id"))
     if spec.clustervars:
         select.append(_col(spec.clustervars[0]).alias("cluster"))
+    if spec.pname:
+        select.append(_col(spec.pname).cast("double").alias("Q"))
     rows = sdf.select(*select)
     if plan.period_cutoff is not None:
         rows = rows.filter(F.col("t") < plan.period_cutoff)
@@ -165,7 +189,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
             rows = rows.withColumn("rowkey", F.monotonically_increasing_id())
         rows = rows.repartition(n_parts).persist()
         summary = rows.agg(*[F.sum((F.col("G") == g).cast("long")).alias(f"c{i}")
-                             for i, g in enumerate(labels)]).collect()[0]
+                             for i, g in enumerate(labels)],
+                           *_subgroup_aggs(labels, spec)).collect()[0]
         counts = {g: int(summary[f"c{i}"] or 0) for i, g in enumerate(labels)}
         counts = {g: c for g, c in counts.items() if c}
         meta = _metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
@@ -175,7 +200,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
         def rc_partition(table: Any) -> dict:
             return partition_from_rows(table, periods, xcols, clustered, has_id)
 
-        return SparkDidData(meta, rows, rc_partition, n_parts)
+        return SparkDidData(meta, rows, rc_partition, n_parts, two_period,
+                            _subgroups(summary, labels, spec))
 
     periods_local = periods
 
@@ -201,6 +227,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
         F.sum(F.col("nobs")).alias("rows"),
         F.bit_or("flags").alias("flags"),
         F.max(F.col("xtv").cast("int")).alias("xtv"),
+        *_subgroup_aggs(labels, spec),
     ).collect()[0]
     flags = int(check["flags"] or 0)
     if flags:
@@ -226,7 +253,25 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     def unit_partition(table: Any) -> dict:
         return partition_from_units(table, kind, T_, k, clustered)
 
-    return SparkDidData(meta, units, unit_partition, n_parts)
+    return SparkDidData(meta, units, unit_partition, n_parts, two_period,
+                        _subgroups(check, labels, spec))
+
+
+def _subgroup_aggs(labels: list[float], spec: DidSpec) -> list[Any]:
+    """Units per (cohort, eligibility) for triple differences."""
+    from pyspark.sql import functions as F
+
+    if not spec.pname:
+        return []
+    return [F.sum(((F.col("G") == g) & (F.col("Q") == q)).cast("long")).alias(f"sg{i}_{int(q)}")
+            for i, g in enumerate(labels) for q in (0.0, 1.0)]
+
+
+def _subgroups(row: Any, labels: list[float], spec: DidSpec) -> dict[tuple[float, float], int]:
+    if not spec.pname:
+        return {}
+    return {(g, q): int(row[f"sg{i}_{int(q)}"] or 0)
+            for i, g in enumerate(labels) for q in (0.0, 1.0)}
 
 
 @dataclass
@@ -352,6 +397,7 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
         (FLAG_GROUP_VARIES, spec.gname, "group"),
         (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),
         (FLAG_CLUSTER_VARIES, spec.clustervars[0] if spec.clustervars else None, "cluster"),
+        (FLAG_PARTITION_VARIES, spec.pname, "partition"),
     ]
     for bit, column, what in checks:
         if flags & bit and column is not None:

@@ -9,6 +9,7 @@ partition hash-partitioned by unit id):
 ``G``        double  first-treated period, ``inf`` = never treated
 ``w``        double  sampling weight
 ``cluster``  int64   bits of the cluster key (0 without clustering)
+``Q``        double  eligibility of triple differences (0 when not used)
 ``nobs``     int32   periods observed
 ``flags``    int32   data problems found (bit flags below)
 ``xtv``      bool    whether a covariate varies over time for this unit
@@ -27,12 +28,14 @@ FLAG_DUPLICATE = 1
 FLAG_GROUP_VARIES = 2
 FLAG_WEIGHT_VARIES = 4
 FLAG_CLUSTER_VARIES = 8
+FLAG_PARTITION_VARIES = 16
 
 UNIT_SCHEMA = pa.schema([
     ("key", pa.int64()),
     ("G", pa.float64()),
     ("w", pa.float64()),
     ("cluster", pa.int64()),
+    ("Q", pa.float64()),
     ("nobs", pa.int32()),
     ("flags", pa.int32()),
     ("xtv", pa.bool_()),
@@ -40,16 +43,16 @@ UNIT_SCHEMA = pa.schema([
     ("x", pa.list_(pa.float64())),
 ])
 
-UNIT_SCHEMA_DDL = ("key long, G double, w double, cluster long, nobs int, flags int, xtv boolean, "
-                   "y array<double>, x array<double>")
+UNIT_SCHEMA_DDL = ("key long, G double, w double, cluster long, Q double, nobs int, flags int, "
+                   "xtv boolean, y array<double>, x array<double>")
 
 
 def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
                     has_cluster: bool) -> pa.RecordBatch:
     """Collapse the long rows of complete units into unit-table rows.
 
-    ``table`` has columns ``id, t, y, G, w, cluster (optional), <covariates>``, and holds
-    every row of each unit it contains.
+    ``table`` has columns ``id, t, y, G, w, cluster (optional), Q (optional),
+    <covariates>``, and holds every row of each unit it contains.
     """
     n_rows = table.num_rows
     T, k = periods.size, len(covariates)
@@ -64,6 +67,8 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
            for name in ("y", "G", "w")}
     cluster = (keys_from_values(table.column("cluster").to_numpy(zero_copy_only=False))
                .view(np.int64) if has_cluster else np.zeros(n_rows, dtype=np.int64))
+    Q = (table.column("Q").to_numpy(zero_copy_only=False).astype(np.float64)
+         if "Q" in table.column_names else np.zeros(n_rows))
     x = np.empty((n_rows, max(k, 0)))
     for j, name in enumerate(covariates):
         x[:, j] = table.column(name).to_numpy(zero_copy_only=False)
@@ -77,7 +82,7 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
     dup[1:] = (unit_s[1:] == unit_s[:-1]) & (tpos_s[1:] == tpos_s[:-1])
     flags[np.unique(unit_s[dup])] |= FLAG_DUPLICATE
     for values, bit in ((col["G"], FLAG_GROUP_VARIES), (col["w"], FLAG_WEIGHT_VARIES),
-                        (cluster, FLAG_CLUSTER_VARIES)):
+                        (cluster, FLAG_CLUSTER_VARIES), (Q, FLAG_PARTITION_VARIES)):
         sorted_values = values[order]
         differs = sorted_values != sorted_values[starts][unit_s]
         flags[np.unique(unit_s[differs])] |= bit
@@ -100,6 +105,7 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
         pa.array(col["G"][order][starts]),
         pa.array(col["w"][order][starts]),
         pa.array(cluster[order][starts]),
+        pa.array(Q[order][starts]),
         pa.array(counts.astype(np.int32)),
         pa.array(flags),
         pa.array(varies),
@@ -128,6 +134,7 @@ def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
     w = table.column("w").to_numpy()
     key = table.column("key").to_numpy().view(np.uint64)
     cluster = table.column("cluster").to_numpy().view(np.uint64)
+    Q = table.column("Q").to_numpy()
     _, yv = _list_values(table.column("y"))
     y = yv.reshape(n, T)
     xoff, xv = _list_values(table.column("x"))
@@ -142,7 +149,8 @@ def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
     x = np.concatenate([np.ones((*x.shape[:2], 1)), x], axis=2)  # intercept first
     if kind == "panel":
         order = np.argsort(G, kind="stable")
-        part = {"y": y[order], "G": G[order], "w": w[order], "x": x[order], "key": key[order]}
+        part = {"y": y[order], "G": G[order], "w": w[order], "x": x[order], "key": key[order],
+                "Q": Q[order]}
         if clustered:
             part["cluster"] = cluster[order]
         return part
@@ -158,6 +166,7 @@ def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
         "w": w[unit][order],
         "x": xo[order].reshape(order.size, 1, k),
         "unit": unit[order],
+        "Q": Q[unit][order],
         "unit_G": G,
         "unit_w": w,
         "unit_key": key,
@@ -192,4 +201,6 @@ def partition_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[s
     if clustered:
         part["cluster"] = keys_from_values(
             table.column("cluster").to_numpy(zero_copy_only=False))[order]
+    if "Q" in table.column_names:
+        part["Q"] = table.column("Q").to_numpy(zero_copy_only=False).astype(np.float64)[order]
     return part
