@@ -89,32 +89,65 @@ def logit_key(kind: str, cell: Cell, time_varying_x: bool) -> tuple:
 # ----------------------------------------------------------------------------- cell rows
 
 
-def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of a cell's treated and comparison rows (rows are sorted by ``G``)."""
+def _cohort_ranges(part: dict[str, np.ndarray], cell: Cell) -> list[tuple[int, int]]:
+    """Row ranges of the cell's cohorts (rows are sorted by ``G``)."""
     g_sorted = part["G"]
-    pieces = []
+    ranges = []
     for cohort in dict.fromkeys((cell.group, *cell.controls)):
-        lo = np.searchsorted(g_sorted, cohort, side="left")
-        hi = np.searchsorted(g_sorted, cohort, side="right")
+        lo = int(np.searchsorted(g_sorted, cohort, side="left"))
+        hi = int(np.searchsorted(g_sorted, cohort, side="right"))
         if hi > lo:
-            pieces.append(np.arange(lo, hi))
-    idx = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int64)
+            ranges.append((lo, hi))
+    return ranges
+
+
+def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Concatenate row ranges (slices, so no index arrays are built)."""
+    if len(ranges) == 1:
+        lo, hi = ranges[0]
+        return values[lo:hi]
+    if not ranges:
+        return values[:0]
+    return np.concatenate([values[lo:hi] for lo, hi in ranges])
+
+
+def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of a cell's treated and comparison rows, and the treated indicator."""
+    ranges = _cohort_ranges(part, cell)
+    idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
+           else np.empty(0, dtype=np.int64))
+    keep = _row_filter(part, cell, idx)
+    if keep is not None:
+        idx = idx[keep]
+    return idx, _treated(part, cell, idx)
+
+
+def _row_filter(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.ndarray | None:
+    """Rows of the gathered cohorts that belong to the cell (periods, eligibility)."""
+    keep = None
     if "tidx" in part:
         tidx = part["tidx"][idx]
-        idx = idx[(tidx == cell.t_idx) | (tidx == cell.b_idx)]
-    if cell.treat_q is None:
-        return idx, (g_sorted[idx] == cell.group).astype(np.float64)
-    q = part["Q"][idx]
-    treated = (g_sorted[idx] == cell.group) & (q == cell.treat_q)
-    keep = treated | (np.isin(g_sorted[idx], cell.controls) & (q == cell.control_q))
-    return idx[keep], treated[keep].astype(np.float64)
+        keep = (tidx == cell.t_idx) | (tidx == cell.b_idx)
+    if cell.treat_q is not None:
+        g, q = part["G"][idx], part["Q"][idx]
+        ok = ((g == cell.group) & (q == cell.treat_q)) | (
+            np.isin(g, cell.controls) & (q == cell.control_q))
+        keep = ok if keep is None else keep & ok
+    return keep
+
+
+def _treated(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.ndarray:
+    treated = part["G"][idx] == cell.group
+    if cell.treat_q is not None:
+        treated &= part["Q"][idx] == cell.treat_q
+    return treated.astype(np.float64)
 
 
 def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, CellData]:
-    """Gather one cell's arrays from a partition."""
-    idx, treated = cell_rows(part, cell)
+    """Gather one cell's arrays from a partition (indices of its rows, and the arrays)."""
     x = part["x"]
     if "tidx" in part:
+        idx, treated = cell_rows(part, cell)
         return idx, CellData(
             y=part["y"][idx],
             D=treated,
@@ -122,14 +155,23 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
             x=x[idx, 0, :],
             post=(part["tidx"][idx] == cell.t_idx).astype(np.float64),
         )
+    # Balanced panels: cohorts are contiguous row ranges, gathered by slicing.
+    ranges = _cohort_ranges(part, cell)
+    idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
+           else np.empty(0, dtype=np.int64))
     xi = cell.x_idx if x.shape[1] > 1 else 0
     y = part["y"]
-    return idx, CellData(
-        y=y[idx, cell.t_idx] - y[idx, cell.b_idx],
-        D=treated,
-        w=part["w"][idx],
-        x=x[idx, xi, :],
+    data = CellData(
+        y=_gather(y[:, cell.t_idx], ranges) - _gather(y[:, cell.b_idx], ranges),
+        D=_treated(part, cell, idx),
+        w=_gather(part["w"], ranges),
+        x=_gather(x[:, xi, :], ranges),
     )
+    keep = _row_filter(part, cell, idx)
+    if keep is not None:
+        idx = idx[keep]
+        data = CellData(y=data.y[keep], D=data.D[keep], w=data.w[keep], x=data.x[keep])
+    return idx, data
 
 
 # ----------------------------------------------------------------------------- passes

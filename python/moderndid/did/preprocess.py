@@ -275,10 +275,24 @@ def _estimable_cohorts(g: np.ndarray, excluded: frozenset[float]) -> np.ndarray:
 
 def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_partitions,
                  force_unbalanced=False) -> DidData:
-    uid, unit = np.unique(ids, return_inverse=True)
     tpos = np.searchsorted(periods, t)
-    order = np.lexsort((tpos, unit))
-    unit_s, tpos_s = unit[order], tpos[order]
+    order: np.ndarray | None
+    if _sorted_by_unit_and_period(ids, tpos):
+        # The common layout (rows sorted by unit, then period) needs no sort and no copies.
+        change = np.empty(ids.size, dtype=bool)
+        change[0] = True
+        change[1:] = ids[1:] != ids[:-1]
+        unit = np.cumsum(change) - 1
+        uid = ids[change]
+        order = None
+    else:
+        uid, unit = np.unique(ids, return_inverse=True)
+        order = np.lexsort((tpos, unit))
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
+    unit_s, tpos_s = take(unit), take(tpos)
     dup = (unit_s[1:] == unit_s[:-1]) & (tpos_s[1:] == tpos_s[:-1])
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
@@ -290,20 +304,20 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec,
     n_units, n_periods = uid.size, periods.size
     counts = np.bincount(unit, minlength=n_units)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    _check_constant_within(g[order], unit_s, starts, uid, spec.gname, "group")
-    _check_constant_within(w[order], unit_s, starts, uid, spec.weightsname or "", "weights")
+    _check_constant_within(take(g), unit_s, starts, uid, spec.gname, "group")
+    _check_constant_within(take(w), unit_s, starts, uid, spec.weightsname or "", "weights")
     if cluster is not None:
         ckeys = keys_from_values(cluster)
-        _check_constant_within(ckeys[order], unit_s, starts, uid, spec.clustervars[0],
+        _check_constant_within(take(ckeys), unit_s, starts, uid, spec.clustervars[0],
                                "cluster")
     if q is not None:
-        _check_constant_within(q[order], unit_s, starts, uid, spec.pname, "partition")
+        _check_constant_within(take(q), unit_s, starts, uid, spec.pname, "partition")
     balanced = bool((counts == n_periods).all())
     if force_unbalanced or (not balanced and spec.allow_unbalanced_panel):
-        return _unbalanced_table(y[order], tpos[order], g[order], w[order], x[order],
+        return _unbalanced_table(take(y), take(tpos), take(g), take(w), take(x),
                                  unit_s, starts, uid,
-                                 None if cluster is None else cluster[order],
-                                 None if q is None else q[order],
+                                 None if cluster is None else take(cluster),
+                                 None if q is None else take(q),
                                  periods, excluded, names, n_partitions)
     if not balanced:
         full = counts == n_periods
@@ -323,22 +337,22 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec,
                             names, spec, n_partitions)
     # Balanced: rows sorted by (unit, period) reshape to (units, periods).
     k = x.shape[1]
-    y_u = y[order].reshape(n_units, n_periods)
-    x_u = x[order].reshape(n_units, n_periods, k)
+    y_u = take(y).reshape(n_units, n_periods)
+    x_u = take(x).reshape(n_units, n_periods, k)
     if (x_u == x_u[:, :1, :]).all():
         x_u = np.ascontiguousarray(x_u[:, :1, :])
     unit_cols = {
         "y": y_u,
-        "G": g[order][starts],
-        "w": w[order][starts],
+        "G": take(g)[starts],
+        "w": take(w)[starts],
         "x": x_u,
         "key": keys_from_values(uid),
         "pos": np.arange(n_units),
     }
     if cluster is not None:
-        unit_cols["cluster"] = keys_from_values(cluster[order][starts])
+        unit_cols["cluster"] = keys_from_values(take(cluster)[starts])
     if q is not None:
-        unit_cols["Q"] = q[order][starts]
+        unit_cols["Q"] = take(q)[starts]
     return DidData(
         kind="panel",
         periods=periods,
@@ -430,6 +444,14 @@ def _rc_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_
         clustered=cluster is not None,
         cohort_counts=_cohort_counts(g),
     )
+
+
+def _sorted_by_unit_and_period(ids: np.ndarray, tpos: np.ndarray) -> bool:
+    """Whether numeric ids ascend and periods strictly ascend within each unit."""
+    if ids.dtype.kind not in "iuf" or ids.size < 2:
+        return False
+    same = ids[1:] == ids[:-1]
+    return bool((ids[1:] >= ids[:-1]).all() and (tpos[1:][same] > tpos[:-1][same]).all())
 
 
 def _partition_column(table: Any, pname: str) -> np.ndarray:

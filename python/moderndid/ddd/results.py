@@ -1,0 +1,1307 @@
+"""Result containers of the triple-differences estimator ``ddd`` and of its aggregation.
+
+* :class:`DDDPanelResult` / :class:`DDDRCResult` - the two-period DDD ATT (panel data /
+  repeated cross-sections);
+* :class:`DDDMultiPeriodResult` / :class:`DDDMultiPeriodRCResult` - the staggered-adoption
+  ATT(g, t);
+* :class:`DDDAggResult` - their aggregations (``simple``, ``eventstudy``, ``group``,
+  ``calendar``).
+
+They are frozen dataclasses whose field names and order follow the classes of the same names
+in ModernDiD 0.4.1 (where those are NamedTuples), so attribute access, keyword or
+positional construction and ``_replace`` / ``_asdict`` keep working; fields that moderndid
+adds come after those and have defaults. Aliases with the names of :class:`MPResult` /
+:class:`AGGTEResult` (``att_gt``, ``se_gt``, ``event_times``, ``att_by_event``, ...) are
+provided as read-only properties, so the plotting functions accept these results too.
+
+Printing gives a fixed-width report in the spirit of R ``triplediff``'s ``summary()``;
+notebooks render :meth:`_repr_html_`; ``to_df`` / ``to_arrow`` export the estimates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from moderndid.did.results import (
+    _HEAVY_RULE,
+    _LIGHT_RULE,
+    _SIGNIF_NOTE,
+    AGGTEResult,
+    _as_array,
+    _band_cells,
+    _bands,
+    _fmt_label,
+    _fmt_num,
+    _info_sections,
+    _is_missing,
+    _level_label,
+    _normal_quantile,
+    _param,
+    _ResultBase,
+    _Section,
+    _sections_html,
+    _sections_text,
+    _Table,
+    _uniform_bands,
+)
+from moderndid.errors import InvalidOptionError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = [
+    "DDDAggResult",
+    "DDDMultiPeriodRCResult",
+    "DDDMultiPeriodResult",
+    "DDDPanelResult",
+    "DDDRCResult",
+]
+
+_REFERENCE = "Reference: Ortiz-Villavicencio and Sant'Anna (2025)"
+_AGG_TYPES = ("simple", "eventstudy", "group", "calendar")
+_EST_PREFIX = {"dr": "DR-DDD", "ipw": "IPW-DDD", "reg": "RA-DDD"}
+# aggregation type -> (title suffix, overall heading, table heading, first column, df column)
+_AGG_LABELS = {
+    "simple": ("", "Overall ATT:", "", "", ""),
+    "eventstudy": (
+        " (Event Study)",
+        "Overall summary of ATT's based on event-study aggregation:",
+        "Event Study:",
+        "Event time",
+        "event_time",
+    ),
+    "group": (
+        " (Group/Cohort)",
+        "Overall summary of ATT's based on group/cohort aggregation:",
+        "Group Effects:",
+        "Group",
+        "group",
+    ),
+    "calendar": (
+        " (Calendar Time)",
+        "Overall summary of ATT's based on calendar time aggregation:",
+        "Time Effects:",
+        "Time",
+        "time",
+    ),
+}
+_AGG_NAMES = {
+    "simple": "Simple (weighted average of post-treatment ATT(g,t))",
+    "eventstudy": "Event study (by time since treatment)",
+    "group": "Group / cohort",
+    "calendar": "Calendar time",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------------------
+
+
+def _method_prefix(params: Mapping[str, Any]) -> str:
+    est = _param(params, "est_method", "estimation_method")
+    return _EST_PREFIX.get(str(est).lower(), "DDD") if isinstance(est, str) else "DDD"
+
+
+def _algorithm_details(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    est = _param(params, "est_method", "estimation_method")
+    est = str(est).lower() if isinstance(est, str) else None
+    out = []
+    if est in ("dr", "reg"):
+        out.append(("Outcome Regression", "OLS"))
+    if est in ("dr", "ipw"):
+        out.append(("Propensity Score", "Logit (maximum likelihood)"))
+    return out
+
+
+def _p_value(att: float, se: float) -> float:
+    if _is_missing(att) or _is_missing(se) or not float(se) > 0.0:
+        return math.nan
+    return 2.0 * (1.0 - NormalDist().cdf(abs(float(att) / float(se))))
+
+
+def _implied_critical(att: np.ndarray, se: np.ndarray, upper: np.ndarray) -> float | None:
+    """Critical value implied by stored bands, ``(upper - att) / se`` (median over cells)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (np.asarray(upper, float) - np.asarray(att, float)) / np.asarray(se, float)
+    ratio = ratio[np.isfinite(ratio) & (np.asarray(se, float) > 0)]
+    return float(np.median(ratio)) if ratio.size else None
+
+
+def _ddd_sections(
+    params: Mapping[str, Any],
+    *,
+    panel: bool,
+    staggered: bool,
+    alpha: float,
+    critical_value: float | None,
+    uniform: bool,
+    n_units: Any,
+    n_groups: int | None = None,
+    extra_sections: Sequence[_Section] = (),
+    extra_details: Sequence[tuple[str, str]] = (),
+) -> list[_Section]:
+    """Key/value sections of a DDD summary (built on the ``att_gt`` ones)."""
+    p = dict(params)
+    p.setdefault("panel", panel)
+    if not p["panel"] and n_units is not None:
+        p.setdefault("n_obs", n_units)
+        n_units = None
+    sections = _info_sections(
+        p,
+        alpha=alpha,
+        critical_value=critical_value,
+        uniform=uniform,
+        n_units=n_units,
+        n_groups=n_groups,
+        extra_details=extra_details,
+    )
+    (data_title, data), (details_title, details), *rest = sections
+    drop = set() if staggered else {"Anticipation Periods", "Treated Cohorts"}
+    if _param(p, "control_group") is None:
+        drop.add("Control Group")
+    data = [(k, v) for k, v in data if k not in drop]
+    at = next((i + 1 for i, (k, _) in enumerate(details) if k == "Estimation Method"), 0)
+    details[at:at] = _algorithm_details(p)
+    pname = _param(p, "pname")
+    if pname is not None:
+        at = 1 if data and data[0][0] == "Outcome" else 0
+        data.insert(at, ("Partition Variable", str(pname)))
+    return [(data_title, data), *extra_sections, (details_title, details), *rest]
+
+
+def _is_never(g: Any) -> bool:
+    try:
+        return float(g) == 0.0 or math.isinf(float(g))
+    except (TypeError, ValueError):
+        return False
+
+
+def _subgroup_label(key: Any) -> str:
+    """Printed label of a subgroup count key; ``(g, q)`` keys get R ``triplediff`` names."""
+    if isinstance(key, tuple) and len(key) == 2:
+        g, q = key
+        treated = not _is_never(g)
+        try:
+            eligible = float(q) == 1.0
+        except (TypeError, ValueError):
+            return str(key)
+        number = 1 + int(eligible) + 2 * int(treated)
+        state = "treated" if treated else "untreated"
+        part = "eligible" if eligible else "ineligible"
+        return f"{number} ({state}, {part})"
+    return str(key)
+
+
+def _gt_columns(
+    groups: np.ndarray,
+    times: np.ndarray,
+    att: np.ndarray,
+    se: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> dict[str, Any]:
+    try:
+        event_time = times - groups
+    except TypeError:  # non-numeric labels
+        event_time = np.full(times.shape, np.nan)
+    status: list[str | None]
+    try:
+        status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
+    except TypeError:
+        status = [None] * len(times)
+    return {
+        "group": groups,
+        "time": times,
+        "att": att,
+        "se": se,
+        "ci_lower": lo,
+        "ci_upper": hi,
+        "event_time": event_time,
+        "treatment_status": status,
+    }
+
+
+def _to_pandas(cols: dict[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(cols)
+
+
+def _to_arrow(cols: dict[str, Any]) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()})
+
+
+class _DDDBase(_ResultBase):
+    """Printing / export plumbing shared by the DDD result classes."""
+
+    _panel: ClassVar[bool] = True
+
+    args: dict[str, Any]
+
+    @property
+    def estimation_params(self) -> dict[str, Any]:
+        """The call settings (``args``, the ModernDiD 0.4.1 name)."""
+        return self.args
+
+    @property
+    def panel(self) -> bool:
+        """Whether the estimates come from panel data (else repeated cross-sections)."""
+        return self._panel
+
+    def _columns(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def to_df(self) -> pd.DataFrame:
+        """Estimates and confidence bands as a pandas DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See the class documentation for the columns.
+        """
+        return _to_pandas(self._columns())
+
+    def to_arrow(self) -> pa.Table:
+        """Estimates and confidence bands as a pyarrow Table (same columns as ``to_df``).
+
+        Returns
+        -------
+        pyarrow.Table
+        """
+        return _to_arrow(self._columns())
+
+
+def _normalise_params(obj: Any, name: str = "args") -> None:
+    value = getattr(obj, name)
+    if value is None:
+        object.__setattr__(obj, name, {})
+    elif not isinstance(value, dict):
+        object.__setattr__(obj, name, dict(value))
+
+
+# ---------------------------------------------------------------------------------------
+# two periods
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _DDDTwoPeriod(_DDDBase):
+    att: float
+    se: float
+    uci: float | None
+    lci: float | None
+    boots: np.ndarray | None = None
+    att_inf_func: np.ndarray | None = None
+    did_atts: dict[str, Any] = field(default_factory=dict)
+    subgroup_counts: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+    # --- moderndid additions (after the ModernDiD 0.4.1 fields, all defaulted) ---
+    n_units: int | None = None
+    alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("did_atts", "subgroup_counts", "args"):
+            _normalise_params(self, name)
+        att = math.nan if self.att is None else float(self.att)
+        se = math.nan if self.se is None else float(self.se)
+        object.__setattr__(self, "att", att)
+        object.__setattr__(self, "se", se)
+        if self.uci is None or self.lci is None:
+            lo, hi = _bands(np.array([att]), np.array([se]), _normal_quantile(self.alpha_level))
+            if self.lci is None:
+                object.__setattr__(self, "lci", float(lo[0]))
+            if self.uci is None:
+                object.__setattr__(self, "uci", float(hi[0]))
+        object.__setattr__(self, "uci", float(self.uci))  # type: ignore[arg-type]
+        object.__setattr__(self, "lci", float(self.lci))  # type: ignore[arg-type]
+        if self.boots is not None:
+            object.__setattr__(self, "boots", _as_array(self.boots, dtype=float))
+        if self.att_inf_func is not None:
+            object.__setattr__(self, "att_inf_func", _as_array(self.att_inf_func, dtype=float))
+
+    # -- derived quantities ------------------------------------------------------------
+
+    @property
+    def alpha_level(self) -> float:
+        """Significance level (``alpha`` or ``args['alpha']``, default 0.05)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return float(self.args.get("alpha", 0.05))
+
+    @property
+    def boot(self) -> bool:
+        """Whether the standard error comes from the multiplier bootstrap."""
+        return bool(_param(self.args, "boot", "bootstrap", default=self.boots is not None))
+
+    @property
+    def influence_func(self) -> np.ndarray | None:
+        """Alias of :attr:`att_inf_func`."""
+        return self.att_inf_func
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided normal p-value of ``att / se`` (``NaN`` without a standard error)."""
+        return _p_value(self.att, self.se)
+
+    def confidence_interval(self) -> tuple[float, float]:
+        """``(lci, uci)``, the stored confidence interval."""
+        return float(self.lci), float(self.uci)  # type: ignore[arg-type]
+
+    def _critical(self) -> float:
+        implied = _implied_critical(np.array([self.att]), np.array([self.se]), np.array([self.uci]))
+        return _normal_quantile(self.alpha_level) if implied is None else implied
+
+    # -- printing ----------------------------------------------------------------------
+
+    def _table(self) -> _Table:
+        ((band, star),) = _band_cells(np.array([self.lci]), np.array([self.uci]))
+        headers = [
+            "ATT",
+            "Std. Error",
+            "Pr(>|t|)",
+            f"[{_level_label(self.alpha_level)} Conf. Int.]",
+        ]
+        rows = [[_fmt_num(self.att), _fmt_num(self.se), _fmt_num(self.p_value), band]]
+        return _Table(headers, rows, ["r", "r", "r", "l"], [star])
+
+    def _sections(self) -> list[_Section]:
+        extra: list[_Section] = []
+        if self.subgroup_counts:
+            label = "Units per Subgroup" if self._panel else "Observations per Subgroup"
+            items = [(_subgroup_label(k), _fmt_label(v)) for k, v in self.subgroup_counts.items()]
+            if all(isinstance(k, tuple) for k in self.subgroup_counts):
+                items.sort(reverse=True)  # R triplediff order: subgroup 4 first
+            extra.append((label, items))
+        if self.did_atts:
+            items = []
+            for k, v in self.did_atts.items():
+                try:
+                    text = _fmt_num(float(v))
+                except (TypeError, ValueError):
+                    text = str(v)
+                items.append((str(k), text))
+            extra.append(("DiD Components", items))
+        params = dict(self.args)
+        if self.boots is not None:
+            params.setdefault("boot", True)
+            params.setdefault("biters", int(np.asarray(self.boots).shape[0]))
+        return _ddd_sections(
+            params,
+            panel=self._panel,
+            staggered=False,
+            alpha=self.alpha_level,
+            critical_value=self._critical(),
+            uniform=False,
+            n_units=self.n_units,
+            extra_sections=extra,
+        )
+
+    def _heading(self) -> str:
+        return f"{_method_prefix(self.args)} estimation for the ATT:"
+
+    def summary(self) -> str:
+        """Return the printed summary (R ``triplediff``-style) as a string.
+
+        Returns
+        -------
+        str
+            The ATT with its standard error, p-value and confidence interval ('*' when the
+            interval excludes zero), the subgroup sizes and the estimation settings.
+        """
+        lines = [
+            _HEAVY_RULE,
+            " Triple Difference-in-Differences",
+            _HEAVY_RULE,
+            "",
+            f" {self._heading()}",
+            "",
+            self._table().to_text(),
+            "",
+            _LIGHT_RULE,
+            f" {_SIGNIF_NOTE}",
+        ]
+        lines += _sections_text(self._sections())
+        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
+        return "\n".join(lines)
+
+    def _html_body(self) -> str:
+        esc = html.escape
+        return (
+            "<h4>Triple Difference-in-Differences</h4>"
+            + f"<p>{esc(self._heading())}</p>"
+            + self._table().to_html()
+            + f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>"
+            + _sections_html(self._sections())
+            + f"<p><small>{esc(_REFERENCE)}</small></p>"
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        return {
+            "att": np.array([self.att], dtype=float),
+            "se": np.array([self.se], dtype=float),
+            "ci_lower": np.array([self.lci], dtype=float),
+            "ci_upper": np.array([self.uci], dtype=float),
+        }
+
+
+_TWO_PERIOD_DOC = """{title}
+
+    The first nine fields carry the names and order of ModernDiD 0.4.1's ``{name}``.
+
+    Parameters
+    ----------
+    att : float
+        DDD estimate of the ATT of eligible units in treated states in the second period.
+    se : float
+        Its standard error (analytical or bootstrap; ``NaN`` allowed).
+    uci, lci : float or None
+        Upper and lower confidence limits (note the order). ``None`` computes
+        ``att +/- z * se`` with the normal quantile at ``alpha``.
+    boots : numpy.ndarray, optional
+        Bootstrap draws of the estimate, ``None`` without bootstrap.
+    att_inf_func : numpy.ndarray, optional
+        Influence function of the estimate, one entry per {unit}, or ``None``.
+    did_atts : dict
+        The DiD comparisons the DDD combines (label -> estimate), e.g. the DiDs of subgroup
+        4 against subgroups 3, 2 and 1; printed when not empty.
+    subgroup_counts : dict
+        Label -> number of {units} per subgroup, e.g. ``{{"4 (treated, eligible)": n4,
+        "3 (treated, ineligible)": n3, "2 (untreated, eligible)": n2,
+        "1 (untreated, ineligible)": n1}}``.
+    args : dict
+        Call settings (also available as ``estimation_params``): ``yname``, ``tname``,
+        ``idname``, ``gname``, ``pname``, ``xformla``, ``est_method``, ``weightsname``,
+        ``boot``, ``biters``, ``alpha``, ``clustervars``, ``random_state``, ``n_obs``,
+        ``engine``, ... (whatever is present is printed).
+    n_units : int, optional
+        Number of {units}.
+    alpha : float, optional
+        Significance level; ``None`` reads ``args["alpha"]`` (default 0.05).
+
+    Notes
+    -----
+    ``to_df()`` gives one row with columns ``att``, ``se``, ``ci_lower``, ``ci_upper``.
+    Instances are immutable; use ``res._replace(field=value)`` for a modified copy.
+    """
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DDDPanelResult(_DDDTwoPeriod):
+    _panel: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DDDRCResult(_DDDTwoPeriod):
+    _panel: ClassVar[bool] = False
+
+
+DDDPanelResult.__doc__ = _TWO_PERIOD_DOC.format(
+    title="Two-period triple-differences ATT estimated from panel data.",
+    name="DDDPanelResult",
+    unit="unit",
+    units="units",
+)
+DDDRCResult.__doc__ = _TWO_PERIOD_DOC.format(
+    title="Two-period triple-differences ATT estimated from repeated cross-sections.",
+    name="DDDRCResult",
+    unit="observation",
+    units="observations",
+)
+
+
+# ---------------------------------------------------------------------------------------
+# staggered adoption
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class _DDDMultiPeriod(_DDDBase):
+    att: np.ndarray
+    se: np.ndarray
+    uci: np.ndarray | None
+    lci: np.ndarray | None
+    groups: np.ndarray
+    times: np.ndarray
+    glist: np.ndarray | None
+    tlist: np.ndarray | None
+    inf_func_mat: np.ndarray | None
+    n: int | None
+    args: dict[str, Any]
+    unit_groups: np.ndarray | None = None
+    unit_weights: np.ndarray | None = None
+    unit_clusters: np.ndarray | None = None
+    unit_partition: np.ndarray | None = None
+    # --- moderndid additions (after the ModernDiD 0.4.1 fields, all defaulted) ---
+    critical_value: float | None = None
+    vcov_analytical: np.ndarray | None = None
+    alpha: float | None = None
+    moments: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _normalise_params(self)
+        cls = type(self).__name__
+        att = np.atleast_1d(_as_array(self.att, dtype=float))
+        se = np.atleast_1d(_as_array(self.se, dtype=float))
+        groups = np.atleast_1d(_as_array(self.groups))
+        times = np.atleast_1d(_as_array(self.times))
+        n_cells = att.shape[0]
+        for name, arr in (("att", att), ("se", se), ("groups", groups), ("times", times)):
+            if arr.ndim != 1 or arr.shape[0] != n_cells:
+                raise InvalidOptionError(
+                    f"{cls}.{name} must be 1-D with one entry per cell ({n_cells}), "
+                    f"got shape {arr.shape}"
+                )
+        for name, value in (("att", att), ("se", se), ("groups", groups), ("times", times)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(
+            self, "glist", np.unique(groups) if self.glist is None else _as_array(self.glist)
+        )
+        object.__setattr__(
+            self, "tlist", np.unique(times) if self.tlist is None else _as_array(self.tlist)
+        )
+        # critical value: given, else implied by the stored bands, else the normal quantile
+        if self.critical_value is None:
+            implied = None
+            if self.uci is not None:
+                implied = _implied_critical(att, se, np.atleast_1d(_as_array(self.uci, float)))
+            crit = _normal_quantile(self.alpha_level) if implied is None else implied
+        else:
+            crit = float(self.critical_value)
+        object.__setattr__(self, "critical_value", crit)
+        lo, hi = _bands(att, se, crit)
+        for name, default in (("uci", hi), ("lci", lo)):
+            value = getattr(self, name)
+            arr = default if value is None else np.atleast_1d(_as_array(value, dtype=float))
+            if arr.shape != (n_cells,):
+                raise InvalidOptionError(
+                    f"{cls}.{name} must have one entry per cell ({n_cells}), got shape {arr.shape}"
+                )
+            object.__setattr__(self, name, arr)
+        for name in ("inf_func_mat", "vcov_analytical", "unit_weights"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _as_array(getattr(self, name), dtype=float))
+        for name in ("unit_groups", "unit_clusters", "unit_partition"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _as_array(getattr(self, name)))
+
+    # -- aliases and derived quantities -------------------------------------------------
+
+    @property
+    def att_gt(self) -> np.ndarray:
+        """Alias of :attr:`att` (the ``MPResult`` name)."""
+        return self.att
+
+    @property
+    def se_gt(self) -> np.ndarray:
+        """Alias of :attr:`se` (the ``MPResult`` name)."""
+        return self.se
+
+    @property
+    def influence_func(self) -> np.ndarray | None:
+        """Alias of :attr:`inf_func_mat` (``n_units x n_cells``)."""
+        return self.inf_func_mat
+
+    @property
+    def n_units(self) -> int | None:
+        """Alias of :attr:`n` (units; observations for repeated cross-sections)."""
+        return self.n
+
+    @property
+    def alpha_level(self) -> float:
+        """Significance level (``alpha`` or ``args['alpha']``, default 0.05)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return float(self.args.get("alpha", 0.05))
+
+    @property
+    def uniform_bands(self) -> bool:
+        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
+        return _uniform_bands(self.args)
+
+    def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored bands ``(lci, uci)``.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+        """
+        assert self.lci is not None and self.uci is not None
+        return self.lci, self.uci
+
+    # -- printing ----------------------------------------------------------------------
+
+    def _table(self) -> _Table:
+        lo, hi = self.confidence_bands()
+        bands = _band_cells(lo, hi)
+        kind = "Simult." if self.uniform_bands else "Pointwise"
+        headers = [
+            "Group",
+            "Time",
+            "ATT(g,t)",
+            "Std. Error",
+            f"[{_level_label(self.alpha_level)} {kind} Conf. Band]",
+        ]
+        rows = [
+            [_fmt_label(g), _fmt_label(t), _fmt_num(a), _fmt_num(s), b[0]]
+            for g, t, a, s, b in zip(self.groups, self.times, self.att, self.se, bands, strict=True)
+        ]
+        return _Table(headers, rows, ["r", "r", "r", "r", "l"], [b[1] for b in bands])
+
+    def _cohort_partition_counts(self) -> dict[Any, tuple[int, int] | int] | None:
+        """Cohort -> (eligible, ineligible) counts (or a total without partitions)."""
+        if self.unit_groups is not None:
+            ug = np.asarray(self.unit_groups)
+            up = None if self.unit_partition is None else np.asarray(self.unit_partition)
+            out: dict[Any, tuple[int, int] | int] = {}
+            for g in np.unique(ug):
+                in_g = ug == g
+                if up is None or up.shape != ug.shape:
+                    out[g] = int(in_g.sum())
+                else:
+                    n_el = int((in_g & (up == 1)).sum())
+                    out[g] = (n_el, int(in_g.sum()) - n_el)
+            return out
+        counts = self.args.get("subgroup_counts")
+        if isinstance(counts, Mapping) and counts:
+            pairs: dict[Any, list[int]] = {}
+            for key, value in counts.items():
+                if not (isinstance(key, tuple) and len(key) == 2):
+                    return None
+                g, q = key
+                slot = pairs.setdefault(g, [0, 0])
+                slot[0 if float(q) == 1.0 else 1] += int(value)
+            return {g: (v[0], v[1]) for g, v in sorted(pairs.items(), key=lambda kv: kv[0])}
+        return None
+
+    def _count_section(self) -> list[_Section]:
+        counts = self._cohort_partition_counts()
+        if not counts:
+            return []
+        items = []
+        for g, value in counts.items():
+            label = "Never treated" if _is_never(g) else f"Cohort {_fmt_label(g)}"
+            if isinstance(value, tuple):
+                items.append((label, f"{value[0]} eligible, {value[1]} ineligible"))
+            else:
+                items.append((label, str(value)))
+        items.sort(key=lambda kv: kv[0] != "Never treated")
+        title = "Units per Cohort" if self._panel else "Observations per Cohort"
+        return [(title, items)]
+
+    def _sections(self) -> list[_Section]:
+        return _ddd_sections(
+            self.args,
+            panel=self._panel,
+            staggered=True,
+            alpha=self.alpha_level,
+            critical_value=self.critical_value,
+            uniform=self.uniform_bands,
+            n_units=self.n,
+            n_groups=int(np.unique(self.groups).size) if self.groups.size else 0,
+            extra_sections=self._count_section(),
+        )
+
+    def _heading(self) -> str:
+        return f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
+
+    def summary(self) -> str:
+        """Return the printed summary (R ``triplediff``-style) as a string.
+
+        Returns
+        -------
+        str
+            Table of ATT(g,t) with standard errors and confidence bands ('*' where the band
+            excludes zero), the units per cohort and partition and the estimation settings.
+        """
+        lines = [
+            _HEAVY_RULE,
+            " Triple Difference-in-Differences, staggered adoption",
+            _HEAVY_RULE,
+            "",
+            f" {self._heading()}",
+            "",
+        ]
+        if self.att.size:
+            lines.append(self._table().to_text())
+        else:
+            lines.append(" No group-time cells were estimated.")
+        lines += ["", _LIGHT_RULE, f" {_SIGNIF_NOTE}"]
+        lines += _sections_text(self._sections())
+        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
+        return "\n".join(lines)
+
+    def _html_body(self) -> str:
+        esc = html.escape
+        table = self._table().to_html() if self.att.size else "<p>No group-time cells.</p>"
+        return (
+            "<h4>Triple Difference-in-Differences, staggered adoption</h4>"
+            + f"<p>{esc(self._heading())}</p>"
+            + table
+            + f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>"
+            + _sections_html(self._sections())
+            + f"<p><small>{esc(_REFERENCE)}</small></p>"
+        )
+
+    def _columns(self) -> dict[str, Any]:
+        lo, hi = self.confidence_bands()
+        return _gt_columns(self.groups, self.times, self.att, self.se, lo, hi)
+
+
+_MULTI_DOC = """{title}
+
+    The first fifteen fields carry the names and order of ModernDiD 0.4.1's ``{name}``;
+    ``att_gt``, ``se_gt``, ``influence_func``, ``n_units`` and ``estimation_params`` are
+    read-only aliases with the ``MPResult`` names.
+
+    Parameters
+    ----------
+    att : numpy.ndarray
+        ATT(g, t) estimates, length ``n_cells``.
+    se : numpy.ndarray
+        Standard errors (``NaN`` where not identified).
+    uci, lci : numpy.ndarray or None
+        Upper and lower band limits (note the order); ``None`` computes
+        ``att +/- critical_value * se``.
+    groups, times : numpy.ndarray
+        Cohort and period of each cell.
+    glist, tlist : numpy.ndarray or None
+        The distinct cohorts and periods; ``None`` takes the unique ``groups`` / ``times``.
+    inf_func_mat : numpy.ndarray or None
+        ``n x n_cells`` influence functions, ``None`` when not materialised.
+    n : int or None
+        Number of {units}.
+    args : dict
+        Call settings (also ``estimation_params``): ``yname``, ``tname``, ``idname``,
+        ``gname``, ``pname``, ``xformla``, ``control_group``, ``base_period``,
+        ``anticipation``, ``est_method``, ``weightsname``, ``boot``, ``biters``, ``cband``
+        (True only if uniform bootstrap bands were computed), ``alpha``, ``clustervars``,
+        ``random_state``, ``n_obs``, ``n_periods``, ``engine``, ...
+    unit_groups, unit_partition : numpy.ndarray, optional
+        Cohort and partition (0/1) of each {unit}; when given, the summary lists the
+        {units} per cohort and partition.
+    unit_weights, unit_clusters : numpy.ndarray, optional
+        Sampling weight and cluster of each {unit}.
+    critical_value : float, optional
+        Critical value of the bands (normal quantile for pointwise bands, the bootstrap
+        value for uniform ones). ``None`` takes the value implied by ``uci`` (or the
+        normal quantile at ``alpha``); after construction it is always a float.
+    vcov_analytical : numpy.ndarray, optional
+        ``n_cells x n_cells`` covariance matrix of the estimates.
+    alpha : float, optional
+        Significance level; ``None`` reads ``args["alpha"]`` (default 0.05).
+    moments : Any, optional
+        Internal: what the estimator hands to ``agg_ddd``. Not shown and not compared.
+
+    Notes
+    -----
+    ``to_df()`` has columns ``group``, ``time``, ``att``, ``se``, ``ci_lower``,
+    ``ci_upper``, ``event_time`` and ``treatment_status`` (as for ``MPResult``), the bands
+    being ``lci`` / ``uci``.
+    """
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DDDMultiPeriodResult(_DDDMultiPeriod):
+    _panel: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DDDMultiPeriodRCResult(_DDDMultiPeriod):
+    _panel: ClassVar[bool] = False
+
+
+DDDMultiPeriodResult.__doc__ = _MULTI_DOC.format(
+    title="Staggered triple-differences ATT(g, t) estimated from panel data.",
+    name="DDDMultiPeriodResult",
+    units="units",
+    unit="unit",
+)
+DDDMultiPeriodRCResult.__doc__ = _MULTI_DOC.format(
+    title="Staggered triple-differences ATT(g, t) estimated from repeated cross-sections.",
+    name="DDDMultiPeriodRCResult",
+    units="observations",
+    unit="observation",
+)
+
+
+# ---------------------------------------------------------------------------------------
+# aggregation
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DDDAggResult(_DDDBase):
+    """Aggregated triple-differences effects returned by ``agg_ddd``.
+
+    The first ten fields carry the names and order of ModernDiD 0.4.1's ``DDDAggResult``;
+    ``event_times``, ``att_by_event``, ``se_by_event``, ``critical_values``,
+    ``influence_func``, ``influence_func_overall`` and ``estimation_params`` are read-only
+    aliases with the ``AGGTEResult`` names.
+
+    Parameters
+    ----------
+    overall_att : float
+        Overall aggregated ATT.
+    overall_se : float
+        Its standard error (``NaN`` allowed).
+    aggregation_type : {"simple", "eventstudy", "group", "calendar"}
+        Kind of aggregation (``"dynamic"`` is accepted and stored as ``"eventstudy"``).
+    egt : numpy.ndarray, optional
+        Labels of the disaggregated effects: event times, cohorts or periods.
+    att_egt, se_egt : numpy.ndarray, optional
+        Effect and standard error for each entry of ``egt``.
+    crit_val : float or numpy.ndarray, optional
+        Critical value of the disaggregated bands (one value, or one per entry); ``None``
+        is the normal quantile at ``alpha``.
+    inf_func : numpy.ndarray, optional
+        ``n x n_events`` influence functions of the disaggregated effects.
+    inf_func_overall : numpy.ndarray, optional
+        Influence function of ``overall_att``.
+    args : dict
+        Settings (see :class:`DDDMultiPeriodResult`), with ``boot``, ``biters`` and
+        ``cband`` as used by the aggregation.
+    vcov_analytical : numpy.ndarray, optional
+        Covariance matrix of ``att_egt``.
+    alpha : float, optional
+        Significance level; ``None`` reads ``args["alpha"]`` (default 0.05).
+    min_event_time, max_event_time, balanced_event_threshold : int, optional
+        Event-time window and ``balance_e`` of an event-study aggregation.
+
+    Notes
+    -----
+    The overall ATT's interval uses the pointwise normal quantile (as R ``triplediff``);
+    the disaggregated effects use ``crit_val``. ``to_df()`` gives one row per entry of
+    ``egt`` with a label column named ``event_time``, ``group`` or ``time``, then ``att``,
+    ``se``, ``ci_lower``, ``ci_upper`` (and ``treatment_status`` for event studies);
+    ``simple`` gives one row ``att``, ``se``, ``ci_lower``, ``ci_upper``.
+    """
+
+    overall_att: float
+    overall_se: float
+    aggregation_type: str
+    egt: np.ndarray | None = None
+    att_egt: np.ndarray | None = None
+    se_egt: np.ndarray | None = None
+    crit_val: float | np.ndarray | None = None
+    inf_func: np.ndarray | None = None
+    inf_func_overall: np.ndarray | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    # --- moderndid additions (after the ModernDiD 0.4.1 fields, all defaulted) ---
+    vcov_analytical: np.ndarray | None = None
+    alpha: float | None = None
+    min_event_time: int | None = None
+    max_event_time: int | None = None
+    balanced_event_threshold: int | None = None
+
+    def __post_init__(self) -> None:
+        _normalise_params(self)
+        kind = "eventstudy" if self.aggregation_type == "dynamic" else self.aggregation_type
+        if kind not in _AGG_TYPES:
+            raise InvalidOptionError(
+                f"aggregation_type must be one of {_AGG_TYPES}, got {self.aggregation_type!r}"
+            )
+        object.__setattr__(self, "aggregation_type", kind)
+        object.__setattr__(self, "overall_att", float(self.overall_att))
+        se = math.nan if self.overall_se is None else float(self.overall_se)
+        object.__setattr__(self, "overall_se", se)
+        if self.crit_val is not None:
+            cv = _as_array(self.crit_val, dtype=float)
+            object.__setattr__(self, "crit_val", float(cv) if cv.ndim == 0 else cv)
+        if self.egt is not None:
+            ev = np.atleast_1d(_as_array(self.egt))
+            object.__setattr__(self, "egt", ev)
+            n_ev = ev.shape[0]
+            for name in ("att_egt", "se_egt"):
+                arr = _as_array(getattr(self, name), dtype=float)
+                if arr is not None and arr.ndim == 0:
+                    arr = np.full(n_ev, float(arr))
+                if arr is not None and arr.shape != (n_ev,):
+                    raise InvalidOptionError(
+                        f"DDDAggResult.{name} must have one entry per event ({n_ev}), "
+                        f"got shape {arr.shape}"
+                    )
+                object.__setattr__(self, name, arr)
+            if isinstance(self.crit_val, np.ndarray) and self.crit_val.shape != (n_ev,):
+                raise InvalidOptionError(
+                    f"DDDAggResult.crit_val must be a scalar or have one entry per event "
+                    f"({n_ev}), got shape {self.crit_val.shape}"
+                )
+        for name in ("inf_func", "inf_func_overall", "vcov_analytical"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _as_array(getattr(self, name), dtype=float))
+
+    @classmethod
+    def from_aggte(cls, agg: AGGTEResult, aggregation_type: str | None = None) -> DDDAggResult:
+        """Wrap an :class:`~moderndid.did.results.AGGTEResult` of DDD cells.
+
+        Parameters
+        ----------
+        agg : AGGTEResult
+            Aggregation computed by the shared ``aggte`` core on DDD ATT(g, t).
+        aggregation_type : str, optional
+            ``"simple"``, ``"eventstudy"`` (or ``"dynamic"``), ``"group"`` or
+            ``"calendar"``; must agree with ``agg.aggregation_type`` (``"dynamic"`` there
+            maps to ``"eventstudy"``). ``None`` takes it from ``agg``.
+
+        Returns
+        -------
+        DDDAggResult
+
+        Raises
+        ------
+        InvalidOptionError
+            If ``aggregation_type`` does not match ``agg``.
+        TypeError
+            If ``agg`` is not an ``AGGTEResult``.
+        """
+        if not isinstance(agg, AGGTEResult):
+            raise TypeError(f"from_aggte expects an AGGTEResult, got {type(agg).__name__}")
+        kind = "eventstudy" if agg.aggregation_type == "dynamic" else agg.aggregation_type
+        if aggregation_type is not None:
+            wanted = "eventstudy" if aggregation_type == "dynamic" else aggregation_type
+            if wanted != kind:
+                raise InvalidOptionError(
+                    f"aggregation_type {aggregation_type!r} does not match the aggregation "
+                    f"{agg.aggregation_type!r}"
+                )
+        crit: float | np.ndarray | None = None
+        if agg.critical_values is not None:
+            cv = np.asarray(agg.critical_values, dtype=float)
+            finite = cv[np.isfinite(cv)]
+            if finite.size and np.all(finite == finite[0]):
+                crit = float(finite[0])
+            elif cv.size:
+                crit = cv
+        args = dict(agg.estimation_params)
+        if agg.call_info:
+            args.setdefault("call_info", dict(agg.call_info))
+        return cls(
+            overall_att=agg.overall_att,
+            overall_se=agg.overall_se,
+            aggregation_type=kind,
+            egt=agg.event_times,
+            att_egt=agg.att_by_event,
+            se_egt=agg.se_by_event,
+            crit_val=crit,
+            inf_func=agg.influence_func,
+            inf_func_overall=agg.influence_func_overall,
+            args=args,
+            vcov_analytical=agg.vcov_analytical,
+            alpha=agg.alpha,
+            min_event_time=agg.min_event_time,
+            max_event_time=agg.max_event_time,
+            balanced_event_threshold=agg.balanced_event_threshold,
+        )
+
+    # -- aliases and derived quantities -------------------------------------------------
+
+    @property
+    def event_times(self) -> np.ndarray | None:
+        """Alias of :attr:`egt`."""
+        return self.egt
+
+    @property
+    def att_by_event(self) -> np.ndarray | None:
+        """Alias of :attr:`att_egt`."""
+        return self.att_egt
+
+    @property
+    def se_by_event(self) -> np.ndarray | None:
+        """Alias of :attr:`se_egt`."""
+        return self.se_egt
+
+    @property
+    def critical_values(self) -> np.ndarray | None:
+        """Critical value of each disaggregated band (``None`` for ``simple``)."""
+        if self.egt is None:
+            return None
+        n_ev = self.egt.shape[0]
+        if self.crit_val is None:
+            return np.full(n_ev, _normal_quantile(self.alpha_level))
+        return np.broadcast_to(np.asarray(self.crit_val, dtype=float), (n_ev,)).copy()
+
+    @property
+    def influence_func(self) -> np.ndarray | None:
+        """Alias of :attr:`inf_func`."""
+        return self.inf_func
+
+    @property
+    def influence_func_overall(self) -> np.ndarray | None:
+        """Alias of :attr:`inf_func_overall`."""
+        return self.inf_func_overall
+
+    @property
+    def alpha_level(self) -> float:
+        """Significance level (``alpha`` or ``args['alpha']``, default 0.05)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return float(self.args.get("alpha", 0.05))
+
+    @property
+    def uniform_bands(self) -> bool:
+        """Whether the disaggregated bands are simultaneous (uniform) bands."""
+        return _uniform_bands(self.args)
+
+    def overall_confidence_interval(self) -> tuple[float, float]:
+        """Pointwise normal interval of the overall ATT, ``(lower, upper)``."""
+        lo, hi = _bands(
+            np.array([self.overall_att]),
+            np.array([self.overall_se]),
+            _normal_quantile(self.alpha_level),
+        )
+        return float(lo[0]), float(hi[0])
+
+    def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bands of the disaggregated effects, ``att_egt -/+ crit_val * se_egt``.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(lower, upper)``; empty arrays without disaggregated effects.
+        """
+        cvals = self.critical_values
+        if self.att_egt is None or cvals is None:
+            return np.empty(0), np.empty(0)
+        se = self.se_egt if self.se_egt is not None else np.full(self.att_egt.shape, np.nan)
+        return _bands(self.att_egt, se, cvals)
+
+    # -- printing ----------------------------------------------------------------------
+
+    def _has_events(self) -> bool:
+        return (
+            self.aggregation_type != "simple"
+            and self.egt is not None
+            and (self.att_egt is not None)
+        )
+
+    def _overall_table(self) -> _Table:
+        lo, hi = self.overall_confidence_interval()
+        ((band, star),) = _band_cells(np.array([lo]), np.array([hi]))
+        headers = ["ATT", "Std. Error", f"[{_level_label(self.alpha_level)} Conf. Int.]"]
+        rows = [[_fmt_num(self.overall_att), _fmt_num(self.overall_se), band]]
+        return _Table(headers, rows, ["r", "r", "l"], [star])
+
+    def _event_table(self) -> _Table:
+        assert self.egt is not None and self.att_egt is not None
+        se = self.se_egt if self.se_egt is not None else np.full(self.att_egt.shape, np.nan)
+        lo, hi = self.confidence_bands()
+        bands = _band_cells(lo, hi)
+        kind = "Simult." if self.uniform_bands else "Pointwise"
+        headers = [
+            _AGG_LABELS[self.aggregation_type][3],
+            "Estimate",
+            "Std. Error",
+            f"[{_level_label(self.alpha_level)} {kind} Conf. Band]",
+        ]
+        rows = [
+            [_fmt_label(e), _fmt_num(a), _fmt_num(s), b[0]]
+            for e, a, s, b in zip(self.egt, self.att_egt, se, bands, strict=True)
+        ]
+        return _Table(headers, rows, ["r", "r", "r", "l"], [b[1] for b in bands])
+
+    def _aggregation_details(self) -> list[tuple[str, str]]:
+        out = [("Aggregation", _AGG_NAMES[self.aggregation_type])]
+        if self.aggregation_type == "eventstudy":
+            if self.min_event_time is not None or self.max_event_time is not None:
+                lo = "-Inf" if self.min_event_time is None else _fmt_label(self.min_event_time)
+                hi = "Inf" if self.max_event_time is None else _fmt_label(self.max_event_time)
+                out.append(("Event Window", f"[{lo}, {hi}]"))
+            if self.balanced_event_threshold is not None:
+                out.append(
+                    (
+                        "Balanced Cohorts",
+                        f"observed for event times 0..{_fmt_label(self.balanced_event_threshold)}",
+                    )
+                )
+        return out
+
+    def _sections(self) -> list[_Section]:
+        crit: float | None = _normal_quantile(self.alpha_level)
+        if self._has_events():
+            cvals = self.critical_values
+            finite = cvals[np.isfinite(cvals)] if cvals is not None else np.empty(0)
+            crit = float(finite[0]) if finite.size else None
+        return _ddd_sections(
+            self.args,
+            panel=bool(_param(self.args, "panel", default=True)),
+            staggered=True,
+            alpha=self.alpha_level,
+            critical_value=crit,
+            uniform=self.uniform_bands and self._has_events(),
+            n_units=None,
+            extra_details=self._aggregation_details(),
+        )
+
+    def summary(self) -> str:
+        """Return the printed summary (R ``triplediff``-style) as a string.
+
+        Returns
+        -------
+        str
+            The overall ATT with its interval, the table of disaggregated effects for
+            ``eventstudy``/``group``/``calendar`` and the estimation settings.
+        """
+        suffix, overall_head, table_head, _, _ = _AGG_LABELS[self.aggregation_type]
+        lines = [
+            _HEAVY_RULE,
+            f" Aggregate Triple DiD Treatment Effects{suffix}",
+            _HEAVY_RULE,
+            "",
+            f" {overall_head}",
+            "",
+            self._overall_table().to_text(),
+        ]
+        if self._has_events():
+            lines += ["", "", f" {table_head}", "", self._event_table().to_text()]
+        lines += ["", _LIGHT_RULE, f" {_SIGNIF_NOTE}"]
+        lines += _sections_text(self._sections())
+        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
+        return "\n".join(lines)
+
+    def _html_body(self) -> str:
+        esc = html.escape
+        suffix, overall_head, table_head, _, _ = _AGG_LABELS[self.aggregation_type]
+        parts = [
+            f"<h4>Aggregate Triple DiD Treatment Effects{esc(suffix)}</h4>",
+            f"<p>{esc(overall_head)}</p>",
+            self._overall_table().to_html(),
+        ]
+        if self._has_events():
+            parts += [f"<p>{esc(table_head)}</p>", self._event_table().to_html()]
+        parts += [
+            f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>",
+            _sections_html(self._sections()),
+            f"<p><small>{esc(_REFERENCE)}</small></p>",
+        ]
+        return "".join(parts)
+
+    def _columns(self) -> dict[str, Any]:
+        if self.aggregation_type == "simple":
+            lo_o, hi_o = self.overall_confidence_interval()
+            return {
+                "att": np.array([self.overall_att], dtype=float),
+                "se": np.array([self.overall_se], dtype=float),
+                "ci_lower": np.array([lo_o]),
+                "ci_upper": np.array([hi_o]),
+            }
+        if self.egt is None or self.att_egt is None:
+            raise InvalidOptionError(
+                f"this {self.aggregation_type!r} aggregation holds no per-event estimates"
+            )
+        se = self.se_egt if self.se_egt is not None else np.full(self.att_egt.shape, np.nan)
+        lo, hi = self.confidence_bands()
+        cols: dict[str, Any] = {
+            _AGG_LABELS[self.aggregation_type][4]: self.egt,
+            "att": self.att_egt,
+            "se": se,
+            "ci_lower": lo,
+            "ci_upper": hi,
+        }
+        if self.aggregation_type == "eventstudy":
+            cols["treatment_status"] = [
+                None if _is_missing(e) else ("Post" if e >= 0 else "Pre") for e in self.egt
+            ]
+        return cols
+
+
+# ---------------------------------------------------------------------------------------
+# construction from the estimator's fit
+# ---------------------------------------------------------------------------------------
+
+
+def build_ddd_result(
+    fit: Any, data: Any, params: Mapping[str, Any]
+) -> DDDPanelResult | DDDRCResult | DDDMultiPeriodResult | DDDMultiPeriodRCResult:
+    """Build the result object of ``ddd`` from an engine-independent fit.
+
+    Parameters
+    ----------
+    fit : DDDFit
+        Needs ``cells`` (objects with ``group`` and ``time``), ``att``, ``se``,
+        ``critical_value``, ``vcov`` (covariance of ``att``), ``influence`` (``n x cells``
+        or ``None``), ``moments``, ``two_period`` and ``subgroup_counts`` (label or
+        ``(g, q)`` -> count; may be empty).
+    data : DidData
+        Needs ``n_units`` and ``kind`` (``"rc"`` for repeated cross-sections); ``cohorts``
+        and ``periods`` are used for ``glist`` / ``tlist`` when present.
+    params : mapping
+        The ``args`` / ``estimation_params`` of the result (``alpha``, ``panel``, ``boot``,
+        ``cband``, ...).
+
+    Returns
+    -------
+    DDDPanelResult, DDDRCResult, DDDMultiPeriodResult or DDDMultiPeriodRCResult
+        Two-period classes when ``fit.two_period`` (the single cell), else the staggered
+        ones; ``*RC*`` classes when ``params["panel"]`` is false (or ``data.kind == "rc"``).
+    """
+    args = dict(params)
+    panel = bool(args.get("panel", getattr(data, "kind", "panel") != "rc"))
+    alpha = float(args.get("alpha", 0.05))
+    att = np.atleast_1d(np.asarray(fit.att, dtype=float))
+    se = np.atleast_1d(np.asarray(fit.se, dtype=float))
+    crit = float(fit.critical_value)
+    lo, hi = _bands(att, se, crit)
+    n_units = getattr(data, "n_units", None)
+    n_units = None if n_units is None else int(n_units)
+    influence = getattr(fit, "influence", None)
+    counts = dict(getattr(fit, "subgroup_counts", None) or {})
+    if fit.two_period:
+        two_cls = DDDPanelResult if panel else DDDRCResult
+        return two_cls(
+            att=float(att[0]),
+            se=float(se[0]),
+            uci=float(hi[0]),
+            lci=float(lo[0]),
+            boots=None,
+            att_inf_func=None if influence is None else np.asarray(influence)[:, 0],
+            did_atts={},
+            subgroup_counts=counts,
+            args=args,
+            n_units=n_units,
+            alpha=alpha,
+        )
+    if counts:
+        args.setdefault("subgroup_counts", counts)
+    cohorts = getattr(data, "cohorts", None)
+    periods = getattr(data, "periods", None)
+    multi_cls = DDDMultiPeriodResult if panel else DDDMultiPeriodRCResult
+    return multi_cls(
+        att=att,
+        se=se,
+        uci=hi,
+        lci=lo,
+        groups=np.array([c.group for c in fit.cells]),
+        times=np.array([c.time for c in fit.cells]),
+        glist=None if cohorts is None else np.asarray(cohorts),
+        tlist=None if periods is None else np.asarray(periods),
+        inf_func_mat=influence,
+        n=n_units,
+        args=args,
+        critical_value=crit,
+        vcov_analytical=getattr(fit, "vcov", None),
+        alpha=alpha,
+        moments=getattr(fit, "moments", None),
+    )
+
+
+for _cls in (
+    DDDPanelResult,
+    DDDRCResult,
+    DDDMultiPeriodResult,
+    DDDMultiPeriodRCResult,
+    DDDAggResult,
+):
+    _cls._fields = tuple(f.name for f in dataclasses.fields(_cls))
+del _cls
