@@ -395,7 +395,8 @@ def machine_info() -> dict:
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "python"], cwd=REPO,
                                capture_output=True, text=True).stdout.split("\n")
         dirty = [line[3:] for line in dirty if line.strip()]
-        info["git"] = rev + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
+        info["git HEAD at start"] = rev + (
+            f" + uncommitted changes in {', '.join(dirty)}" if dirty else " (python/ clean)")
     except OSError:
         info["git"] = "?"
     return info
@@ -591,6 +592,7 @@ def main(argv=None) -> int:
     if bad:
         p.error(f"unknown variants {bad}")
 
+    info = machine_info()  # git state at the time the snapshot is taken
     md_env = None
     snap_dir = None
     if args.no_snapshot:
@@ -662,7 +664,6 @@ def main(argv=None) -> int:
         if len(runs["moderndid"]) > 1:
             comps["moderndid (run 2 vs run 1)"] = compare(ref, runs["moderndid"][1])
 
-    info = machine_info()
     info["moderndid source"] = src_note
     report = render(args, command, info, data_path, runs, summ, comps, errors)
     out = Path(args.out) if args.out else RESULTS_DIR / f"att_gt_{_dt.date.today().isoformat()}.md"

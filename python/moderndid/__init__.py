@@ -6,6 +6,18 @@ result classes, and data sets / generators.
 
 from moderndid._version import __version__
 from moderndid.data import gen_did_scalable, load_mpdta, load_mpdta_arrow
+from moderndid.ddd import (
+    DDDAggResult,
+    DDDMultiPeriodRCResult,
+    DDDMultiPeriodResult,
+    DDDPanelResult,
+    DDDRCResult,
+    agg_ddd,
+    ddd,
+    gen_ddd_2periods,
+    gen_ddd_mult_periods,
+    gen_ddd_scalable,
+)
 from moderndid.did.aggte import aggte
 from moderndid.did.att_gt import att_gt
 from moderndid.did.results import AGGTEResult, MPResult, to_arrow, to_df
@@ -27,6 +39,11 @@ __all__ = [
     "ColumnNotFoundError",
     "ColumnTypeError",
     "ConvergenceError",
+    "DDDAggResult",
+    "DDDMultiPeriodRCResult",
+    "DDDMultiPeriodResult",
+    "DDDPanelResult",
+    "DDDRCResult",
     "DataStructureError",
     "InvalidOptionError",
     "MPResult",
@@ -35,8 +52,13 @@ __all__ = [
     "SingularDesignError",
     "UnsupportedInputError",
     "__version__",
+    "agg_ddd",
     "aggte",
     "att_gt",
+    "ddd",
+    "gen_ddd_2periods",
+    "gen_ddd_mult_periods",
+    "gen_ddd_scalable",
     "gen_did_scalable",
     "load_mpdta",
     "load_mpdta_arrow",

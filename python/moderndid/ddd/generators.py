@@ -52,9 +52,12 @@ _PART_COEF = 0.75 * np.array([0.5, 0.5, -1.0, 0.25])
 # Slope of the partition logit on the partition index: untreated state / treated cohorts.
 _PART_SLOPE_UNTREATED = 1.0
 _PART_SLOPE_TREATED = -1.0
+# Bound on the membership indices built from the Kang-Schafer transforms.
+_INDEX_BOUND = 2.5
 # Outcome index m(W): level and covariate-specific trend (as in gen_did_scalable).
 _OR_COEF = np.array([2.74, 1.37, 1.37, 1.37])
-# Extra trend per period of units in treated states / cohorts (state-specific trend) ...
+# Extra trend per period of units in treated states / cohorts (state-specific trend): from
+# STATE_TREND for the first cohort up to 1.5 * STATE_TREND for the last one ...
 STATE_TREND = 1.0
 # ... and of eligible units (partition-specific trend); no state x partition interaction.
 PARTITION_TREND = 0.5
@@ -112,6 +115,28 @@ def _working_covariates(x4: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
     return w_ps, w_or
 
 
+def _membership_indices(w_ps: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
+    """Cohort index ``s`` and partition index ``r`` of the membership logits.
+
+    With the Kang-Schafer transforms (``dgp_type`` 2 and 4) the linear indices have
+    heavy tails that would push subgroup probabilities to zero (no overlap, infinite
+    efficiency bound), so they are squashed smoothly into ``(-2.5, 2.5)``; this keeps
+    them nonlinear in the observed covariates.
+    """
+    s = _PS_COEF @ w_ps
+    r = _PART_COEF @ w_ps
+    if dgp_type in (2, 4):
+        s = _INDEX_BOUND * np.tanh(s / _INDEX_BOUND)
+        r = _INDEX_BOUND * np.tanh(r / _INDEX_BOUND)
+    return s, r
+
+
+def _cohort_trends(n_cohorts: int) -> NDArray:
+    """Extra trend per period by cohort code (0 = untreated state / never treated)."""
+    steps = np.linspace(0.0, 0.5, n_cohorts) if n_cohorts > 1 else np.zeros(1)
+    return np.concatenate([[0.0], STATE_TREND * (1.0 + steps)])
+
+
 def _att_table(cohorts: NDArray, n_periods: int, att_base: float) -> tuple[NDArray, NDArray]:
     """ATT(g, t) and post-treatment mask, rows (untreated, cohort_1..C), columns t = 1..T."""
     t = np.arange(1, n_periods + 1)
@@ -150,9 +175,11 @@ def _simulate(
     u_cohort = rng.random(n_draw)
     u_part = rng.random(n_draw)
     if confounding:
-        code = _draw_cohorts(_PS_COEF @ w_ps, kappa, alpha, u_cohort)
+        s_idx, r_idx = _membership_indices(w_ps, dgp_type)
+        code = _draw_cohorts(s_idx, kappa, alpha, u_cohort)
         slope = np.where(code > 0, _PART_SLOPE_TREATED, _PART_SLOPE_UNTREATED)
-        p_elig = _logistic(slope * (_PART_COEF @ w_ps))
+        p_elig = _logistic(slope * r_idx)
+        del s_idx, r_idx
     else:
         code = _draw_cohorts(np.zeros(n_draw), kappa, alpha, u_cohort)
         p_elig = np.full(n_draw, 0.5)
@@ -166,7 +193,7 @@ def _simulate(
     level = m + group / T + _PARTITION_LEVEL * partition + rng.standard_normal(n_draw)
     if K > 4:
         level += (_EXTRA_LEVEL_LOADING / (K - 4)) * x[4:].sum(axis=0)
-    slope_t = 1.0 + m + STATE_TREND * (code > 0) + PARTITION_TREND * partition
+    slope_t = 1.0 + m + _cohort_trends(C)[code] + PARTITION_TREND * partition
     effect_dev = _EFFECT_SD * rng.standard_normal(n_draw)
     del w_ps, w_or, m
 
@@ -177,8 +204,12 @@ def _simulate(
         y = rng.standard_normal((n, T))
         y += level[:, None]
         y += slope_t[:, None] * t[None, :]
-        mask = post[code] & treated[:, None]
-        y += np.where(mask, att[code] + effect_dev[:, None], 0.0)
+        for c in range(1, C + 1):  # treated (eligible) units of cohort c, post periods only
+            rows = np.flatnonzero((code == c) & treated)
+            periods = np.flatnonzero(post[c])
+            if rows.size and periods.size:
+                block = np.ix_(rows, periods)
+                y[block] += att[c, periods][None, :] + effect_dev[rows][:, None]
         ids = np.arange(1, n + 1, dtype=np.int64)
         cols: dict[str, NDArray] = {
             "id": np.repeat(ids, T),
@@ -255,7 +286,9 @@ def _att_config(cohorts: NDArray, n_periods: int, att_base: float, att: NDArray)
         "true_att": true_att,
         "true_att_event": true_att_event,
         "true_att_group": true_att_group,
-        "state_trend": STATE_TREND,
+        "cohort_trends": {
+            int(g): float(v) for g, v in zip(cohorts, _cohort_trends(cohorts.size)[1:], strict=True)
+        },
         "partition_trend": PARTITION_TREND,
     }
 
@@ -315,7 +348,7 @@ def gen_ddd_2periods(
             Semiparametric efficiency bound for the ATT (asymptotic variance of
             ``sqrt(n) * (estimate - ATT)``, ``n`` = units or, in repeated cross-sections,
             observations), evaluated by Monte Carlo integration over the covariates with the
-            true nuisance functions (relative accuracy about 0.5%).
+            true nuisance functions (relative accuracy about 0.2%).
         ``subgroup_labels`` : dict
             ``{4: "treated state, eligible", 3: ..., 2: ..., 1: ...}`` (R ``triplediff``
             subgroup numbering).
@@ -328,7 +361,9 @@ def gen_ddd_2periods(
     :math:`r_i = \delta' W^{ps}_i`, unit :math:`i` is in a treated state (:math:`S_i = 1`)
     with probability :math:`\operatorname{logit}^{-1}(s_i - \|\gamma\|^2/2)` and eligible
     (:math:`Q_i = 1`) with probability :math:`\operatorname{logit}^{-1}(\rho_{S_i} r_i)`,
-    :math:`\rho_0 = 1`, :math:`\rho_1 = -1`. With :math:`m_i = (2.74, 1.37, 1.37, 1.37)'
+    :math:`\rho_0 = 1`, :math:`\rho_1 = -1` (for ``dgp_type`` 2 and 4, where
+    :math:`W^{ps}` are the Kang-Schafer transforms, both indices are squashed smoothly into
+    :math:`(-2.5, 2.5)` to keep overlap). With :math:`m_i = (2.74, 1.37, 1.37, 1.37)'
     W^{or}_i`,
 
     .. math::
@@ -378,8 +413,8 @@ def _cell_probabilities(x4: NDArray, dgp_type: int, confounding: bool) -> dict[i
         return {k: quarter for k in (4, 3, 2, 1)}
     w_ps, _ = _working_covariates(x4, dgp_type)
     kappa, alpha = _cohort_logit(1, True)
-    p_state = _logistic(kappa[0] * (_PS_COEF @ w_ps) + alpha[0])
-    r = _PART_COEF @ w_ps
+    s, r = _membership_indices(w_ps, dgp_type)
+    p_state = _logistic(kappa[0] * s + alpha[0])
     p_elig_t = _logistic(_PART_SLOPE_TREATED * r)
     p_elig_u = _logistic(_PART_SLOPE_UNTREATED * r)
     return {
@@ -405,8 +440,11 @@ def _efficiency_bound(dgp_type: int, panel: bool, confounding: bool) -> float:
       the sum also over periods, each term divided by :math:`\lambda_t` and
       :math:`\sigma^2_{k,t} = \operatorname{Var}(Y | X, k, t)`.
     """
-    rng = np.random.default_rng(20250417)
-    x4 = rng.standard_normal((4, 1 << 21))
+    if confounding:
+        rng = np.random.default_rng(20250417)
+        x4 = rng.standard_normal((4, 1 << 19))
+    else:  # constant probabilities: one point integrates exactly
+        x4 = np.zeros((4, 1))
     p = _cell_probabilities(x4, dgp_type, confounding)
     p4 = p[4]
     p4_bar = float(p4.mean())
@@ -562,8 +600,9 @@ def gen_ddd_scalable(
             ``att_base``, ``dynamic``, ``slope``, ``formula``, ``true_att``
             (``{(g, t): ATT(g, t)}`` for eligible units of every cohort and period, zero
             before treatment), ``true_att_event`` (``{e: ATT}``), ``true_att_group``
-            (``{g: mean over t >= g}``), ``state_trend`` and ``partition_trend`` (the
-            extra per-period trends of treated-cohort and of eligible units).
+            (``{g: mean over t >= g}``), ``cohort_trends`` (``{g: lambda_g}``) and
+            ``partition_trend`` (the extra per-period trends of cohort-``g`` units and of
+            eligible units).
         ``cohort_values`` : numpy.ndarray
             Treated cohorts, sorted, int64.
         ``n_periods``, ``n_covariates``, ``dgp_type``, ``panel``, ``confounding``
@@ -574,14 +613,20 @@ def gen_ddd_scalable(
     Unit :math:`i` joins cohort :math:`c` (0 = never treated) by the multinomial logit of
     :func:`moderndid.data.gen_did_scalable` on :math:`s_i = \gamma' W^{ps}_i` and is
     eligible with probability :math:`\operatorname{logit}^{-1}(\rho_{c} \delta' W^{ps}_i)`,
-    :math:`\rho_0 = 1` and :math:`\rho_c = -1` for treated cohorts. The outcome is
+    :math:`\rho_0 = 1` and :math:`\rho_c = -1` for treated cohorts (both indices squashed
+    into :math:`(-2.5, 2.5)` for ``dgp_type`` 2 and 4). The outcome is
 
     .. math::
 
         Y_{it} = m_i + g_i/T + 0.5 Q_i + b'X_{i,5:K} + v_i
-                 + t\,(1 + m_i + 1.0\cdot 1\{g_i > 0\} + 0.5\,Q_i)
+                 + t\,(1 + m_i + \lambda_{g_i} + 0.5\,Q_i)
                  + 1\{Q_i = 1, g_i > 0, t \ge g_i\}(ATT(g_i, t) + \zeta_i)
-                 + \varepsilon_{it}.
+                 + \varepsilon_{it},
+
+    :math:`v_i, \zeta_i, \varepsilon_{it} \sim N(0, 1)`, with cohort trends
+    :math:`\lambda_0 = 0` (never treated) and :math:`\lambda_g` evenly spaced from 1.0
+    (first cohort) to 1.5 (last), so DiD among eligible units is biased against never-
+    and not-yet-treated comparisons alike.
 
     The cohort-specific and partition-specific trends break parallel trends for DiD among
     eligible units and for DiD within cohorts, but not for the triple difference (no

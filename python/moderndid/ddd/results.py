@@ -166,10 +166,13 @@ def _ddd_sections(
         extra_details=extra_details,
     )
     (data_title, data), (details_title, details), *rest = sections
-    drop = set() if staggered else {"Anticipation Periods", "Treated Cohorts"}
+    # the two-period DDD has no comparison-cohort choice, anticipation or base period
+    drop = set() if staggered else {"Anticipation Periods", "Treated Cohorts", "Control Group"}
     if _param(p, "control_group") is None:
         drop.add("Control Group")
     data = [(k, v) for k, v in data if k not in drop]
+    if not staggered:
+        details = [(k, v) for k, v in details if k != "Base Period"]
     at = next((i + 1 for i, (k, _) in enumerate(details) if k == "Estimation Method"), 0)
     details[at:at] = _algorithm_details(p)
     pname = _param(p, "pname")
@@ -571,24 +574,26 @@ class _DDDMultiPeriod(_DDDBase):
         object.__setattr__(
             self, "tlist", np.unique(times) if self.tlist is None else _as_array(self.tlist)
         )
+        stored: dict[str, np.ndarray | None] = {}
+        for name in ("uci", "lci"):
+            value = getattr(self, name)
+            band = None if value is None else np.atleast_1d(_as_array(value, dtype=float))
+            if band is not None and band.shape != (n_cells,):
+                raise InvalidOptionError(
+                    f"{cls}.{name} must have one entry per cell ({n_cells}), got shape {band.shape}"
+                )
+            stored[name] = band
         # critical value: given, else implied by the stored bands, else the normal quantile
         if self.critical_value is None:
-            implied = None
-            if self.uci is not None:
-                implied = _implied_critical(att, se, np.atleast_1d(_as_array(self.uci, float)))
+            upper = stored["uci"]
+            implied = None if upper is None else _implied_critical(att, se, upper)
             crit = _normal_quantile(self.alpha_level) if implied is None else implied
         else:
             crit = float(self.critical_value)
         object.__setattr__(self, "critical_value", crit)
         lo, hi = _bands(att, se, crit)
-        for name, default in (("uci", hi), ("lci", lo)):
-            value = getattr(self, name)
-            arr = default if value is None else np.atleast_1d(_as_array(value, dtype=float))
-            if arr.shape != (n_cells,):
-                raise InvalidOptionError(
-                    f"{cls}.{name} must have one entry per cell ({n_cells}), got shape {arr.shape}"
-                )
-            object.__setattr__(self, name, arr)
+        object.__setattr__(self, "uci", hi if stored["uci"] is None else stored["uci"])
+        object.__setattr__(self, "lci", lo if stored["lci"] is None else stored["lci"])
         for name in ("inf_func_mat", "vcov_analytical", "unit_weights"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _as_array(getattr(self, name), dtype=float))

@@ -885,6 +885,9 @@ AGGTEResult._fields = tuple(f.name for f in dataclasses.fields(AGGTEResult))
 
 def _columns(result: Any) -> dict[str, Any]:
     """Column name -> values (numpy arrays or lists) for :func:`to_df` / :func:`to_arrow`."""
+    own = getattr(type(result), "_columns", None)
+    if own is not None and not isinstance(result, MPResult | AGGTEResult):
+        return own(result)  # other result families (triple differences) define their own
     if isinstance(result, MPResult):
         lo, hi = result.confidence_bands()
         groups, times = result.groups, result.times

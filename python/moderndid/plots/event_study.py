@@ -61,7 +61,7 @@ def _event_series(result: Any, position: int) -> _Series:
             f"{', '.join(missing)}"
         )
     kind = getattr(result, "aggregation_type", "dynamic")
-    if kind != "dynamic":
+    if kind not in ("dynamic", "eventstudy"):  # "eventstudy": triple-difference results
         hint = (
             " Use plot_agg for 'group' and 'calendar' aggregations."
             if kind in ("group", "calendar")

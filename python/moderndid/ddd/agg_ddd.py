@@ -1,0 +1,65 @@
+"""`agg_ddd`: aggregations of staggered triple-difference effects."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from moderndid.did.aggte import aggregate
+from moderndid.errors import InvalidOptionError
+
+_TYPES = {"simple": "simple", "eventstudy": "dynamic", "dynamic": "dynamic", "group": "group",
+          "calendar": "calendar"}
+
+
+def agg_ddd(
+    ddd_result: Any,
+    type: str = "eventstudy",
+    balance_e: int | None = None,
+    min_e: float = -math.inf,
+    max_e: float = math.inf,
+    na_rm: bool = False,
+    boot: bool | None = None,
+    biters: int | None = None,
+    cband: bool | None = None,
+    alpha: float | None = None,
+    random_state: Any = None,
+) -> Any:
+    """Aggregate staggered DDD(g, t) into simple, event-study, group or calendar effects.
+
+    Cohorts are weighted by their share of all units (eligible or not),
+    ``pg = mean(w * 1{G = g})``, as R `triplediff` does, and SEs include the estimation of
+    those shares. Everything is computed from the fit's Gram matrix (no pass over the data);
+    bootstrap draws are the fit's.
+
+    Parameters
+    ----------
+    ddd_result : DDDMultiPeriodResult or DDDMultiPeriodRCResult
+        A staggered result of :func:`moderndid.ddd`.
+    type : {"eventstudy", "simple", "group", "calendar"}
+        Aggregation.
+    balance_e, min_e, max_e, na_rm, boot, biters, cband, alpha, random_state
+        As in :func:`moderndid.aggte`.
+
+    Returns
+    -------
+    DDDAggResult
+    """
+    from moderndid.ddd.results import DDDAggResult
+
+    moments = getattr(ddd_result, "moments", None)
+    if moments is None:
+        raise InvalidOptionError(
+            "agg_ddd needs a staggered (multi-period) result of ddd; two-period results "
+            "have a single ATT already"
+        )
+    if type not in _TYPES:
+        raise InvalidOptionError(
+            f"type must be 'simple', 'eventstudy', 'group' or 'calendar', got {type!r}")
+    params = dict(ddd_result.estimation_params)
+    params.setdefault("cband_requested", params.get("cband", False))
+    agg = aggregate(moments, ddd_result.groups, ddd_result.times, ddd_result.att,
+                    params, type=_TYPES[type], balance_e=balance_e, min_e=min_e,
+                    max_e=max_e, na_rm=na_rm, boot=boot, biters=biters, cband=cband,
+                    alpha=alpha, random_state=random_state)
+    return DDDAggResult.from_aggte(agg, "eventstudy" if type == "dynamic" else type)
