@@ -69,6 +69,7 @@ def ddd(
     *,
     cband: bool = False,
     n_partitions: int | None = None,
+    spark: Any = None,
 ) -> Any:
     """Triple-difference ATTs, two-period or with staggered adoption.
 
@@ -107,7 +108,10 @@ def ddd(
     cband : bool, default False
         Simultaneous bands (with ``boot=True``).
     n_partitions : int, optional
-        In-memory partitions.
+        Partitions of the unit table (in memory or on Spark).
+    spark : SparkSession, optional
+        Session for a Spark DataFrame (default: the active session). A PySpark DataFrame
+        runs distributed, like :func:`moderndid.att_gt`.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def ddd(
 
         fit, prepared, spec = spark_ddd_fit(
             data, yname, tname, idname, gname, pname, xformla, weightsname, cluster, panel,
-            allow_unbalanced_panel, opts, n_partitions)
+            allow_unbalanced_panel, opts, n_partitions, spark)
         return _result(fit, prepared, spec, opts, "spark")
     table = to_arrow_table(data)
     table, two_period = _two_period_coding(table, tname, gname)

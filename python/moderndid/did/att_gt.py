@@ -43,6 +43,7 @@ def att_gt(
     backend: str | None = None,
     *,
     n_partitions: int | None = None,
+    spark: Any = None,
 ) -> MPResult:
     """Group-time average treatment effects ATT(g, t) with staggered adoption.
 
@@ -98,8 +99,10 @@ def att_gt(
     backend : {None, "numpy"}
         Array backend.
     n_partitions : int, optional
-        Number of in-memory partitions the unit table is split into (results agree across
-        partitionings up to floating-point reduction order).
+        Number of partitions the unit table is split into, in memory or on Spark (results
+        agree across partitionings up to floating-point reduction order).
+    spark : SparkSession, optional
+        Session for a Spark DataFrame (default: the active session).
 
     Returns
     -------
@@ -114,7 +117,7 @@ def att_gt(
             clustervars=clustervars, est_method=est_method, panel=panel,
             allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
             anticipation=anticipation, base_period=base_period, random_state=random_state,
-            n_jobs=n_jobs, backend=backend, n_partitions=n_partitions,
+            n_jobs=n_jobs, backend=backend, n_partitions=n_partitions, spark=spark,
         )
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,

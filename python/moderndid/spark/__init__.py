@@ -10,7 +10,26 @@ from typing import Any
 
 from moderndid.spark.session import configure, jar_path
 
-__all__ = ["configure", "jar_path", "spark_att_gt"]
+__all__ = ["configure", "jar_path", "spark_att_gt", "spark_ddd"]
+
+
+def spark_ddd(data: Any, *args: Any, spark: Any = None, n_partitions: int | None = None,
+              **kwargs: Any) -> Any:
+    """Triple differences on a Spark DataFrame, run on the executors.
+
+    Same arguments and results as :func:`moderndid.ddd`; ``spark`` picks the session
+    (default: the active one, else a new local session with the moderndid jar) and
+    ``n_partitions`` the partitions of the unit table. Nothing row-level is collected.
+    """
+    from moderndid.ddd.estimator import ddd
+    from moderndid.did.att_gt import is_spark_dataframe
+    from moderndid.errors import UnsupportedInputError
+    from moderndid.spark.session import resolve_session
+
+    if not is_spark_dataframe(data):
+        raise UnsupportedInputError("spark_ddd needs a PySpark DataFrame; use moderndid.ddd "
+                                    "for in-memory data")
+    return ddd(data, *args, spark=resolve_session(spark), n_partitions=n_partitions, **kwargs)
 
 
 def spark_att_gt(
