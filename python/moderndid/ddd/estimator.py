@@ -14,14 +14,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats
 
-from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
 from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
 from moderndid.did.att_gt import validate_options
 from moderndid.did.cells import Cell, build_cells
-from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, fit_att_gt
+from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
 from moderndid.did.preprocess import DidData, DidSpec, normalize_clustervars, prepare_did
 from moderndid.engine.executor import LocalExecutor
 from moderndid.errors import DataStructureError, InvalidOptionError
@@ -226,20 +224,7 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
         se[0] = math.sqrt(max(centred, 0.0) * n / (n - 1))
     degenerate = ~np.isfinite(att) | (se <= SE_FLOOR) | np.array([c.is_base for c in cells])
     se[degenerate] = np.nan
-    crit = float(stats.norm.ppf(1 - opts.alpha / 2))
-    cband = False
-    if opts.boot:
-        assert moments.boot is not None
-        draws = moments.boot[:, :R]
-        ok = ~degenerate
-        boot_se = np.full(R, np.nan)
-        if ok.any():
-            boot_se[ok] = bootstrap_se(draws[:, ok])
-        se = boot_se
-        if opts.cband and ok.any():
-            value = uniform_critical_value(draws[:, ok], se[ok], opts.alpha)
-            if np.isfinite(value):
-                crit, cband = float(value), True
+    se, crit, cband = cell_inference(se, degenerate, moments, opts)
     influence = None
     if out.influence is not None:
         influence = out.influence @ combo.matrix.T

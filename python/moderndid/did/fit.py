@@ -324,27 +324,7 @@ def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOp
     se_analytic = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
     degenerate = ~np.isfinite(att) | (se_analytic <= SE_FLOOR)
     se_analytic[degenerate] = np.nan
-    z = float(stats.norm.ppf(1 - opts.alpha / 2))
-    se = se_analytic.copy()
-    crit = z
-    cband = False
-    if opts.boot:
-        assert moments.boot is not None
-        draws = moments.boot[:, :C]
-        ok = ~degenerate
-        boot_se = np.full(C, np.nan)
-        if ok.any():
-            boot_se[ok] = bootstrap_se(draws[:, ok])
-        se = np.where(ok, boot_se, np.nan)
-        if opts.cband:
-            usable = np.isfinite(se)
-            value = uniform_critical_value(draws[:, usable], se[usable], opts.alpha)
-            if np.isfinite(value):
-                crit = float(value)
-                cband = True
-                if crit >= 7:
-                    warnings.warn(f"simultaneous critical value is large ({crit:.2f}): the "
-                                  "bootstrap may be unreliable", UserWarning, stacklevel=3)
+    se, crit, cband = cell_inference(se_analytic, degenerate, moments, opts)
     wald_stat, wald_p = _wald_pretest(cells, att, vcov, se_analytic)
     influence = keys = None
     if "influence" in part.keyed:
@@ -355,6 +335,36 @@ def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOp
                      critical_value=crit, cband=cband, wald_stat=wald_stat,
                      wald_pvalue=wald_p, moments=moments, influence=influence,
                      influence_keys=keys)
+
+
+def cell_inference(se_analytic: np.ndarray, degenerate: np.ndarray, moments: Moments,
+                   opts: FitOptions) -> tuple[np.ndarray, float, bool]:
+    """SEs, critical value and whether bands are simultaneous, for the reported cells.
+
+    Analytic SEs and the normal quantile, or (``boot``) the multiplier-bootstrap SEs
+    (IQR / 1.349 of the draws) and, with ``cband``, the sup-t critical value over every
+    non-degenerate cell, as R `did`'s ``mboot`` does.
+    """
+    n_cells = se_analytic.size
+    crit = float(stats.norm.ppf(1 - opts.alpha / 2))
+    if not opts.boot:
+        return se_analytic, crit, False
+    assert moments.boot is not None
+    draws = moments.boot[:, :n_cells]
+    ok = ~degenerate
+    se = np.full(n_cells, np.nan)
+    if ok.any():
+        se[ok] = bootstrap_se(draws[:, ok])
+    usable = np.isfinite(se)
+    if not (opts.cband and usable.any()):
+        return se, crit, False
+    value = uniform_critical_value(draws[:, usable], se[usable], opts.alpha)
+    if not np.isfinite(value):
+        return se, crit, False
+    if value >= 7:
+        warnings.warn(f"simultaneous critical value is large ({value:.2f}): the bootstrap may "
+                      "be unreliable", UserWarning, stacklevel=4)
+    return se, float(value), True
 
 
 def _wald_pretest(cells: list[Cell], att: np.ndarray, vcov: np.ndarray,
