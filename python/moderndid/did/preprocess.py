@@ -71,6 +71,26 @@ class DidSpec:
     pname: str | None = None  # eligibility (partition) column of triple differences
 
 
+def column_roles(spec: DidSpec, covariates: list[str]) -> list[tuple[str, str]]:
+    """Every column a call reads, with the role named in error messages (all engines)."""
+    roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
+             (spec.gname, "group (gname)")]
+    if spec.idname is not None:
+        roles.append((spec.idname, "unit id (idname)"))
+    elif spec.panel:
+        raise InvalidOptionError("idname is required for panel data (panel=True)")
+    if spec.weightsname is not None:
+        roles.append((spec.weightsname, "weights (weightsname)"))
+    roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
+    if spec.pname is not None:
+        roles.append((spec.pname, "partition (pname)"))
+    return roles + [(c, "covariate (xformla)") for c in covariates]
+
+
+NUMERIC_ROLES = ("outcome (yname)", "time (tname)", "group (gname)", "weights (weightsname)",
+                 "partition (pname)", "covariate (xformla)")
+
+
 def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
     """Return the clustering variables other than the unit id (R `did` convention).
 
@@ -111,20 +131,7 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     table = to_arrow_table(data, [c for c in needed if isinstance(c, str)])
     if table.num_rows == 0:
         raise DataStructureError("the data has no rows")
-    roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
-             (spec.gname, "group (gname)")]
-    if spec.idname is not None:
-        roles.append((spec.idname, "unit id (idname)"))
-    elif spec.panel:
-        raise InvalidOptionError("idname is required for panel data (panel=True)")
-    if spec.weightsname is not None:
-        roles.append((spec.weightsname, "weights (weightsname)"))
-    roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
-    if spec.pname is not None:
-        roles.append((spec.pname, "partition (pname)"))
-    require_columns(table, roles)
-    for c in formula_columns(formula):
-        require_columns(table, [(c, "covariate (xformla)")])
+    require_columns(table, column_roles(spec, formula_columns(formula)))
 
     y = numeric_column(table, spec.yname, "outcome (yname)")
     t = numeric_column(table, spec.tname, "time (tname)")

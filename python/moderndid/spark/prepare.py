@@ -16,7 +16,7 @@ import numpy as np
 
 from moderndid.core.design import _plain_terms as plain_terms
 from moderndid.core.design import parse_rhs
-from moderndid.did.preprocess import DidData, DidSpec
+from moderndid.did.preprocess import NUMERIC_ROLES, DidData, DidSpec, column_roles
 from moderndid.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
@@ -68,30 +68,12 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
                 f"{spec.xformla!r}: add transformed or dummy columns to the DataFrame first"
             )
         covariates = names
-    roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
-             (spec.gname, "group (gname)")]
-    if spec.idname is not None:
-        roles.append((spec.idname, "unit id (idname)"))
-    elif spec.panel:
-        raise InvalidOptionError("idname is required for panel data (panel=True)")
-    if spec.weightsname is not None:
-        roles.append((spec.weightsname, "weights (weightsname)"))
-    roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
-    roles += [(c, "covariate (xformla)") for c in covariates]
-    if spec.pname is not None:
-        roles.append((spec.pname, "partition (pname)"))
+    roles = column_roles(spec, covariates)
     for column, role in roles:
         if column not in columns:
             raise ColumnNotFoundError(column, role, columns)
     types = {f.name: f.dataType for f in sdf.schema.fields}
-    numeric_roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
-                     (spec.gname, "group (gname)")]
-    numeric_roles += [(c, "covariate") for c in covariates]
-    if spec.weightsname:
-        numeric_roles.append((spec.weightsname, "weights (weightsname)"))
-    if spec.pname:
-        numeric_roles.append((spec.pname, "partition (pname)"))
-    for column, role in numeric_roles:
+    for column, role in [(c, r) for c, r in roles if r in NUMERIC_ROLES]:
         if not isinstance(types[column], T.NumericType | T.BooleanType):
             raise ColumnTypeError(
                 f"{role} column {column!r} must be numeric, but has type "
