@@ -10,7 +10,33 @@ from typing import Any
 
 from moderndid.spark.session import configure, jar_path
 
-__all__ = ["configure", "jar_path", "spark_att_gt", "spark_ddd"]
+__all__ = ["att_gt_transform", "configure", "jar_path", "spark_att_gt", "spark_ddd"]
+
+
+def att_gt_transform(yname: str, tname: str, idname: str | None = None,
+                     gname: str | None = None, *, aggregation: str | None = None,
+                     **kwargs: Any) -> Any:
+    """A function for ``DataFrame.transform``: estimate and return the results as Spark rows.
+
+    ``panel.transform(att_gt_transform("y", "time", "id", "group", xformla="~ x1"))``
+    returns a Spark DataFrame with one row per ATT(g, t) (``group, time, att, se,
+    ci_lower, ci_upper, event_time, treatment_status``), or, with ``aggregation`` set to
+    ``"dynamic"``, ``"group"``, ``"calendar"`` or ``"simple"``, the rows of that
+    aggregation. The estimation runs distributed, as :func:`spark_att_gt`; only the small
+    result table is created back in Spark. Other keyword arguments go to ``att_gt``.
+    """
+
+    def transform(data: Any) -> Any:
+        from moderndid.did.aggte import aggte
+        from moderndid.did.results import to_arrow
+
+        session = data.sparkSession
+        result = spark_att_gt(data, yname, tname, idname=idname, gname=gname, spark=session,
+                              **kwargs)
+        table = to_arrow(aggte(result, type=aggregation) if aggregation else result)
+        return session.createDataFrame(table)
+
+    return transform
 
 
 def spark_ddd(data: Any, *args: Any, spark: Any = None, n_partitions: int | None = None,
