@@ -90,6 +90,11 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
         aggs.append(F.sum(missing.cast("long")).alias(f"__miss_{checked.index(c)}"))
     if spec.weightsname:
         aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
+        aggs.append(F.max(_col(spec.weightsname)).alias("__wmax"))
+    float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
+                 if isinstance(types_of(sdf).get(c), T.FloatType | T.DoubleType)]
+    for j, c in enumerate(float_ids):
+        aggs.append(F.sum((_col(c) != F.floor(_col(c))).cast("long")).alias(f"__frac_{j}"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.tname).cast("double"))).alias("__periods"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.gname).cast("double"))).alias("__cohorts"))
     aggs += _crossproduct_aggs(covariates)
@@ -107,6 +112,14 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
             )
     if spec.weightsname and stats["__wmin"] < 0:
         raise DataStructureError(f"weights column {spec.weightsname!r} has negative values")
+    if spec.weightsname and not stats["__wmax"] > 0:
+        raise DataStructureError(f"weights column {spec.weightsname!r} is zero everywhere")
+    for j, c in enumerate(float_ids):
+        if stats[f"__frac_{j}"]:
+            role = "unit id (idname)" if c == spec.idname else "cluster (clustervars)"
+            raise ColumnTypeError(
+                f"{role} column {c!r} holds non-integer numbers: identifiers must be integers "
+                "or strings")
 
     _check_covariate_rank(stats, covariates)
     periods = np.array(stats["__periods"], dtype=np.float64)
@@ -311,7 +324,8 @@ def _metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: _C
         raise DataStructureError("no treated cohort is left to estimate: every unit is never "
                                  "treated (group 0) or was dropped")
     required = len(names) - 1 + 5
-    per_period = 1 if kind == "panel" else periods.size
+    # counts are units, except for repeated cross sections (observations over all periods)
+    per_period = periods.size if kind == "rc" else 1
     small = {g: c / per_period for g, c in counts.items() if c / per_period < required}
     if small:
         if math.inf in small and spec.control_group == "nevertreated" and math.inf in counts:
@@ -389,6 +403,11 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
                 f"{what} column {column!r} varies over time within unit {row[0]!r}; it must "
                 "be constant for each unit in panel data"
             )
+
+
+def types_of(sdf: Any) -> dict[str, Any]:
+    """Column name -> Spark data type."""
+    return {f.name: f.dataType for f in sdf.schema.fields}
 
 
 def _col(name: str) -> Any:
