@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=dev bash scripts/setup.sh
-.venv/bin/ruff check python tests benchmarks
+.venv/bin/ruff check python tests benchmarks scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"
