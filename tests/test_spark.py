@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,8 +25,6 @@ pytest.importorskip("pyspark", reason="pyspark is not installed")
 if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
     pytest.skip("no Java runtime (java / JAVA_HOME) for a local Spark session",
                 allow_module_level=True)
-
-from pyspark.errors import PythonException
 
 import moderndid
 from moderndid import MPResult, aggte, att_gt
@@ -108,6 +108,9 @@ def assert_same(spark_res: MPResult, mem_res: MPResult) -> None:
     close(spark_res.se_gt, mem_res.se_gt, "se_gt")
     close(spark_res.vcov_analytical, mem_res.vcov_analytical, "vcov_analytical")
     close(spark_res.critical_value, mem_res.critical_value, "critical_value")
+    if mem_res.estimation_params["boot"]:  # a bootstrap sup-t band, not the normal quantile
+        assert spark_res.estimation_params["cband"] is True
+        assert abs(spark_res.critical_value - 1.959963984540054) > 1e-3
     for name in ("wald_stat", "wald_pvalue"):
         a, b = getattr(spark_res, name), getattr(mem_res, name)
         assert (a is None) == (b is None), name
@@ -137,11 +140,27 @@ def assert_same(spark_res: MPResult, mem_res: MPResult) -> None:
         close(a.critical_values, b.critical_values, f"{kind} critical_values")
 
 
+def fit_both_warnings(frames: dict, data: str, columns: dict, **kwargs: Any
+                      ) -> tuple[MPResult, MPResult, list[str]]:
+    """Fit on Spark and in memory; both engines must warn alike (same messages), which
+    are returned."""
+    pdf, sdf = frames[data]
+    kwargs.setdefault("random_state", 1)  # seeds nothing without bootstrap
+    results, messages = [], []
+    for frame in (sdf, pdf):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results.append(att_gt(frame, **columns, **kwargs))
+        messages.append(sorted(str(w.message) for w in caught
+                               if issubclass(w.category, UserWarning)))
+    assert messages[0] == messages[1], "the engines warn differently"
+    return results[0], results[1], messages[1]
+
+
 def fit_both(frames: dict, data: str, columns: dict, **kwargs: Any
              ) -> tuple[MPResult, MPResult]:
-    pdf, sdf = frames[data]
-    kwargs.setdefault("random_state", 1)  # also seeds nothing random without bootstrap
-    return att_gt(sdf, **columns, **kwargs), att_gt(pdf, **columns, **kwargs)
+    spark_res, mem_res, _ = fit_both_warnings(frames, data, columns, **kwargs)
+    return spark_res, mem_res
 
 
 # --------------------------------------------------------------------------- parity
@@ -191,14 +210,6 @@ def test_parity(frames, name):
     assert_same(*fit_both(frames, data, columns, **kwargs))
 
 
-UNBALANCED_BUG = (
-    "moderndid.spark.unit_table.partition_from_units (unbalanced kind) reshapes the "
-    "covariates (intercept + k columns) to (n, 1, k): ValueError 'cannot reshape array' on "
-    "every allow_unbalanced_panel=True fit of an unbalanced panel on Spark"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=PythonException, reason=UNBALANCED_BUG)
 @pytest.mark.parametrize("kwargs", [
     dict(allow_unbalanced_panel=True, xformla="~ lpop"),
     dict(allow_unbalanced_panel=True, est_method="ipw", clustervars=CLUSTERS, boot=True,
@@ -211,11 +222,10 @@ def test_parity_unbalanced_panel(frames, kwargs):
 
 
 def test_unbalanced_panel_is_balanced_with_a_warning(frames):
-    pdf, sdf = frames["unbalanced"]
-    with pytest.warns(UserWarning, match=r"Dropped \d+ of 500 units not observed in all 5"):
-        spark_res = att_gt(sdf, **MPDTA, est_method="reg", random_state=1)
-    with pytest.warns(UserWarning, match=r"Dropped \d+ of 500 units not observed in all 5"):
-        mem_res = att_gt(pdf, **MPDTA, est_method="reg", random_state=1)
+    spark_res, mem_res, messages = fit_both_warnings(frames, "unbalanced", MPDTA,
+                                                     est_method="reg")
+    assert any(re.match(r"Dropped \d+ of 500 units not observed in all 5 periods", m)
+               for m in messages)
     assert spark_res.estimation_params["data_kind"] == "panel"
     assert spark_res.n_units < 500
     assert_same(spark_res, mem_res)
@@ -225,34 +235,19 @@ def test_unbalanced_panel_is_balanced_with_a_warning(frames):
 def test_no_never_treated_units(frames, control_group):
     """Without never-treated units the last cohort is the comparison group (R `did`)."""
     pdf, sdf = frames["mpdta"]
-    pdf = pdf[pdf["first.treat"] > 0]
-    sdf = sdf.filter("`first.treat` > 0")
-    results = []
-    for data in (sdf, pdf):
-        with pytest.warns(UserWarning, match="No never-treated units: cohort 2007"):
-            results.append(att_gt(data, **MPDTA, control_group=control_group,
-                                  random_state=1))
-    assert results[0].times.max() == 2006
-    assert_same(*results)
+    treated = {"mpdta": (pdf[pdf["first.treat"] > 0], sdf.filter("`first.treat` > 0"))}
+    spark_res, mem_res, messages = fit_both_warnings(treated, "mpdta", MPDTA,
+                                                     control_group=control_group)
+    assert any(m.startswith("No never-treated units: cohort 2007") for m in messages)
+    if control_group == "notyettreated":  # cohort 2006 has no comparison after 2005
+        assert any("set to NA for 4 cell(s)" in m for m in messages)
+    assert spark_res.times.max() == 2006
+    assert_same(spark_res, mem_res)
 
 
-SMALL_GROUPS_BUG = (
-    "prepare_spark divides the per-cohort UNIT counts of an unbalanced panel by the number "
-    "of periods before the small-group check (_metadata: per_period = periods.size unless "
-    "kind == 'panel'), so Spark warns 'Small groups ... 2004 (4)' for mpdta's 20-unit 2004 "
-    "cohort (and would refuse never-treated groups of fewer than T * (k + 5) units), where "
-    "the in-memory engine does not"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SMALL_GROUPS_BUG)
 def test_unbalanced_panel_group_sizes_are_units(spark, frames):
-    """The small-group check counts units for unbalanced panels, as in memory.
-
-    Runs prepare_spark only (the fit itself hits the partition_from_units bug above).
-    """
-    import warnings
-
+    """The small-group check counts units (not units / periods) for unbalanced panels, as
+    in memory: no 'Small groups' warning for mpdta's 20-unit 2004 cohort (prepare only)."""
     from moderndid.did.preprocess import DidSpec, prepare_did
     from moderndid.spark.prepare import prepare_spark
 
@@ -402,6 +397,24 @@ def test_non_sum_formula(frames):
     _, sdf = frames["mpdta"]
     with pytest.raises(InvalidOptionError, match="sum of columns"):
         att_gt(sdf, **MPDTA, xformla="~ I(lpop**2)")
+
+
+def test_zero_weights_everywhere(frames):
+    """Refused as in memory (every estimator would divide by a zero total weight)."""
+    from pyspark.sql import functions as F
+
+    _, sdf = frames["mpdta"]
+    with pytest.raises(DataStructureError, match="zero everywhere"):
+        att_gt(sdf.withColumn("w0", F.lit(0.0)), **MPDTA, weightsname="w0")
+
+
+def test_non_integer_float_ids(frames):
+    """Refused on the driver with the in-memory engine's error type (not from a worker)."""
+    from pyspark.sql import functions as F
+
+    _, sdf = frames["mpdta"]
+    with pytest.raises(ColumnTypeError, match="fid"):
+        att_gt(sdf.withColumn("fid", F.col("countyreal") + 0.5), **dict(MPDTA, idname="fid"))
 
 
 # --------------------------------------------------------------------------- driver memory

@@ -36,8 +36,8 @@ pytestmark = [pytest.mark.spark]
 
 TOL = 1e-10
 TIMEOUT_S = 600
-OPTIONS = dict(xformla="~ lpop", control_group="notyettreated", boot=True, biters=99,
-               random_state=7)
+OPTIONS = dict(xformla="~ lpop", est_method="reg", control_group="notyettreated", boot=True,
+               biters=99, random_state=7)
 
 CHILD = textwrap.dedent("""
     import json
@@ -61,6 +61,7 @@ CHILD = textwrap.dedent("""
     spark = (
         moderndid.spark.configure(SparkSession.builder.remote("local[2]"))
         .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
         .getOrCreate()
     )
     emit(stage="session", connect=is_connect(spark), session=type(spark).__module__)

@@ -258,13 +258,6 @@ def test_balanced_partition_matches_in_memory(covariates, weights, cluster):
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
 
-UNBALANCED_BUG = (
-    "partition_from_units (unbalanced) reshapes the design (intercept + k covariates) to "
-    "(n_obs, 1, k) instead of (n_obs, 1, k + 1): ValueError 'cannot reshape array'"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=UNBALANCED_BUG)
 @pytest.mark.parametrize("covariates, weights, cluster", [
     ([], False, False),
     (["lpop", "xtv"], True, True),
