@@ -58,3 +58,14 @@ def test_spark_ddd_errors(spark):
     bad = pdf[~((pdf.state == 2) & (pdf.partition == 0))]
     with pytest.raises(DataStructureError, match="cohort 2 have no ineligible units"):
         did.ddd(spark.createDataFrame(bad), *ARGS)
+
+
+def test_rc_weights_cluster_ipw_reg_on_spark_match_memory(spark):
+    pdf = pd.read_csv(DATA / "triplediff_readme_multperiods_seed1234.csv")
+    pdf["w"] = 1.0 + (pdf["id"] % 3) / 2.0
+    sdf = spark.createDataFrame(pdf)
+    for kwargs in (dict(xformla="~ cov1 + cov2", est_method="ipw", weightsname="w",
+                        cluster="cluster", panel=False),
+                   dict(est_method="reg", weightsname="w", base_period="varying",
+                        control_group="notyettreated")):
+        _same(did.ddd(sdf, *ARGS, **kwargs), did.ddd(pdf, *ARGS, **kwargs))
