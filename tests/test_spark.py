@@ -447,6 +447,10 @@ def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
                                      random_state=1)["data"]
     sdf = spark.createDataFrame(pdf)
     assert isinstance(sdf, ClassicDataFrame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ddd_pdf = moderndid.gen_ddd_mult_periods(n_units, random_state=3)["data"]
+    ddd_sdf = spark.createDataFrame(ddd_pdf)
     calls: list[tuple[str, int]] = []
 
     def wrap(name: str, method: Any) -> Any:
@@ -468,7 +472,11 @@ def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
         monkeypatch.setattr(RDD, name, wrap(f"RDD.{name}", getattr(RDD, name)))
     res = att_gt(sdf, **GEN, xformla="~ cov1 + cov2", clustervars=["id", "cluster"],
                  boot=True, biters=99, random_state=2)
+    # triple differences go through the same preparation and executor
+    res_ddd = moderndid.ddd(ddd_sdf, "y", "time", "id", "group", "partition",
+                            xformla="~ cov1 + cov2", control_group="notyettreated")
     monkeypatch.undo()
+    assert res_ddd.estimation_params["engine"] == "spark"
 
     assert res.estimation_params["engine"] == "spark"
     assert res.n_units == n_units
