@@ -22,6 +22,8 @@ from moderndid.spark.unit_table import (
     FLAG_GROUP_VARIES,
     FLAG_WEIGHT_VARIES,
     UNIT_SCHEMA,
+    decode_blocks,
+    encode_blocks,
     partition_from_rows,
     partition_from_units,
     units_from_rows,
@@ -318,3 +320,52 @@ def test_repeated_cross_section_partition_matches_in_memory(has_id):
         assert got[name].shape == expected[name].shape, name
         np.testing.assert_array_equal(got[name][order_got], expected[name][order_want],
                                       err_msg=name)
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def _block_fixture() -> pa.RecordBatch:
+    table = rows(
+        id=[1, 1, 2, 2, 3, 4, 4],
+        t=[1.0, 2.0, 1.0, 2.0, 1.0, 1.0, 2.0],
+        y=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        G=[2.0, 2.0, np.inf, np.inf, 2.0, np.inf, np.inf],
+        w=[1.0] * 7,
+        Q=[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+    )
+    return units_from_rows(table, np.array([1.0, 2.0]), [], False)
+
+
+def test_blocks_round_trip_and_counts():
+    units = _block_fixture()
+    blocks = encode_blocks(units, [2.0, np.inf], 2, eligibility=True, block_units=3)
+    assert blocks.num_rows == 2  # 4 units in blocks of at most 3
+    assert blocks.column("units").to_pylist() == [3, 1]
+    counts = np.sum(blocks.column("counts").to_pylist(), axis=0)
+    # units per cohort (2, inf), complete units per cohort, complete units, rows,
+    # units per (cohort, eligibility): (2, 0), (2, 1), (inf, 0), (inf, 1)
+    assert counts.tolist() == [2, 2, 1, 2, 3, 7, 0, 2, 1, 1]
+    decoded = decode_blocks(pa.Table.from_batches([blocks]))
+    assert decoded.schema == units.schema
+    assert decoded.drop_columns(["y"]).to_pylist() == units.drop_columns(["y"]).to_pylist()
+    np.testing.assert_array_equal(  # NaN = period not observed
+        np.array(decoded.column("y").to_pylist(), dtype=float),
+        np.array(units.column("y").to_pylist(), dtype=float))
+
+
+def test_blocks_decode_can_drop_incomplete_units():
+    units = _block_fixture()
+    blocks = pa.Table.from_batches([encode_blocks(units, [2.0, np.inf], 2, eligibility=False)])
+    kept = decode_blocks(blocks, complete_periods=2)
+    assert kept.num_rows == 3
+    assert sorted(kept.column("nobs").to_pylist()) == [2, 2, 2]
+
+
+def test_blocks_carry_flags_and_time_varying_covariates():
+    table = rows(id=[1, 1, 2], t=[1.0, 1.0, 1.0], y=[1.0, 2.0, 3.0], G=[np.inf] * 3,
+                 w=[1.0] * 3, x0=[0.0, 1.0, 2.0])
+    units = units_from_rows(table, np.array([1.0, 2.0]), ["x0"], False)
+    block = encode_blocks(units, [np.inf], 2, eligibility=False)
+    assert block.column("flags").to_pylist() == [FLAG_DUPLICATE]
+    assert block.column("xtv").to_pylist() == [True]

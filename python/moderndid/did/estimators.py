@@ -113,6 +113,36 @@ def logit_loglik(x: np.ndarray, D: np.ndarray, w: np.ndarray, gamma: np.ndarray)
     return float(-(w * (D * np.logaddexp(0.0, -index) + (1 - D) * np.logaddexp(0.0, index))).sum())
 
 
+def local_logit(x: np.ndarray, D: np.ndarray, w: np.ndarray, max_iter: int = 30,
+                tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray] | None:
+    """Weighted logit fitted by Newton's method on one partition's rows.
+
+    Returns the coefficients and the information matrix at them, or ``None`` when the rows
+    cannot identify the fit (one class only, a singular design, no convergence). Used only
+    for a starting value: the driver averages these local fits, weighted by their
+    information matrices, and the global Newton iterations take it from there.
+    """
+    wd, wsum = float(w @ D), float(w.sum())
+    if not 0.0 < wd < wsum:
+        return None
+    gamma = np.zeros(x.shape[1])
+    gamma[0] = np.log(wd / (wsum - wd))
+    for _ in range(max_iter):
+        p = pscore(x, gamma)
+        hess = (x * (w * p * (1.0 - p))[:, None]).T @ x
+        try:
+            delta = np.linalg.solve(hess, x.T @ (w * (D - p)))
+        except np.linalg.LinAlgError:
+            return None
+        if not np.isfinite(delta).all():
+            return None
+        gamma = gamma + delta
+        if np.max(np.abs(delta)) <= tol * (1.0 + np.max(np.abs(gamma))):
+            p = pscore(x, gamma)
+            return gamma, (x * (w * p * (1.0 - p))[:, None]).T @ x
+    return None
+
+
 def nuisance_scores(est_method: str, cell: CellData, params: dict[str, np.ndarray]
                     ) -> dict[str, np.ndarray]:
     """Per-row scalars ``s_i`` with estimating-equation term ``s_i * x_i`` for each nuisance."""

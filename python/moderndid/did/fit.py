@@ -172,14 +172,16 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
         warnings.warn(f"ATT(g,t) set to NA for {len(na_reason)} cell(s): {listed}",
                       UserWarning, stacklevel=3)
 
-    moments_partial = _timed(executor, moments_pass, state, "moderndid att_gt: moments")
+    moments_partial = _timed(executor, moments_pass, state, "moderndid att_gt: moments",
+                             keyed=state.clustered or state.collect_influence)
     moments = _moments(moments_partial, state, data)
     return _inference(cells, att, moments, opts, moments_partial, data)
 
 
-def _timed(executor: Executor, kernel: Any, state: FitState, description: str) -> Partial:
+def _timed(executor: Executor, kernel: Any, state: FitState, description: str,
+           keyed: bool = False) -> Partial:
     start = time.perf_counter()
-    result = executor.run(kernel, state, description)
+    result = executor.run(kernel, state, description, keyed=keyed)
     logger.info("%s: %.2f s", description, time.perf_counter() - start)
     return result
 
@@ -199,6 +201,10 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
         if key is not None and key not in keys:
             keys[key] = c
     k = len(names)
+    # Damped Newton: a step that lowers the log-likelihood is halved (rare-treatment samples
+    # make plain Newton steps from the intercept-only start overshoot).
+    accepted: dict[Any, tuple[np.ndarray, float, np.ndarray]] = {}
+    intercept_only: dict[Any, tuple[np.ndarray, float]] = {}
     for key, c in keys.items():
         wd, wsum = summary.sums[f"wd/{c}"]
         share = min(max(wd / wsum, 1e-12), 1 - 1e-12)
@@ -206,11 +212,13 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
         if names[0] == "(Intercept)":
             gamma[0] = np.log(share / (1.0 - share))
         state.gammas[key] = gamma
+        start = _pooled_start(summary, key)
+        if start is not None and names[0] == "(Intercept)":
+            # The intercept-only fit stays the fallback (see below).
+            intercept_only[key] = (gamma, wd * np.log(share) + (wsum - wd) * np.log(1.0 - share))
+            state.gammas[key] = start
     # With an intercept only, the weighted share is the exact maximum-likelihood fit.
     state.active_logits = [] if (k == 1 and names[0] == "(Intercept)") else list(keys)
-    # Damped Newton: a step that lowers the log-likelihood is halved (rare-treatment samples
-    # make plain Newton steps from the intercept-only start overshoot).
-    accepted: dict[Any, tuple[np.ndarray, float, np.ndarray]] = {}
     iteration = 0
     while state.active_logits:
         iteration += 1
@@ -225,6 +233,13 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
         still = []
         for key in state.active_logits:
             loglik = float(step.sums[f"ll/{key!r}"][0])
+            if key in intercept_only:
+                gamma0, loglik0 = intercept_only.pop(key)
+                if loglik < loglik0:
+                    # the pooled start is worse than the intercept-only fit: start there
+                    state.gammas[key] = gamma0
+                    still.append(key)
+                    continue
             if key in accepted and loglik < accepted[key][1] - 1e-12 * abs(accepted[key][1]):
                 base, _, delta = accepted[key]
                 half = 0.5 * (state.gammas[key] - base)
@@ -246,6 +261,21 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
             if np.max(np.abs(delta)) > LOGIT_TOLERANCE * (1.0 + np.max(np.abs(gamma))):
                 still.append(key)
         state.active_logits = still
+
+
+def _pooled_start(summary: Partial, key: Any) -> np.ndarray | None:
+    """Information-weighted average of the partitions' own logit fits (None if unusable).
+
+    With one partition this is the maximum-likelihood fit itself, so the global Newton
+    iterations stop after one confirming step; with many, it is within O(1/n) of it.
+    """
+    hess = summary.sums.get(f"lH/{key!r}")
+    if hess is None or summary.sums[f"lok/{key!r}"][0] < 1:
+        return None
+    if np.linalg.cond(hess) > 1.0 / np.finfo(float).eps:
+        return None
+    start = np.linalg.solve(hess, summary.sums[f"lHg/{key!r}"])
+    return start if np.isfinite(start).all() else None
 
 
 def _finalize_cell(state: FitState, c: int, sums: Partial) -> tuple[CellFinal | None, str]:

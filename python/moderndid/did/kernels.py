@@ -25,6 +25,7 @@ from moderndid.did.cells import Cell
 from moderndid.did.estimators import (
     TRIM_LEVEL,
     CellData,
+    local_logit,
     logit_loglik,
     nuisance_hessians,
     nuisance_scores,
@@ -35,6 +36,7 @@ from moderndid.did.estimators import (
 from moderndid.engine.partial import Partial, reduce_by_key
 
 BOOTSTRAP_BLOCK = 128  # draws generated at once, bounds the (rows x draws) mask in memory
+LOCAL_LOGIT_MIN_PER_CLASS = 10  # units of each class per coefficient for a local fit
 MOMENT_BLOCK_ROWS = 65_536  # rows whose influence functions are held at once
 
 
@@ -182,6 +184,7 @@ def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
     sums: dict[str, np.ndarray] = {}
     panel = state.kind == "panel"
     models = ols_models(state.est_method, panel)
+    local_fits: set = set()
     for c, cell in enumerate(state.cells):
         if cell.is_base:
             continue
@@ -196,6 +199,20 @@ def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
             ], dtype=np.float64)
         sums[f"n/{c}"] = counts
         sums[f"wd/{c}"] = np.array([np.sum(data.w * data.D), np.sum(data.w)])
+        key = state.logit_keys[c] if state.logit_keys else None
+        if key is not None and key not in local_fits:
+            local_fits.add(key)
+            # This partition's own logit fit: its information-weighted average over
+            # partitions starts the global Newton iterations a few steps from the end.
+            k = data.x.shape[1]
+            n_treated = int(np.sum(data.D == 1))
+            # a partition with few units of either class gives a noisy, near-separated fit
+            enough = min(n_treated, data.D.size - n_treated) >= LOCAL_LOGIT_MIN_PER_CLASS * k
+            fit = local_logit(data.x, data.D, data.w) if enough else None
+            gamma, hess = fit if fit is not None else (np.zeros(k), np.zeros((k, k)))
+            sums[f"lH/{key!r}"] = hess
+            sums[f"lHg/{key!r}"] = hess @ gamma
+            sums[f"lok/{key!r}"] = np.array([1.0 if fit is not None else 0.0])
         for model in models:
             wm = np.where(data.ols_mask(model), data.w, 0.0)
             xw = data.x * wm[:, None]
@@ -242,8 +259,11 @@ def cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
                 sums[f"db/{c}/{k}/{name}"] = data.x.T @ coef
         for name, hess in nuisance_hessians(state.est_method, data, params).items():
             sums[f"H/{c}/{name}"] = hess
-        if "ps" in params and data.y.size:
-            maxima[f"pmax/{c}"] = np.array([pscore(data.x, params["ps"]).max()])
+        if "ps" in params:
+            # -inf (the identity of max) when the partition has none of the cell's rows, so
+            # every partition returns the same names and shapes
+            top = pscore(data.x, params["ps"]).max() if data.y.size else -np.inf
+            maxima[f"pmax/{c}"] = np.array([top])
     return Partial(sums=sums, maxima=maxima)
 
 

@@ -22,8 +22,13 @@ class Executor(Protocol):
 
     n_partitions: int
 
-    def run(self, kernel: Kernel, state: Any, description: str) -> Partial:
-        """Apply ``kernel(partition, state)`` to each partition and combine the results."""
+    def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True) -> Partial:
+        """Apply ``kernel(partition, state)`` to each partition and combine the results.
+
+        ``keyed=False`` promises that the kernel returns no keyed sums and the same names and
+        shapes from every partition, which lets distributed executors reduce everything in
+        one flat aggregation.
+        """
         ...
 
 
@@ -44,8 +49,11 @@ class LocalExecutor:
         self.xp = xp
         self.n_partitions = len(partitions)
 
-    def run(self, kernel: Kernel, state: Any, description: str) -> Partial:
-        """Apply ``kernel`` to each partition in turn and combine the partials."""
+    def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True) -> Partial:
+        """Apply ``kernel`` to each partition in turn and combine the partials.
+
+        ``keyed`` (see :class:`Executor`) does not change anything here.
+        """
         start = time.perf_counter()
         result = combine_all([kernel(part, state) for part in self.partitions])
         logger.debug("%s: %.3f s over %d partitions", description, time.perf_counter() - start,

@@ -8,6 +8,7 @@ moderndid jar, by the Scala ``ArraySum`` / ``ArrayMax`` aggregators; without it,
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +62,48 @@ def partial_to_batch(partial: Partial) -> pa.RecordBatch:
     ], schema=PARTIAL_SCHEMA)
 
 
+FLAT_SCHEMA = pa.schema([
+    ("layout", pa.string()),
+    ("sums", pa.list_(pa.float64())),
+    ("maxima", pa.list_(pa.float64())),
+])
+FLAT_DDL = "layout string, sums array<double>, maxima array<double>"
+
+
+def partial_to_flat(partial: Partial) -> pa.RecordBatch:
+    """One row per partition: every sum in one array, every maximum in another, and the
+    layout (names and shapes, as JSON) that splits them again."""
+    if partial.keyed:
+        raise RuntimeError("internal error: a pass run with keyed=False returned keyed sums")
+    layout = [["sum", name, list(np.shape(a))] for name, a in partial.sums.items()]
+    layout += [["max", name, list(np.shape(a))] for name, a in partial.maxima.items()]
+
+    def flat(items: dict[str, np.ndarray]) -> np.ndarray:
+        arrays = [np.asarray(a, dtype=np.float64).ravel() for a in items.values()]
+        return np.concatenate(arrays) if arrays else np.empty(0)
+
+    return pa.RecordBatch.from_arrays([
+        pa.array([json.dumps(layout)], pa.string()),
+        pa.array([flat(partial.sums)], pa.list_(pa.float64())),
+        pa.array([flat(partial.maxima)], pa.list_(pa.float64())),
+    ], schema=FLAT_SCHEMA)
+
+
+def partial_from_flat(layout: str, sums: Any, maxima: Any) -> Partial:
+    """Split the reduced flat arrays back into named arrays."""
+    flat = {"sum": np.asarray(sums if sums is not None else [], dtype=np.float64),
+            "max": np.asarray(maxima if maxima is not None else [], dtype=np.float64)}
+    offset = {"sum": 0, "max": 0}
+    out: dict[str, dict[str, np.ndarray]] = {"sum": {}, "max": {}}
+    for kind, name, shape in json.loads(layout):
+        size = int(np.prod(shape)) if shape else 1
+        out[kind][name] = flat[kind][offset[kind]: offset[kind] + size].reshape(shape)
+        offset[kind] += size
+    if offset["sum"] != flat["sum"].size or offset["max"] != flat["max"].size:
+        raise RuntimeError("internal error: reduced arrays do not match their layout")
+    return Partial(sums=out["sum"], maxima=out["max"])
+
+
 def partial_from_rows(rows: list[Any]) -> Partial:
     """Rebuild a combined Partial from reduced rows ``(kind, name, key, shape, value)``."""
     sums: dict[str, np.ndarray] = {}
@@ -105,12 +148,17 @@ class SparkExecutor:
         self.jvm_aggregators = jvm_aggregators
         self.n_partitions = n_partitions
 
-    def run(self, kernel: Any, state: Any, description: str) -> Partial:
-        """Run ``kernel`` on every partition and reduce the partials inside Spark."""
-        from pyspark.sql import functions as F
+    def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True) -> Partial:
+        """Run ``kernel`` on every partition and reduce the partials inside Spark.
+
+        With the jar and ``keyed=False`` each partition sends one flat row and a single
+        global aggregation reduces them (no grouping shuffle); otherwise rows are grouped by
+        name (and key), which keyed sums such as per-cluster sums need.
+        """
 
         to_partition = self.to_partition
         driver_version = __version__
+        flat = self.jvm_aggregators and not keyed
 
         def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             from moderndid._version import __version__ as worker_version
@@ -124,31 +172,56 @@ class SparkExecutor:
             if not batch_list or sum(b.num_rows for b in batch_list) == 0:
                 return
             part = to_partition(pa.Table.from_batches(batch_list))
-            yield partial_to_batch(kernel(part, state))
+            partial = kernel(part, state)
+            yield partial_to_flat(partial) if flat else partial_to_batch(partial)
 
         start = time.perf_counter()
         set_job_description(self.spark, description)
         try:
-            mapped = self.table.mapInArrow(apply, PARTIAL_DDL)
-            if self.jvm_aggregators:
-                reduced = mapped.groupBy("kind", "name", "key").agg(
-                    F.first("shape").alias("shape"),
-                    F.expr("moderndid_array_sum(value)").alias("s"),
-                    F.expr("moderndid_array_max(value)").alias("m"),
-                ).collect()
-                rows = [(r["kind"], r["name"], r["key"], r["shape"],
-                         r["m"] if r["kind"] == "max" else r["s"]) for r in reduced]
+            if flat:
+                result = self._reduce_flat(self.table.mapInArrow(apply, FLAT_DDL))
             else:
-                exploded = mapped.select("kind", "name", "key", "shape",
-                                         F.posexplode("value").alias("pos", "v"))
-                reduced = exploded.groupBy("kind", "name", "key", "pos").agg(
-                    F.first("shape").alias("shape"), F.sum("v").alias("s"),
-                    F.max("v").alias("m"),
-                ).collect()
-                rows = _assemble(reduced)
+                result = self._reduce_rows(self.table.mapInArrow(apply, PARTIAL_DDL))
         finally:
             set_job_description(self.spark, None)
         logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
+        return result
+
+    def _reduce_flat(self, mapped: Any) -> Partial:
+        from pyspark.sql import functions as F
+
+        row = mapped.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min("layout").alias("first"),
+            F.max("layout").alias("last"),
+            F.expr("moderndid_array_sum(sums)").alias("sums"),
+            F.expr("moderndid_array_max(maxima)").alias("maxima"),
+        ).collect()[0]
+        if row["n"] == 0:
+            return Partial()
+        if row["first"] != row["last"]:
+            raise RuntimeError("internal error: partitions returned different partial layouts")
+        return partial_from_flat(row["first"], row["sums"], row["maxima"])
+
+    def _reduce_rows(self, mapped: Any) -> Partial:
+        from pyspark.sql import functions as F
+
+        if self.jvm_aggregators:
+            reduced = mapped.groupBy("kind", "name", "key").agg(
+                F.first("shape").alias("shape"),
+                F.expr("moderndid_array_sum(value)").alias("s"),
+                F.expr("moderndid_array_max(value)").alias("m"),
+            ).collect()
+            rows = [(r["kind"], r["name"], r["key"], r["shape"],
+                     r["m"] if r["kind"] == "max" else r["s"]) for r in reduced]
+        else:
+            exploded = mapped.select("kind", "name", "key", "shape",
+                                     F.posexplode("value").alias("pos", "v"))
+            reduced = exploded.groupBy("kind", "name", "key", "pos").agg(
+                F.first("shape").alias("shape"), F.sum("v").alias("s"),
+                F.max("v").alias("m"),
+            ).collect()
+            rows = _assemble(reduced)
         return partial_from_rows(rows)
 
 

@@ -7,7 +7,9 @@ per-cohort unit counts, problem flags) — never unit rows. Panels take one shuf
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,17 +27,22 @@ from moderndid.errors import (
     MissingValuesError,
     SingularDesignError,
 )
+from moderndid.spark.session import set_job_description
 from moderndid.spark.unit_table import (
+    BLOCK_SCHEMA_DDL,
     FLAG_CLUSTER_VARIES,
     FLAG_DUPLICATE,
     FLAG_GROUP_VARIES,
     FLAG_PARTITION_VARIES,
     FLAG_WEIGHT_VARIES,
-    UNIT_SCHEMA_DDL,
+    decode_blocks,
+    encode_blocks,
     partition_from_rows,
     partition_from_units,
     units_from_rows,
 )
+
+logger = logging.getLogger("moderndid")
 
 ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
 
@@ -100,7 +107,13 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     aggs += _crossproduct_aggs(covariates)
     if spec.pname:
         aggs.append(F.collect_set(_col(spec.pname).cast("double")).alias("__partition"))
-    stats = sdf.agg(*aggs).collect()[0]
+    start = time.perf_counter()
+    set_job_description(spark, "moderndid att_gt: column statistics")
+    try:
+        stats = sdf.agg(*aggs).collect()[0]
+    finally:
+        set_job_description(spark, None)
+    logger.info("att_gt: column statistics: %.2f s", time.perf_counter() - start)
     if stats["__rows"] == 0:
         raise DataStructureError("the data has no rows")
     for c, role in roles:
@@ -199,8 +212,10 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
                             _subgroups(summary, labels, spec))
 
     periods_local = periods
+    T_ = periods.size
+    with_q = bool(spec.pname)
 
-    def build_units(batches: Any) -> Any:
+    def build_blocks(batches: Any) -> Any:
         import pyarrow as pa
 
         batch_list = list(batches)
@@ -208,48 +223,68 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
             return
         table = pa.Table.from_batches(batch_list)
         if table.num_rows:
-            yield units_from_rows(table, periods_local, xcols, clustered)
+            units = units_from_rows(table, periods_local, xcols, clustered)
+            yield encode_blocks(units, labels, T_, with_q)
 
-    units = rows.repartition(n_parts, "id").mapInArrow(build_units, UNIT_SCHEMA_DDL).persist()
-    T_ = periods.size
-    complete = F.col("nobs") == T_
-    check = units.agg(
-        *[F.sum((F.col("G") == g).cast("long")).alias(f"all{i}") for i, g in enumerate(labels)],
-        *[F.sum(((F.col("G") == g) & complete).cast("long")).alias(f"full{i}")
-          for i, g in enumerate(labels)],
-        F.count(F.lit(1)).alias("units"),
-        F.sum((F.col("nobs") == T_).cast("long")).alias("complete"),
-        F.sum(F.col("nobs")).alias("rows"),
-        F.bit_or("flags").alias("flags"),
-        F.max(F.col("xtv").cast("int")).alias("xtv"),
-        *_subgroup_aggs(labels, spec),
-    ).collect()[0]
-    flags = int(check["flags"] or 0)
+    start = time.perf_counter()
+    blocks = (rows.repartition(n_parts, "id").mapInArrow(build_blocks, BLOCK_SCHEMA_DDL)
+              .persist())
+    set_job_description(spark, "moderndid att_gt: unit table (shuffle by unit id, persist)")
+    try:
+        # one small row per block of units: counts and problem flags, never unit rows
+        block_rows = blocks.select("units", "counts", "flags", "xtv").collect()
+    finally:
+        set_job_description(spark, None)
+    logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
+    n_labels = len(labels)
+    counts_sum = np.zeros(2 * n_labels + 2 + (2 * n_labels if with_q else 0), dtype=np.int64)
+    flags = 0
+    xtv = False
+    for r in block_rows:
+        counts_sum += np.asarray(r["counts"], dtype=np.int64)
+        flags |= int(r["flags"])
+        xtv = xtv or bool(r["xtv"])
+    all_units = counts_sum[:n_labels]
+    full_units = counts_sum[n_labels:2 * n_labels]
+    n_all = int(sum(r["units"] for r in block_rows))
+    n_complete, n_rows_observed = int(counts_sum[2 * n_labels]), int(counts_sum[2 * n_labels + 1])
+    subgroup_counts = counts_sum[2 * n_labels + 2:]
     if flags:
+        blocks.unpersist()
         _raise_flag(flags, sdf, spec)
     kind = "panel"
-    if check["complete"] < check["units"]:
+    balance = False
+    if n_complete < n_all:
         if spec.allow_unbalanced_panel:
             kind = "unbalanced"
         else:
             warnings.warn(
-                f"Dropped {check['units'] - check['complete']} of {check['units']} units not "
+                f"Dropped {n_all - n_complete} of {n_all} units not "
                 f"observed in all {T_} periods (balancing the panel); pass "
                 "allow_unbalanced_panel=True to keep them", UserWarning, stacklevel=4)
-            units = units.filter(F.col("nobs") == T_)
-    which = "full" if kind == "panel" else "all"
-    counts = {g: int(check[f"{which}{i}"] or 0) for i, g in enumerate(labels)}
-    counts = {g: c for g, c in counts.items() if c}
+            balance = True
+    which = full_units if kind == "panel" else all_units
+    counts = {g: int(c) for g, c in zip(labels, which, strict=True) if c}
     n_units = sum(counts.values())
-    n_obs = n_units * T_ if kind == "panel" else int(check["rows"])
-    meta = _metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
-                     clustered=clustered, xtv=bool(check["xtv"]), spec=spec)
+    n_obs = n_units * T_ if kind == "panel" else n_rows_observed
+    try:
+        meta = _metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
+                         clustered=clustered, xtv=xtv, spec=spec)
+    except Exception:
+        blocks.unpersist()
+        raise
+    complete_periods = T_ if balance else None
 
     def unit_partition(table: Any) -> dict:
-        return partition_from_units(table, kind, T_, k, clustered)
+        units = decode_blocks(table, complete_periods)
+        return partition_from_units(units, kind, T_, k, clustered)
 
-    return SparkDidData(meta, units, unit_partition, n_parts, two_period,
-                        _subgroups(check, labels, spec))
+    subgroups = {}
+    if with_q:
+        # units per (cohort, eligibility), over all units as the in-memory engine counts them
+        subgroups = {(g, q): int(subgroup_counts[2 * i + j])
+                     for i, g in enumerate(labels) for j, q in enumerate((0.0, 1.0))}
+    return SparkDidData(meta, blocks, unit_partition, n_parts, two_period, subgroups)
 
 
 def _subgroup_aggs(labels: list[float], spec: DidSpec) -> list[Any]:

@@ -1,0 +1,86 @@
+"""How the engine drives its passes: the pooled logit start, and the flat partial rows the
+Spark executor reduces in one aggregation (pure numpy / pyarrow, no JVM)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import moderndid
+from moderndid.did.estimators import local_logit
+from moderndid.engine.partial import Partial
+from moderndid.spark.executor import partial_from_flat, partial_to_flat
+
+MPDTA = dict(yname="lemp", tname="year", idname="countyreal", gname="first.treat",
+             xformla="~ lpop")
+
+
+def _logit_iterations(caplog, data, **kwargs) -> tuple[int, object]:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="moderndid"):
+        res = moderndid.att_gt(data, **kwargs)
+    return sum("logit iteration" in r.getMessage() for r in caplog.records), res
+
+
+def test_pooled_local_fits_leave_one_confirming_logit_pass_in_memory(caplog):
+    """One partition: the partition's own logit fit is the maximum-likelihood fit, so the
+    global Newton iterations stop after one step (they took 5 from the intercept-only
+    start)."""
+    iterations, _ = _logit_iterations(caplog, moderndid.load_mpdta(), **MPDTA)
+    assert iterations == 1
+
+
+@pytest.mark.parametrize("n_partitions", [4, 40])
+def test_pooled_start_with_many_partitions_gives_the_same_estimates(caplog, n_partitions):
+    """4 partitions of 2,500 units: the pooled start is within O(1/n) of the fit, leaving
+    at most 3 Newton passes (6 from the intercept-only start). 40 partitions are too small
+    for local fits of the smaller cohorts, which then start from the intercept-only fit."""
+    data = moderndid.gen_did_scalable(n=10_000, n_periods=4, n_cohorts=3, n_covariates=4,
+                                      random_state=5)["data"]
+    kwargs = dict(yname="y", tname="time", idname="id", gname="group",
+                  xformla="~ cov1 + cov2 + cov3 + cov4", est_method="dr")
+    _, one = _logit_iterations(caplog, data, **kwargs)
+    many_iter, many = _logit_iterations(caplog, data, n_partitions=n_partitions, **kwargs)
+    if n_partitions == 4:
+        assert many_iter <= 3
+    np.testing.assert_allclose(many.att_gt, one.att_gt, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(many.se_gt, one.se_gt, rtol=0, atol=1e-12)
+
+
+def test_local_logit_matches_newton_on_all_rows_and_refuses_separation():
+    rng = np.random.default_rng(0)
+    x = np.column_stack([np.ones(500), rng.normal(size=(500, 2))])
+    D = (rng.uniform(size=500) < 1 / (1 + np.exp(-(x @ [0.2, 1.0, -0.5])))).astype(float)
+    w = rng.uniform(0.5, 2.0, size=500)
+    fit = local_logit(x, D, w)
+    assert fit is not None
+    gamma, hess = fit
+    p = 1 / (1 + np.exp(-(x @ gamma)))
+    np.testing.assert_allclose(x.T @ (w * (D - p)), 0, atol=1e-9)  # the score vanishes
+    np.testing.assert_allclose(hess, (x * (w * p * (1 - p))[:, None]).T @ x)
+    assert local_logit(x, np.ones(500), w) is None  # one class only
+    separated = (x[:, 1] > 0).astype(float)
+    assert local_logit(x, separated, w) is None  # no finite maximum
+
+
+def test_flat_partial_round_trip():
+    partial = Partial(sums={"a": np.arange(6.0).reshape(2, 3), "b": np.array([1.5]),
+                            "gram": np.eye(2)},
+                      maxima={"pmax/0": np.array([-np.inf]), "pmax/1": np.array([0.3])})
+    batch = partial_to_flat(partial)
+    assert batch.num_rows == 1
+    row = batch.to_pylist()[0]
+    back = partial_from_flat(row["layout"], row["sums"], row["maxima"])
+    assert list(back.sums) == ["a", "b", "gram"] and list(back.maxima) == ["pmax/0", "pmax/1"]
+    for name, value in partial.sums.items():
+        np.testing.assert_array_equal(back.sums[name], value)
+    for name, value in partial.maxima.items():
+        np.testing.assert_array_equal(back.maxima[name], value)
+
+
+def test_flat_rows_refuse_keyed_sums():
+    partial = Partial(keyed={"cluster": (np.array([1], dtype=np.uint64), np.ones((1, 2)))})
+    with pytest.raises(RuntimeError, match="keyed"):
+        partial_to_flat(partial)
