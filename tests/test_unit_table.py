@@ -16,14 +16,18 @@ import pytest
 import moderndid
 from moderndid.core.multipliers import keys_from_values
 from moderndid.did.preprocess import DidSpec, prepare_did
+from moderndid.spark.panel_blocks import (
+    PanelLayout,
+    RowColumns,
+    build_blocks,
+    partition_from_blocks,
+)
 from moderndid.spark.unit_table import (
     FLAG_CLUSTER_VARIES,
     FLAG_DUPLICATE,
     FLAG_GROUP_VARIES,
     FLAG_WEIGHT_VARIES,
     UNIT_SCHEMA,
-    decode_blocks,
-    encode_blocks,
     partition_from_rows,
     partition_from_units,
     units_from_rows,
@@ -324,48 +328,92 @@ def test_repeated_cross_section_partition_matches_in_memory(has_id):
 
 # --------------------------------------------------------------------------- blocks
 
+COLS = RowColumns(checked=("y", "t", "G", "id", "w", "Q"), covariates=(), clustered=False,
+                  fractional=())
 
-def _block_fixture() -> pa.RecordBatch:
-    table = rows(
+
+def _long_fixture() -> pa.Table:
+    return rows(
         id=[1, 1, 2, 2, 3, 4, 4],
         t=[1.0, 2.0, 1.0, 2.0, 1.0, 1.0, 2.0],
         y=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
-        G=[2.0, 2.0, np.inf, np.inf, 2.0, np.inf, np.inf],
-        w=[1.0] * 7,
+        G=[2.0, 2.0, 0.0, 0.0, 2.0, 0.0, 0.0],
+        w=[1.0, 1.0, 2.0, 2.0, 1.0, 0.5, 0.5],
         Q=[1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0],
     )
-    return units_from_rows(table, np.array([1.0, 2.0]), [], False)
 
 
-def test_blocks_round_trip_and_counts():
-    units = _block_fixture()
-    blocks = encode_blocks(units, [2.0, np.inf], 2, eligibility=True, block_units=3)
+def _layout(periods, recode, complete_only=False, kind="panel") -> PanelLayout:
+    return PanelLayout(periods=np.asarray(periods, dtype=float), recode=recode,
+                       complete_only=complete_only, kind=kind, n_covariates=0,
+                       clustered=False)
+
+
+def test_blocks_carry_statistics_once_and_a_histogram_of_units():
+    blocks = build_blocks(_long_fixture(), COLS, block_units=3)
     assert blocks.num_rows == 2  # 4 units in blocks of at most 3
     assert blocks.column("units").to_pylist() == [3, 1]
-    counts = np.sum(blocks.column("counts").to_pylist(), axis=0)
-    # units per cohort (2, inf), complete units per cohort, complete units, rows,
-    # units per (cohort, eligibility): (2, 0), (2, 1), (inf, 0), (inf, 1)
-    assert counts.tolist() == [2, 2, 1, 2, 3, 7, 0, 2, 1, 1]
-    decoded = decode_blocks(pa.Table.from_batches([blocks]))
-    assert decoded.schema == units.schema
-    assert decoded.drop_columns(["y"]).to_pylist() == units.drop_columns(["y"]).to_pylist()
-    np.testing.assert_array_equal(  # NaN = period not observed
-        np.array(decoded.column("y").to_pylist(), dtype=float),
-        np.array(units.column("y").to_pylist(), dtype=float))
+    assert blocks.column("rows").to_pylist() == [7, 0]  # statistics on the first block only
+    assert blocks.column("wmin").to_pylist()[0] == 0.5
+    assert blocks.column("periods").to_pylist() == [[1.0, 2.0], [1.0, 2.0]]
+    histogram: dict = {}
+    for flat in blocks.column("histogram").to_pylist():
+        for g, q, nobs, count in np.reshape(flat, (-1, 4)):
+            histogram[(g, q, nobs)] = histogram.get((g, q, nobs), 0) + count
+    # (raw group, eligibility, periods observed) -> units
+    assert histogram == {(0.0, 0.0, 2.0): 1, (0.0, 1.0, 2.0): 1, (2.0, 1.0, 1.0): 1,
+                         (2.0, 1.0, 2.0): 1}
 
 
-def test_blocks_decode_can_drop_incomplete_units():
-    units = _block_fixture()
-    blocks = pa.Table.from_batches([encode_blocks(units, [2.0, np.inf], 2, eligibility=False)])
-    kept = decode_blocks(blocks, complete_periods=2)
-    assert kept.num_rows == 3
-    assert sorted(kept.column("nobs").to_pylist()) == [2, 2, 2]
+def test_partition_from_blocks_recodes_and_balances_like_the_unit_table():
+    long = _long_fixture()
+    blocks = pa.Table.from_batches([build_blocks(long, COLS, block_units=3)])
+    recode = {0.0: np.inf, 2.0: 2.0}
+    got = partition_from_blocks(blocks, _layout([1.0, 2.0], recode, complete_only=True))
+    units = units_from_rows(long.set_column(3, "G", pa.array(
+        [2.0, 2.0, np.inf, np.inf, 2.0, np.inf, np.inf])), np.array([1.0, 2.0]), [], False)
+    complete = pa.Table.from_batches([units]).filter(pa.array(
+        units.column("nobs").to_numpy() == 2))
+    expected = partition_from_units(complete, "panel", 2, 0, False)
+    assert set(got) == set(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    unbalanced = partition_from_blocks(blocks, _layout([1.0, 2.0], recode, kind="unbalanced"))
+    assert unbalanced["y"].size == 7 and unbalanced["unit_G"].size == 4
+
+
+def test_partition_from_blocks_aligns_partitions_with_different_periods():
+    first = rows(id=[1, 1], t=[1.0, 2.0], y=[11.0, 12.0], G=[0.0, 0.0], w=[1.0, 1.0],
+                 Q=[0.0, 0.0])
+    second = rows(id=[2, 2], t=[2.0, 3.0], y=[22.0, 23.0], G=[3.0, 3.0], w=[1.0, 1.0],
+                  Q=[0.0, 0.0])
+    blocks = pa.Table.from_batches([build_blocks(first, COLS), build_blocks(second, COLS)])
+    part = partition_from_blocks(blocks, _layout([1.0, 2.0, 3.0], {0.0: np.inf, 3.0: 3.0}))
+    np.testing.assert_array_equal(part["G"], [3.0, np.inf])
+    np.testing.assert_array_equal(part["y"], [[np.nan, 22.0, 23.0], [11.0, 12.0, np.nan]])
+    # a dropped cohort (absent from recode) and a period cut off
+    cut = partition_from_blocks(blocks, _layout([1.0, 2.0], {0.0: np.inf}))
+    np.testing.assert_array_equal(cut["y"], [[11.0, 12.0]])
+
+
+def test_missing_values_leave_statistics_and_no_units():
+    long = _long_fixture()
+    long = long.set_column(2, "y", pa.array([1.0, None, 3.0, 4.0, 5.0, 6.0, 7.0]))
+    blocks = build_blocks(long, COLS)
+    assert blocks.num_rows == 1
+    assert blocks.column("missing").to_pylist() == [[1, 0, 0, 0, 0, 0]]
+    assert blocks.column("units").to_pylist() == [0]
+    part = partition_from_blocks(pa.Table.from_batches([blocks]),
+                                 _layout([1.0, 2.0], {0.0: np.inf, 2.0: 2.0}))
+    assert part["y"].shape == (0, 2)
 
 
 def test_blocks_carry_flags_and_time_varying_covariates():
-    table = rows(id=[1, 1, 2], t=[1.0, 1.0, 1.0], y=[1.0, 2.0, 3.0], G=[np.inf] * 3,
+    table = rows(id=[1, 1, 2], t=[1.0, 1.0, 1.0], y=[1.0, 2.0, 3.0], G=[0.0] * 3,
                  w=[1.0] * 3, x0=[0.0, 1.0, 2.0])
-    units = units_from_rows(table, np.array([1.0, 2.0]), ["x0"], False)
-    block = encode_blocks(units, [np.inf], 2, eligibility=False)
+    cols = RowColumns(checked=("y", "t", "G", "id", "w", "x0"), covariates=("x0",),
+                      clustered=False, fractional=())
+    block = build_blocks(table, cols)
     assert block.column("flags").to_pylist() == [FLAG_DUPLICATE]
     assert block.column("xtv").to_pylist() == [True]
+    np.testing.assert_allclose(block.column("xx").to_pylist()[0], [3.0, 3.0, 5.0])

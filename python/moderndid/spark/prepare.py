@@ -27,19 +27,22 @@ from moderndid.errors import (
     MissingValuesError,
     SingularDesignError,
 )
+from moderndid.spark.panel_blocks import (
+    BLOCK_SCHEMA_DDL,
+    PanelLayout,
+    RowColumns,
+    build_blocks,
+    partition_from_blocks,
+    unit_histogram,
+)
 from moderndid.spark.session import set_job_description
 from moderndid.spark.unit_table import (
-    BLOCK_SCHEMA_DDL,
     FLAG_CLUSTER_VARIES,
     FLAG_DUPLICATE,
     FLAG_GROUP_VARIES,
     FLAG_PARTITION_VARIES,
     FLAG_WEIGHT_VARIES,
-    decode_blocks,
-    encode_blocks,
     partition_from_rows,
-    partition_from_units,
-    units_from_rows,
 )
 
 logger = logging.getLogger("moderndid")
@@ -87,7 +90,11 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
                 f"{types[column].simpleString()}"
             )
 
-    # One aggregation job: row count, missing values per column, smallest weight.
+    if spec.panel:
+        return _prepare_panel(sdf, spec, spark, n_partitions, covariates, roles, types)
+
+    # Repeated cross sections: one aggregation job (row count, missing values per column,
+    # weight range, periods, cohorts, covariate cross-products), then the persisted rows.
     checked = [c for c, _ in roles]
     aggs = [F.count(F.lit(1)).alias("__rows")]
     for c in dict.fromkeys(checked):
@@ -134,7 +141,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
                 f"{role} column {c!r} holds non-integer numbers: identifiers must be integers "
                 "or strings")
 
-    _check_covariate_rank(stats, covariates)
+    _check_covariate_rank(_crossproduct_matrix(stats, covariates), covariates)
     periods = np.array(stats["__periods"], dtype=np.float64)
     raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
     g = _col(spec.gname).cast("double")
@@ -190,68 +197,192 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     names = ["(Intercept)", *covariates]
     clustered = bool(spec.clustervars)
 
-    if not spec.panel:
-        if spec.idname is None:
-            # Without ids, the multiplier key is the row's position in the input, which
-            # depends on how the input is partitioned (documented).
-            rows = rows.withColumn("rowkey", F.monotonically_increasing_id())
-        rows = rows.repartition(n_parts).persist()
-        summary = rows.agg(*[F.sum((F.col("G") == g).cast("long")).alias(f"c{i}")
-                             for i, g in enumerate(labels)],
-                           *_subgroup_aggs(labels, spec)).collect()[0]
-        counts = {g: int(summary[f"c{i}"] or 0) for i, g in enumerate(labels)}
-        counts = {g: c for g, c in counts.items() if c}
-        meta = _metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
-                         n_units=sum(counts.values()), clustered=clustered, xtv=False, spec=spec)
-        has_id = spec.idname is not None
+    if spec.idname is None:
+        # Without ids, the multiplier key is the row's position in the input, which
+        # depends on how the input is partitioned (documented).
+        rows = rows.withColumn("rowkey", F.monotonically_increasing_id())
+    rows = rows.repartition(n_parts).persist()
+    summary = rows.agg(*[F.sum((F.col("G") == g).cast("long")).alias(f"c{i}")
+                         for i, g in enumerate(labels)],
+                       *_subgroup_aggs(labels, spec)).collect()[0]
+    counts = {g: int(summary[f"c{i}"] or 0) for i, g in enumerate(labels)}
+    counts = {g: c for g, c in counts.items() if c}
+    meta = _metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
+                     n_units=sum(counts.values()), clustered=clustered, xtv=False, spec=spec)
+    has_id = spec.idname is not None
 
-        def rc_partition(table: Any) -> dict:
-            return partition_from_rows(table, periods, xcols, clustered, has_id)
+    def rc_partition(table: Any) -> dict:
+        return partition_from_rows(table, periods, xcols, clustered, has_id)
 
-        return SparkDidData(meta, rows, rc_partition, n_parts, two_period,
-                            _subgroups(summary, labels, spec))
+    return SparkDidData(meta, rows, rc_partition, n_parts, two_period,
+                        _subgroups(summary, labels, spec))
 
-    periods_local = periods
-    T_ = periods.size
-    with_q = bool(spec.pname)
 
-    def build_blocks(batches: Any) -> Any:
+def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
+                   covariates: list[str], roles: list[tuple[str, str]],
+                   types: dict[str, Any]) -> SparkDidData:
+    """Panels: one shuffle by unit id and one pass over the rows on the executors, which
+    checks them, gathers the statistics and builds the persisted unit-table blocks."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    assert spec.idname is not None
+    internal = {"outcome (yname)": "y", "time (tname)": "t", "group (gname)": "G",
+                "unit id (idname)": "id", "weights (weightsname)": "w",
+                "cluster (clustervars)": "cluster", "partition (pname)": "Q"}
+    checked: dict[str, tuple[str, str]] = {}  # internal column -> (user column, role)
+    for j, c in enumerate(covariates):
+        checked.setdefault(f"x{j}", (c, "covariate (xformla)"))
+    ordered: dict[str, tuple[str, str]] = {}
+    for column, role in roles:  # user order: the error names the first offending column
+        name = internal.get(role) or next(x for x, (c, _) in checked.items() if c == column)
+        ordered.setdefault(name, (column, role))
+    float_types = T.FloatType | T.DoubleType
+    fractional = tuple(name for name, column in (("id", spec.idname), (
+        "cluster", spec.clustervars[0] if spec.clustervars else None))
+        if column is not None and isinstance(types[column], float_types))
+    clustered = bool(spec.clustervars)
+    cols = RowColumns(checked=tuple(ordered), covariates=tuple(f"x{j}" for j in
+                                                               range(len(covariates))),
+                      clustered=clustered, fractional=fractional)
+    select = [
+        _col(spec.idname).alias("id"),
+        _col(spec.tname).cast("double").alias("t"),
+        _col(spec.yname).cast("double").alias("y"),
+        _col(spec.gname).cast("double").alias("G"),  # raw: recoded when the blocks are read
+        (_col(spec.weightsname).cast("double") if spec.weightsname else F.lit(1.0)).alias("w"),
+        *[_col(c).cast("double").alias(f"x{j}") for j, c in enumerate(covariates)],
+    ]
+    if clustered:
+        select.append(_col(spec.clustervars[0]).alias("cluster"))
+    if spec.pname:
+        select.append(_col(spec.pname).cast("double").alias("Q"))
+
+    if n_partitions is None:
+        n_rows = sdf.count()
+        n_parts = max(_default_parallelism(spark), math.ceil(n_rows / ROWS_PER_PARTITION))
+    elif isinstance(n_partitions, int) and not isinstance(n_partitions, bool) and n_partitions > 0:
+        n_parts = n_partitions
+    else:
+        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+
+    def build(batches: Any) -> Any:
         import pyarrow as pa
 
         batch_list = list(batches)
-        if not batch_list:
-            return
-        table = pa.Table.from_batches(batch_list)
-        if table.num_rows:
-            units = units_from_rows(table, periods_local, xcols, clustered)
-            yield encode_blocks(units, labels, T_, with_q)
+        if batch_list:
+            table = pa.Table.from_batches(batch_list)
+            if table.num_rows:
+                yield build_blocks(table, cols)
 
     start = time.perf_counter()
-    blocks = (rows.repartition(n_parts, "id").mapInArrow(build_blocks, BLOCK_SCHEMA_DDL)
-              .persist())
+    blocks = (sdf.select(*select).repartition(n_parts, "id")
+              .mapInArrow(build, BLOCK_SCHEMA_DDL).persist())
     set_job_description(spark, "moderndid att_gt: unit table (shuffle by unit id, persist)")
     try:
-        # one small row per block of units: counts and problem flags, never unit rows
-        block_rows = blocks.select("units", "counts", "flags", "xtv").collect()
+        # one small row per block of units: statistics, never unit rows
+        info = blocks.drop("payload").collect()
     finally:
         set_job_description(spark, None)
     logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
-    n_labels = len(labels)
-    counts_sum = np.zeros(2 * n_labels + 2 + (2 * n_labels if with_q else 0), dtype=np.int64)
-    flags = 0
-    xtv = False
-    for r in block_rows:
-        counts_sum += np.asarray(r["counts"], dtype=np.int64)
-        flags |= int(r["flags"])
-        xtv = xtv or bool(r["xtv"])
-    all_units = counts_sum[:n_labels]
-    full_units = counts_sum[n_labels:2 * n_labels]
-    n_all = int(sum(r["units"] for r in block_rows))
-    n_complete, n_rows_observed = int(counts_sum[2 * n_labels]), int(counts_sum[2 * n_labels + 1])
-    subgroup_counts = counts_sum[2 * n_labels + 2:]
-    if flags:
+    try:
+        return _plan_panel(blocks, info, sdf, spec, spark, covariates, ordered, cols, n_parts)
+    except BaseException:
         blocks.unpersist()
+        raise
+
+
+def _plan_panel(blocks: Any, info: list[Any], sdf: Any, spec: DidSpec, spark: Any,
+                covariates: list[str], ordered: dict[str, tuple[str, str]], cols: RowColumns,
+                n_parts: int) -> SparkDidData:
+    """Validate the statistics of the blocks, recode cohorts, count units: the metadata and
+    the layout that every pass uses to read the blocks."""
+    if sum(r["rows"] for r in info) == 0:
+        raise DataStructureError("the data has no rows")
+    missing = np.sum([r["missing"] for r in info], axis=0)
+    for (column, role), n_missing in zip(ordered.values(), missing, strict=True):
+        if n_missing:
+            raise MissingValuesError(
+                f"{role} column {column!r} has {n_missing} missing or non-finite value(s); "
+                "drop or impute them first"
+            )
+    if spec.weightsname and min(r["wmin"] for r in info) < 0:
+        raise DataStructureError(f"weights column {spec.weightsname!r} has negative values")
+    if spec.weightsname and not max(r["wmax"] for r in info) > 0:
+        raise DataStructureError(f"weights column {spec.weightsname!r} is zero everywhere")
+    if cols.fractional:
+        fractional = np.sum([r["fractional"] for r in info], axis=0)
+        for name, count in zip(cols.fractional, fractional, strict=True):
+            if count:
+                column, role = ordered[name]
+                raise ColumnTypeError(
+                    f"{role} column {column!r} holds non-integer numbers: identifiers must be "
+                    "integers or strings")
+    if covariates:
+        k1 = len(covariates) + 1
+        upper = np.sum([r["xx"] for r in info], axis=0)
+        xx = np.zeros((k1, k1))
+        xx[np.triu_indices(k1)] = upper
+        _check_covariate_rank(xx + np.triu(xx, 1).T, covariates)
+
+    periods = np.unique(np.concatenate([np.asarray(r["periods"], dtype=np.float64)
+                                        for r in info]))
+    histogram: dict[tuple[float, float, int], int] = {}
+    for r in info:
+        _add_histogram(histogram, r["histogram"])
+    raw_cohorts = np.unique([g for g, _, _ in histogram])
+    two_period = False
+    group_map: dict[float, float] = {}
+    if spec.pname:
+        values = sorted({q for _, q, _ in histogram})
+        if not set(values) <= {0.0, 1.0}:
+            raise DataStructureError(
+                f"partition column {spec.pname!r} must hold 0 (ineligible) and 1 (eligible), "
+                f"found {', '.join(f'{v:g}' for v in values[:6])}")
+        # Two periods with a 0/1 group column: the two-period DDD (treated in period 2).
+        two_period = periods.size == 2 and raw_cohorts.size == 2 and (
+            set(raw_cohorts) == {0.0, 1.0} or set(raw_cohorts) == {0.0, float(periods[1])})
+        if two_period and set(raw_cohorts) == {0.0, 1.0}:
+            group_map = {1.0: float(periods[1])}
+    mapped = np.unique([group_map.get(float(g), float(g)) for g in raw_cohorts])
+    plan = _cohort_plan(mapped, periods, spec)
+    flags = 0
+    for r in info:
+        flags |= int(r["flags"])
+    if flags:
         _raise_flag(flags, sdf, spec)
+    recode: dict[float, float] = {}
+    for raw in raw_cohorts:
+        g = group_map.get(float(raw), float(raw))
+        if g in plan.dropped:
+            continue
+        never = g == 0 or g > periods[-1] + spec.anticipation or g in plan.to_never
+        recode[float(raw)] = math.inf if never else g
+    if plan.period_cutoff is not None:
+        periods = periods[periods < plan.period_cutoff]
+    if periods.size < 2:
+        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
+    T_ = periods.size
+    k = len(covariates)
+    layout = PanelLayout(periods=periods, recode=recode, complete_only=False, kind="panel",
+                         n_covariates=k, clustered=cols.clustered)
+    if plan.period_cutoff is None:
+        units = _recoded_histogram(histogram, recode)
+    else:
+        # observations in the periods cut off no longer count: recount on the executors
+        units = _count_units(blocks, layout, spark)
+    labels = sorted({g for g, _, _ in units})
+    all_units = {g: 0 for g in labels}
+    full_units = {g: 0 for g in labels}
+    subgroup_units: dict[tuple[float, float], int] = {}
+    n_rows_observed = 0
+    for (g, q, nobs), count in units.items():
+        all_units[g] += count
+        if nobs == T_:
+            full_units[g] += count
+        n_rows_observed += nobs * count
+        subgroup_units[(g, q)] = subgroup_units.get((g, q), 0) + count
+    n_all, n_complete = sum(all_units.values()), sum(full_units.values())
     kind = "panel"
     balance = False
     if n_complete < n_all:
@@ -261,30 +392,69 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
             warnings.warn(
                 f"Dropped {n_all - n_complete} of {n_all} units not "
                 f"observed in all {T_} periods (balancing the panel); pass "
-                "allow_unbalanced_panel=True to keep them", UserWarning, stacklevel=4)
+                "allow_unbalanced_panel=True to keep them", UserWarning, stacklevel=5)
             balance = True
     which = full_units if kind == "panel" else all_units
-    counts = {g: int(c) for g, c in zip(labels, which, strict=True) if c}
+    counts = {g: c for g, c in which.items() if c}
     n_units = sum(counts.values())
     n_obs = n_units * T_ if kind == "panel" else n_rows_observed
-    try:
-        meta = _metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
-                         clustered=clustered, xtv=xtv, spec=spec)
-    except Exception:
-        blocks.unpersist()
-        raise
-    complete_periods = T_ if balance else None
+    names = ["(Intercept)", *covariates]
+    meta = _metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
+                     clustered=cols.clustered, xtv=any(bool(r["xtv"]) for r in info),
+                     spec=spec)
+    layout = PanelLayout(periods=periods, recode=recode, complete_only=balance, kind=kind,
+                         n_covariates=k, clustered=cols.clustered)
 
     def unit_partition(table: Any) -> dict:
-        units = decode_blocks(table, complete_periods)
-        return partition_from_units(units, kind, T_, k, clustered)
+        return partition_from_blocks(table, layout)
 
     subgroups = {}
-    if with_q:
+    if spec.pname:
         # units per (cohort, eligibility), over all units as the in-memory engine counts them
-        subgroups = {(g, q): int(subgroup_counts[2 * i + j])
-                     for i, g in enumerate(labels) for j, q in enumerate((0.0, 1.0))}
+        subgroups = {(g, q): subgroup_units.get((g, q), 0) for g in labels for q in (0.0, 1.0)}
     return SparkDidData(meta, blocks, unit_partition, n_parts, two_period, subgroups)
+
+
+def _add_histogram(into: dict[tuple[float, float, int], int], flat: Any) -> None:
+    values = np.asarray(flat, dtype=np.float64).reshape(-1, 4)
+    for g, q, nobs, count in values:
+        key = (float(g), float(q), int(nobs))
+        into[key] = into.get(key, 0) + int(count)
+
+
+def _recoded_histogram(histogram: dict[tuple[float, float, int], int],
+                       recode: dict[float, float]) -> dict[tuple[float, float, int], int]:
+    """Units by (cohort, eligibility, periods observed), dropped cohorts left out."""
+    out: dict[tuple[float, float, int], int] = {}
+    for (raw, q, nobs), count in histogram.items():
+        if raw in recode:
+            key = (recode[raw], q, nobs)
+            out[key] = out.get(key, 0) + count
+    return out
+
+
+def _count_units(blocks: Any, layout: PanelLayout, spark: Any
+                 ) -> dict[tuple[float, float, int], int]:
+    """The recoded histogram counted on the executors (one small row per partition)."""
+    def count(batches: Any) -> Any:
+        import pyarrow as pa
+
+        batch_list = list(batches)
+        if batch_list:
+            flat = unit_histogram(pa.Table.from_batches(batch_list), layout)
+            yield pa.RecordBatch.from_pydict({"histogram": [flat]},
+                                             schema=pa.schema([("histogram",
+                                                                pa.list_(pa.float64()))]))
+
+    set_job_description(spark, "moderndid att_gt: unit counts after cutting periods")
+    try:
+        rows = blocks.mapInArrow(count, "histogram array<double>").collect()
+    finally:
+        set_job_description(spark, None)
+    out: dict[tuple[float, float, int], int] = {}
+    for r in rows:
+        _add_histogram(out, r["histogram"])
+    return out
 
 
 def _subgroup_aggs(labels: list[float], spec: DidSpec) -> list[Any]:
@@ -386,15 +556,21 @@ def _crossproduct_aggs(covariates: list[str]) -> list[Any]:
             for i in range(len(cols)) for j in range(i, len(cols))] if covariates else []
 
 
-def _check_covariate_rank(stats: Any, covariates: list[str]) -> None:
+def _crossproduct_matrix(stats: Any, covariates: list[str]) -> np.ndarray:
+    k = len(covariates) + 1
+    xx = np.zeros((k, k))
+    if covariates:
+        for i in range(k):
+            for j in range(i, k):
+                xx[i, j] = xx[j, i] = stats[f"__xx_{i}_{j}"]
+    return xx
+
+
+def _check_covariate_rank(xx: np.ndarray, covariates: list[str]) -> None:
     """Refuse globally collinear covariates, from their cross-product matrix."""
     if not covariates:
         return
-    k = len(covariates) + 1
-    xx = np.zeros((k, k))
-    for i in range(k):
-        for j in range(i, k):
-            xx[i, j] = xx[j, i] = stats[f"__xx_{i}_{j}"]
+    k = xx.shape[0]
     scale = np.sqrt(np.maximum(np.diag(xx), 1e-300))
     eig = np.linalg.eigvalsh(xx / np.outer(scale, scale))
     if eig[0] <= eig[-1] * k * np.finfo(float).eps * 1e3:

@@ -16,11 +16,7 @@ partition hash-partitioned by unit id):
 ``y``        list<double>  outcome per period (NaN = not observed)
 ``x``        list<double>  covariates, ``k`` values (time-invariant) or ``T * k``
 
-What Spark persists is not that table but *blocks* of it (``BLOCK_SCHEMA``): each row holds up
-to ``BLOCK_UNITS`` unit rows serialised as one Arrow IPC stream, with the block's counts
-next to it. Spark then caches and ships a few large binary values per partition instead of
-millions of rows of array columns, which it would convert element by element on every pass
-(measured: 3-5x less JVM time per pass, see ``benchmarks/README.md``).
+Spark persists this table in blocks of Arrow IPC streams (:mod:`moderndid.spark.panel_blocks`).
 """
 
 from __future__ import annotations
@@ -51,73 +47,6 @@ UNIT_SCHEMA = pa.schema([
 
 UNIT_SCHEMA_DDL = ("key long, G double, w double, cluster long, Q double, nobs int, flags int, "
                    "xtv boolean, y array<double>, x array<double>")
-
-
-BLOCK_UNITS = 131_072  # unit rows per block: a few MB, well under Arrow's 2 GB binary limit
-
-BLOCK_SCHEMA = pa.schema([
-    ("units", pa.int64()),
-    ("counts", pa.list_(pa.int64())),
-    ("flags", pa.int32()),
-    ("xtv", pa.bool_()),
-    ("payload", pa.binary()),
-])
-
-BLOCK_SCHEMA_DDL = "units long, counts array<long>, flags int, xtv boolean, payload binary"
-
-
-def block_counts(units: pa.RecordBatch, labels: list[float], n_periods: int,
-                 eligibility: bool) -> np.ndarray:
-    """Counts the driver needs from one block, in a fixed layout.
-
-    ``[units of cohort g for g in labels] + [complete units of cohort g] +
-    [complete units, observed rows] + [units of (g, q) for g in labels, q in (0, 1)]``
-    (the last group only with ``eligibility``).
-    """
-    G = units.column("G").to_numpy()
-    nobs = units.column("nobs").to_numpy()
-    complete = nobs == n_periods
-    out = [np.sum(G == g) for g in labels]
-    out += [np.sum((G == g) & complete) for g in labels]
-    out += [np.sum(complete), np.sum(nobs)]
-    if eligibility:
-        Q = units.column("Q").to_numpy()
-        out += [np.sum((G == g) & (Q == q)) for g in labels for q in (0.0, 1.0)]
-    return np.array(out, dtype=np.int64)
-
-
-def encode_blocks(units: pa.RecordBatch, labels: list[float], n_periods: int,
-                  eligibility: bool, block_units: int = BLOCK_UNITS) -> pa.RecordBatch:
-    """Unit rows -> block rows (``BLOCK_SCHEMA``), one per ``block_units`` units."""
-    rows: dict[str, list] = {name: [] for name in BLOCK_SCHEMA.names}
-    for start in range(0, units.num_rows, block_units):
-        block = units.slice(start, block_units)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, UNIT_SCHEMA) as writer:
-            writer.write_batch(block)
-        flags = block.column("flags").to_numpy()
-        rows["units"].append(block.num_rows)
-        rows["counts"].append(block_counts(block, labels, n_periods, eligibility))
-        rows["flags"].append(int(np.bitwise_or.reduce(flags)) if flags.size else 0)
-        rows["xtv"].append(bool(block.column("xtv").to_numpy(zero_copy_only=False).any()))
-        rows["payload"].append(sink.getvalue().to_pybytes())
-    return pa.RecordBatch.from_pydict(rows, schema=BLOCK_SCHEMA)
-
-
-def decode_blocks(blocks: pa.Table, complete_periods: int | None = None) -> pa.Table:
-    """Block rows -> unit rows (zero-copy), keeping only complete units if asked.
-
-    ``complete_periods`` = T drops the units observed in fewer than T periods (balancing).
-    """
-    batches = []
-    for payload in blocks.column("payload").chunks:
-        for value in payload:
-            batches.extend(pa.ipc.open_stream(value.as_buffer()))
-    units = pa.Table.from_batches(batches, schema=UNIT_SCHEMA)
-    if complete_periods is not None:
-        nobs = units.column("nobs").to_numpy()
-        units = units.filter(pa.array(nobs == complete_periods))
-    return units
 
 
 def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
@@ -187,7 +116,8 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
     ], schema=UNIT_SCHEMA)
 
 
-def _list_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def list_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-based offsets and the values of a list column (slices respected)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     offsets = column.offsets.to_numpy()
@@ -203,14 +133,8 @@ def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
     """
     n = table.num_rows
     T = n_periods
-    G = table.column("G").to_numpy()
-    w = table.column("w").to_numpy()
-    key = table.column("key").to_numpy().view(np.uint64)
-    cluster = table.column("cluster").to_numpy().view(np.uint64)
-    Q = table.column("Q").to_numpy()
-    _, yv = _list_values(table.column("y"))
-    y = yv.reshape(n, T)
-    xoff, xv = _list_values(table.column("x"))
+    _, yv = list_values(table.column("y"))
+    xoff, xv = list_values(table.column("x"))
     lengths = np.diff(xoff)
     if (lengths == k).all():
         x = xv.reshape(n, 1, k)
@@ -219,6 +143,24 @@ def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
         for i in range(n):
             values = xv[xoff[i]: xoff[i + 1]]
             x[i] = values.reshape(T, k) if values.size == T * k else values[None, :]
+    arrays = {
+        "G": table.column("G").to_numpy(),
+        "w": table.column("w").to_numpy(),
+        "key": table.column("key").to_numpy().view(np.uint64),
+        "cluster": table.column("cluster").to_numpy().view(np.uint64),
+        "Q": table.column("Q").to_numpy(),
+        "y": yv.reshape(n, T),
+        "x": x,
+    }
+    return partition_from_arrays(arrays, kind, clustered)
+
+
+def partition_from_arrays(arrays: dict[str, np.ndarray], kind: str,
+                          clustered: bool) -> dict[str, np.ndarray]:
+    """Kernel partition from per-unit arrays ``G, w, key, cluster, Q`` (n,), ``y`` (n, T)
+    and ``x`` (n, 1 or T, k) without the intercept column, which is added here."""
+    G, w, key, cluster, Q, y = (arrays[name] for name in ("G", "w", "key", "cluster", "Q", "y"))
+    x = arrays["x"]
     x = np.concatenate([np.ones((*x.shape[:2], 1)), x], axis=2)  # intercept first
     if kind == "panel":
         order = np.argsort(G, kind="stable")

@@ -1,0 +1,286 @@
+"""One pass over a panel's long rows on the executors: checks, statistics and the unit table.
+
+Pure numpy / pyarrow (no pyspark import), so everything here is tested without a JVM.
+
+The Spark engine shuffles the selected input columns by unit id and calls
+:func:`build_blocks` on each partition. It returns *block rows* (``BLOCK_SCHEMA``): up to
+``BLOCK_UNITS`` unit-table rows (:mod:`moderndid.spark.unit_table`) serialised as one Arrow
+IPC stream, next to what the driver needs to validate the data and plan the fit: row
+count, missing values per column, weight range, fractional identifiers, covariate
+cross-products (first block of a partition only), the partition's periods, problem flags,
+and a histogram of units by (raw group, eligibility, periods observed). Spark caches a few
+large binary values per partition instead of millions of rows of array columns, which it
+would convert element by element on every pass, and the input is read once.
+
+Outcomes are laid out over the *partition's* periods; cohort recoding (never treated,
+dropped cohorts, periods cut off) needs every partition's periods and groups, so
+:func:`partition_from_blocks` applies it, with a :class:`PanelLayout` from the driver, each
+time a pass reads the blocks (a few vectorised operations per block).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from moderndid.spark.unit_table import (
+    UNIT_SCHEMA,
+    list_values,
+    partition_from_arrays,
+    units_from_rows,
+)
+
+BLOCK_UNITS = 131_072  # unit rows per block: a few MB, well under Arrow's 2 GB binary limit
+
+BLOCK_SCHEMA = pa.schema([
+    ("rows", pa.int64()),
+    ("missing", pa.list_(pa.int64())),
+    ("wmin", pa.float64()),
+    ("wmax", pa.float64()),
+    ("fractional", pa.list_(pa.int64())),
+    ("xx", pa.list_(pa.float64())),
+    ("periods", pa.list_(pa.float64())),
+    ("histogram", pa.list_(pa.float64())),
+    ("units", pa.int64()),
+    ("flags", pa.int32()),
+    ("xtv", pa.bool_()),
+    ("payload", pa.binary()),
+])
+
+BLOCK_SCHEMA_DDL = (
+    "rows long, missing array<long>, wmin double, wmax double, fractional array<long>, "
+    "xx array<double>, periods array<double>, histogram array<double>, units long, "
+    "flags int, xtv boolean, payload binary"
+)
+
+
+@dataclass(frozen=True)
+class RowColumns:
+    """The columns the Spark engine selects from the input, by their internal names.
+
+    ``checked`` lists the columns whose missing values are counted, in the order of the
+    user's columns (so the error names the same column on every engine); ``fractional``
+    the identifier columns of floating-point type, checked for non-integer values.
+    """
+
+    checked: tuple[str, ...]
+    covariates: tuple[str, ...]
+    clustered: bool
+    fractional: tuple[str, ...]
+
+
+def _missing(column: pa.ChunkedArray | pa.Array) -> int:
+    count = column.null_count
+    if pa.types.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False)
+        count = int(np.isnan(values).sum())  # nulls arrive as NaN
+    return int(count)
+
+
+def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, object]:
+    """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`)."""
+    missing = [_missing(table.column(name)) for name in cols.checked]
+    w = table.column("w").to_numpy(zero_copy_only=False)
+    fractional = []
+    for name in cols.fractional:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        fractional.append(int(np.sum(np.isfinite(values) & (values != np.floor(values)))))
+    xx: list[float] = []
+    if cols.covariates:
+        x = np.ones((table.num_rows, len(cols.covariates) + 1))
+        for j, name in enumerate(cols.covariates):
+            x[:, j + 1] = table.column(name).to_numpy(zero_copy_only=False)
+        x = np.where(np.isfinite(x), x, 0.0)  # rows with missing values fail the check above
+        cross = x.T @ x
+        xx = cross[np.triu_indices(cross.shape[0])].tolist()
+    finite_w = w[np.isfinite(w)]
+    return {
+        "rows": table.num_rows,
+        "missing": missing,
+        "wmin": float(finite_w.min()) if finite_w.size else np.inf,
+        "wmax": float(finite_w.max()) if finite_w.size else -np.inf,
+        "fractional": fractional,
+        "xx": xx,
+    }
+
+
+def _histogram(units: pa.RecordBatch) -> list[float]:
+    """Units by (raw group, eligibility, periods observed): flat (g, q, nobs, count) tuples."""
+    keys = np.column_stack([
+        units.column("G").to_numpy(),
+        units.column("Q").to_numpy(),
+        units.column("nobs").to_numpy().astype(np.float64),
+    ])
+    values, counts = np.unique(keys, axis=0, return_counts=True)
+    return np.column_stack([values, counts]).ravel().tolist()
+
+
+def build_blocks(table: pa.Table, cols: RowColumns,
+                 block_units: int = BLOCK_UNITS) -> pa.RecordBatch:
+    """Block rows of one partition holding every row of each of its units.
+
+    With missing values or non-integer float identifiers, no unit table is built (the
+    driver raises from the statistics);
+    the partition then returns a single row of statistics with an empty payload.
+    """
+    stats = row_statistics(table, cols)
+    rows: dict[str, list] = {name: [] for name in BLOCK_SCHEMA.names}
+    empty_stats = {"rows": 0, "missing": [0] * len(cols.checked), "wmin": np.inf,
+                   "wmax": -np.inf, "fractional": [0] * len(cols.fractional),
+                   "xx": [0.0] * len(stats["xx"])}  # type: ignore[arg-type]
+
+    def add(block_stats: dict, periods: list[float], histogram: list[float], n_units: int,
+            flags: int, xtv: bool, payload: bytes) -> None:
+        for name, value in block_stats.items():
+            rows[name].append(value)
+        rows["periods"].append(periods)
+        rows["histogram"].append(histogram)
+        rows["units"].append(n_units)
+        rows["flags"].append(flags)
+        rows["xtv"].append(xtv)
+        rows["payload"].append(payload)
+
+    if any(stats["missing"]) or any(stats["fractional"]):  # type: ignore[arg-type]
+        add(stats, [], [], 0, 0, False, b"")
+        return pa.RecordBatch.from_pydict(rows, schema=BLOCK_SCHEMA)
+    periods = np.unique(table.column("t").to_numpy(zero_copy_only=False).astype(np.float64))
+    units = units_from_rows(table, periods, list(cols.covariates), cols.clustered)
+    for start in range(0, units.num_rows, block_units):
+        block = units.slice(start, block_units)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, UNIT_SCHEMA) as writer:
+            writer.write_batch(block)
+        flags = block.column("flags").to_numpy()
+        add(stats if start == 0 else empty_stats, periods.tolist(), _histogram(block),
+            block.num_rows, int(np.bitwise_or.reduce(flags)),
+            bool(block.column("xtv").to_numpy(zero_copy_only=False).any()),
+            sink.getvalue().to_pybytes())
+    return pa.RecordBatch.from_pydict(rows, schema=BLOCK_SCHEMA)
+
+
+@dataclass(frozen=True)
+class PanelLayout:
+    """What every pass needs to turn block rows into kernel partitions.
+
+    ``recode`` maps each raw group value to the cohort the estimator uses (``inf`` = never
+    treated); units whose raw group is absent are dropped (cohorts treated in the first
+    period). ``periods`` are the periods kept; observations in other periods are dropped.
+    ``complete_only`` keeps only units observed in every kept period (balancing).
+    """
+
+    periods: np.ndarray
+    recode: dict[float, float]
+    complete_only: bool
+    kind: str
+    n_covariates: int
+    clustered: bool
+
+
+def _unit_arrays(units: pa.Table | pa.RecordBatch, local: np.ndarray, layout: PanelLayout
+                 ) -> dict[str, np.ndarray]:
+    """One block's units over the layout's periods, recoded and filtered."""
+    n = units.num_rows
+    T_local, T, k = local.size, layout.periods.size, layout.n_covariates
+    y_local = list_values(units.column("y"))[1].reshape(n, T_local)
+    if np.array_equal(local, layout.periods):
+        y = y_local
+        positions = None
+    else:
+        pos = np.searchsorted(layout.periods, local)
+        kept = (pos < T) & (layout.periods[np.minimum(pos, T - 1)] == local)
+        positions = (np.flatnonzero(kept), pos[kept])
+        y = np.full((n, T), np.nan)
+        y[:, positions[1]] = y_local[:, positions[0]]
+    x_offsets, x_values = list_values(units.column("x"))
+    lengths = np.diff(x_offsets)
+    if (lengths == k).all():
+        x = x_values.reshape(n, 1, k)
+    else:
+        x = np.zeros((n, T, k))
+        for i in range(n):
+            values = x_values[x_offsets[i]: x_offsets[i + 1]]
+            if values.size == k:
+                x[i] = values[None, :]
+            elif positions is None:
+                x[i] = values.reshape(T_local, k)
+            else:
+                x[i, positions[1]] = values.reshape(T_local, k)[positions[0]]
+    raw = units.column("G").to_numpy()
+    distinct, inverse = np.unique(raw, return_inverse=True)
+    G = np.array([layout.recode.get(float(g), np.nan) for g in distinct])[inverse]
+    nobs = (~np.isnan(y)).sum(axis=1)
+    keep = ~np.isnan(G) & (nobs > 0)
+    if layout.complete_only:
+        keep &= nobs == T
+    arrays = {
+        "G": G,
+        "w": units.column("w").to_numpy(),
+        "key": units.column("key").to_numpy().view(np.uint64),
+        "cluster": units.column("cluster").to_numpy().view(np.uint64),
+        "Q": units.column("Q").to_numpy(),
+        "y": y,
+        "x": x,
+    }
+    if keep.all():
+        return arrays
+    return {name: value[keep] for name, value in arrays.items()}
+
+
+def partition_from_blocks(blocks: pa.Table, layout: PanelLayout) -> dict[str, np.ndarray]:
+    """Kernel partition (see :mod:`moderndid.did.preprocess`) from a partition's blocks."""
+    parts: list[dict[str, np.ndarray]] = []
+    for payload, periods in zip(blocks.column("payload").chunks,
+                                blocks.column("periods").chunks, strict=True):
+        for value, local in zip(payload, periods, strict=True):
+            buffer = value.as_buffer()
+            if buffer is None or buffer.size == 0:
+                continue
+            local_periods = np.asarray(local.values.to_numpy(), dtype=np.float64)
+            for batch in pa.ipc.open_stream(buffer):
+                parts.append(_unit_arrays(batch, local_periods, layout))
+    if not parts:
+        empty = _empty_arrays(layout)
+        return partition_from_arrays(empty, layout.kind, layout.clustered)
+    if len(parts) == 1:
+        arrays = parts[0]
+    else:
+        # time-varying covariates in one block and not in another: broadcast to (n, T, k)
+        if len({p["x"].shape[1] for p in parts}) > 1:
+            for p in parts:
+                p["x"] = np.broadcast_to(p["x"], (p["x"].shape[0], layout.periods.size,
+                                                  layout.n_covariates))
+        arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return partition_from_arrays(arrays, layout.kind, layout.clustered)
+
+
+def _empty_arrays(layout: PanelLayout) -> dict[str, np.ndarray]:
+    T, k = layout.periods.size, layout.n_covariates
+    return {"G": np.empty(0), "w": np.empty(0), "key": np.empty(0, dtype=np.uint64),
+            "cluster": np.empty(0, dtype=np.uint64), "Q": np.empty(0),
+            "y": np.empty((0, T)), "x": np.empty((0, 1, k))}
+
+
+def unit_histogram(blocks: pa.Table, layout: PanelLayout) -> list[float]:
+    """Units by (cohort, eligibility, periods observed) after recoding and cutting periods:
+    flat (G, q, nobs, count) tuples. Only needed when periods are cut off (no never-treated
+    units), where the block histograms of raw groups do not give the complete units."""
+    parts: list[np.ndarray] = []
+    unbalanced = PanelLayout(layout.periods, layout.recode, False, "unbalanced",
+                             layout.n_covariates, layout.clustered)
+    for payload, periods in zip(blocks.column("payload").chunks,
+                                blocks.column("periods").chunks, strict=True):
+        for value, local in zip(payload, periods, strict=True):
+            buffer = value.as_buffer()
+            if buffer is None or buffer.size == 0:
+                continue
+            local_periods = np.asarray(local.values.to_numpy(), dtype=np.float64)
+            for batch in pa.ipc.open_stream(buffer):
+                a = _unit_arrays(batch, local_periods, unbalanced)
+                nobs = (~np.isnan(a["y"])).sum(axis=1).astype(np.float64)
+                parts.append(np.column_stack([a["G"], a["Q"], nobs]))
+    if not parts:
+        return []
+    values, counts = np.unique(np.vstack(parts), axis=0, return_counts=True)
+    return np.column_stack([values, counts]).ravel().tolist()
