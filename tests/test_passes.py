@@ -17,34 +17,51 @@ MPDTA = dict(yname="lemp", tname="year", idname="countyreal", gname="first.treat
              xformla="~ lpop")
 
 
-def _logit_iterations(caplog, data, **kwargs) -> tuple[int, object]:
+def _passes(caplog, data, **kwargs) -> tuple[list[str], object]:
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="moderndid"):
         res = moderndid.att_gt(data, **kwargs)
-    return sum("logit iteration" in r.getMessage() for r in caplog.records), res
+    names = [r.getMessage().split(": ")[1] for r in caplog.records
+             if r.getMessage().startswith("moderndid att_gt: ")]
+    return names, res
+
+
+def _logit_iterations(caplog, data, **kwargs) -> tuple[int, object]:
+    names, res = _passes(caplog, data, **kwargs)
+    return sum("logit iteration" in name for name in names), res
 
 
 def test_pooled_local_fits_leave_one_confirming_logit_pass_in_memory(caplog):
     """One partition: the partition's own logit fit is the maximum-likelihood fit, so the
     global Newton iterations stop after one step (they took 5 from the intercept-only
-    start)."""
-    iterations, _ = _logit_iterations(caplog, moderndid.load_mpdta(), **MPDTA)
-    assert iterations == 1
+    start), and that step also computes the estimator sums: three passes in all."""
+    names, _ = _passes(caplog, moderndid.load_mpdta(), **MPDTA)
+    assert names == ["cell summaries", "logit iteration 1 + estimator sums", "moments"]
 
 
-@pytest.mark.parametrize("n_partitions", [4, 40])
+def test_without_a_logit_the_estimator_sums_have_their_own_pass(caplog):
+    names, _ = _passes(caplog, moderndid.load_mpdta(), **MPDTA, est_method="reg")
+    assert names == ["cell summaries", "estimator sums", "moments"]
+
+
+@pytest.mark.parametrize("n_partitions", [2, 4, 40])
 def test_pooled_start_with_many_partitions_gives_the_same_estimates(caplog, n_partitions):
-    """4 partitions of 2,500 units: the pooled start is within O(1/n) of the fit, leaving
-    at most 3 Newton passes (6 from the intercept-only start). 40 partitions are too small
-    for local fits of the smaller cohorts, which then start from the intercept-only fit."""
+    """2 or 4 partitions of 5,000 / 2,500 units: the pooled start is within O(1/n) of the
+    fit, leaving at most 3 Newton passes (6 from the intercept-only start); with 2, the
+    third step is below 1e-12 and its speculative estimator sums are kept. 40 partitions
+    are too small for local fits of the smaller cohorts, which then start from the
+    intercept-only fit."""
     data = moderndid.gen_did_scalable(n=10_000, n_periods=4, n_cohorts=3, n_covariates=4,
                                       random_state=5)["data"]
     kwargs = dict(yname="y", tname="time", idname="id", gname="group",
                   xformla="~ cov1 + cov2 + cov3 + cov4", est_method="dr")
     _, one = _logit_iterations(caplog, data, **kwargs)
     many_iter, many = _logit_iterations(caplog, data, n_partitions=n_partitions, **kwargs)
-    if n_partitions == 4:
+    if n_partitions <= 4:
         assert many_iter <= 3
+    if n_partitions == 2:
+        names, _ = _passes(caplog, data, n_partitions=n_partitions, **kwargs)
+        assert names[-2] == "logit iteration 3 + estimator sums"
     np.testing.assert_allclose(many.att_gt, one.att_gt, rtol=0, atol=1e-12)
     np.testing.assert_allclose(many.se_gt, one.se_gt, rtol=0, atol=1e-12)
 

@@ -16,13 +16,13 @@ import pytest
 import moderndid
 from moderndid.core.multipliers import keys_from_values
 from moderndid.did.preprocess import DidSpec, prepare_did
-from moderndid.spark.panel_blocks import (
+from moderndid.engine.panel_blocks import (
     PanelLayout,
     RowColumns,
     build_blocks,
     partition_from_blocks,
 )
-from moderndid.spark.unit_table import (
+from moderndid.engine.unit_table import (
     FLAG_CLUSTER_VARIES,
     FLAG_DUPLICATE,
     FLAG_GROUP_VARIES,

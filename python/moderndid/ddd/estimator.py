@@ -138,6 +138,15 @@ def ddd(
             data, yname, tname, idname, gname, pname, xformla, weightsname, cluster, panel,
             allow_unbalanced_panel, opts, n_partitions, spark)
         return _result(fit, prepared, spec, opts, "spark")
+    from moderndid.dask import is_dask_dataframe
+
+    if is_dask_dataframe(data):
+        from moderndid.dask import dask_ddd_fit
+
+        fit, prepared, spec = dask_ddd_fit(
+            data, yname, tname, idname, gname, pname, xformla, weightsname, cluster, panel,
+            allow_unbalanced_panel, opts, n_partitions)
+        return _result(fit, prepared, spec, opts, "dask")
     table = to_arrow_table(data)
     table, two_period = _two_period_coding(table, tname, gname)
     spec = DidSpec(

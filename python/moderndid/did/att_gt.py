@@ -119,6 +119,19 @@ def att_gt(
             anticipation=anticipation, base_period=base_period, random_state=random_state,
             n_jobs=n_jobs, backend=backend, n_partitions=n_partitions, spark=spark,
         )
+    from moderndid.dask import is_dask_dataframe
+
+    if is_dask_dataframe(data):
+        from moderndid.dask import dask_att_gt
+
+        return dask_att_gt(
+            data, yname, tname, idname=idname, gname=gname, xformla=xformla,
+            weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
+            clustervars=clustervars, est_method=est_method, panel=panel,
+            allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
+            anticipation=anticipation, base_period=base_period, random_state=random_state,
+            n_jobs=n_jobs, backend=backend, n_partitions=n_partitions,
+        )
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
         control_group=control_group, anticipation=anticipation, base_period=base_period,

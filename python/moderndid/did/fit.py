@@ -23,6 +23,7 @@ from moderndid.did.kernels import (
     CellFinal,
     FitState,
     cell_sums_pass,
+    logit_and_cell_sums_pass,
     logit_key,
     logit_pass,
     moments_pass,
@@ -38,6 +39,12 @@ logger = logging.getLogger("moderndid")
 SE_FLOOR = np.sqrt(np.finfo(float).eps) * 10  # R `did`: smaller SEs are reported as NA
 MAX_LOGIT_ITERATIONS = 100
 LOGIT_TOLERANCE = 1e-10
+# After a Newton step this small (relative), the next pass also computes the estimator sums
+# at its coefficients (speculatively) ...
+SPECULATE_AFTER_STEP = 1e-5
+# ... and keeps them when that pass's own step is below this: the coefficients are then
+# within about that of the maximum-likelihood fit (Newton converges quadratically).
+ACCEPT_STEP = 1e-12
 OVERLAP_LIMIT = 0.999  # R `did`: cells whose propensity score reaches this are NA
 
 
@@ -148,9 +155,9 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
         state.finals[c] = False
         state.logit_keys[c] = None
 
-    _fit_logits(executor, state, summary, data.covariate_names)
-
-    sums = _timed(executor, cell_sums_pass, state, "moderndid att_gt: estimator sums")
+    sums = _fit_logits(executor, state, summary, data.covariate_names)
+    if sums is None:
+        sums = _timed(executor, cell_sums_pass, state, "moderndid att_gt: estimator sums")
     att = np.zeros(len(cells))
     for c, cell in enumerate(cells):
         if cell.is_base:
@@ -194,8 +201,17 @@ def _empty_reason(counts: np.ndarray, panel: bool) -> str:
     return "no " + " and no ".join(lbl for lbl, n in zip(labels, counts, strict=True) if n == 0)
 
 
-def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: list[str]) -> None:
-    """Fit every distinct propensity-score logit by Newton's method, all in the same passes."""
+def _fit_logits(executor: Executor, state: FitState, summary: Partial,
+                names: list[str]) -> Partial | None:
+    """Fit every distinct propensity-score logit by Newton's method, all in the same passes.
+
+    When every unfinished logit is close to its optimum (its start was the exact fit of the
+    one partition holding its rows, or its previous Newton step was below
+    ``SPECULATE_AFTER_STEP``), the pass also computes the estimator sums at the current
+    coefficients. If every step of that pass is below ``ACCEPT_STEP`` the coefficients are
+    final to about 1e-12 and those sums are returned, saving the estimator-sums pass;
+    otherwise they are discarded (and None is returned once the logits converge).
+    """
     keys: dict[Any, int] = {}
     for c, key in enumerate(state.logit_keys):
         if key is not None and key not in keys:
@@ -219,6 +235,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
             state.gammas[key] = start
     # With an intercept only, the weighted share is the exact maximum-likelihood fit.
     state.active_logits = [] if (k == 1 and names[0] == "(Intercept)") else list(keys)
+    close = {key for key in keys if _start_is_exact(summary, key) and key in intercept_only}
     iteration = 0
     while state.active_logits:
         iteration += 1
@@ -229,8 +246,17 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
                 f"{state.active_logits[0][0]:g}; covariates may separate treated and "
                 "comparison units"
             )
-        step = _timed(executor, logit_pass, state, f"moderndid att_gt: logit iteration {iteration}")
+        speculate = all(key in close for key in state.active_logits)
+        used = {key: state.gammas[key] for key in state.active_logits}
+        if speculate:
+            step = _timed(executor, logit_and_cell_sums_pass, state,
+                          f"moderndid att_gt: logit iteration {iteration} + estimator sums")
+        else:
+            step = _timed(executor, logit_pass, state,
+                          f"moderndid att_gt: logit iteration {iteration}")
         still = []
+        final = True  # every key took a plain Newton step (no reset, no damping) below
+        # ACCEPT_STEP
         for key in state.active_logits:
             loglik = float(step.sums[f"ll/{key!r}"][0])
             if key in intercept_only:
@@ -239,8 +265,12 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
                     # the pooled start is worse than the intercept-only fit: start there
                     state.gammas[key] = gamma0
                     still.append(key)
+                    final = False
+                    close.discard(key)
                     continue
             if key in accepted and loglik < accepted[key][1] - 1e-12 * abs(accepted[key][1]):
+                final = False
+                close.discard(key)
                 base, _, delta = accepted[key]
                 half = 0.5 * (state.gammas[key] - base)
                 if np.max(np.abs(half)) <= LOGIT_TOLERANCE * (1.0 + np.max(np.abs(base))):
@@ -258,9 +288,28 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial, names: li
             gamma = state.gammas[key]
             accepted[key] = (gamma, loglik, delta)
             state.gammas[key] = gamma + delta
-            if np.max(np.abs(delta)) > LOGIT_TOLERANCE * (1.0 + np.max(np.abs(gamma))):
+            size = np.max(np.abs(delta)) / (1.0 + np.max(np.abs(gamma)))
+            if size > LOGIT_TOLERANCE:
                 still.append(key)
+            final = final and size <= ACCEPT_STEP
+            if size <= SPECULATE_AFTER_STEP:
+                close.add(key)
+            else:
+                close.discard(key)
+        if speculate and final:
+            # converged at the coefficients the estimator sums were computed with
+            state.gammas.update(used)
+            state.active_logits = []
+            return step
         state.active_logits = still
+    return None
+
+
+def _start_is_exact(summary: Partial, key: Any) -> bool:
+    """Whether the pooled start is one partition's converged fit on all the logit's rows."""
+    fitted = summary.sums.get(f"lok/{key!r}")
+    with_rows = summary.sums.get(f"lparts/{key!r}")
+    return fitted is not None and with_rows is not None and fitted[0] == 1 == with_rows[0]
 
 
 def _pooled_start(summary: Partial, key: Any) -> np.ndarray | None:

@@ -213,6 +213,7 @@ def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
             sums[f"lH/{key!r}"] = hess
             sums[f"lHg/{key!r}"] = hess @ gamma
             sums[f"lok/{key!r}"] = np.array([1.0 if fit is not None else 0.0])
+            sums[f"lparts/{key!r}"] = np.array([1.0 if data.D.size else 0.0])
         for model in models:
             wm = np.where(data.ols_mask(model), data.w, 0.0)
             xw = data.x * wm[:, None]
@@ -238,6 +239,13 @@ def logit_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
         sums[f"s/{name}"] = data.x.T @ (data.w * (data.D - p))
         sums[f"ll/{name}"] = np.array([logit_loglik(data.x, data.D, data.w, state.gammas[key])])
     return Partial(sums=sums)
+
+
+def logit_and_cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
+    """A logit iteration and the estimator sums at the same coefficients, in one pass."""
+    logit = logit_pass(part, state)
+    cell = cell_sums_pass(part, state)
+    return Partial(sums={**logit.sums, **cell.sums}, maxima=cell.maxima)
 
 
 def cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:

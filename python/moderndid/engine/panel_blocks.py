@@ -4,7 +4,7 @@ Pure numpy / pyarrow (no pyspark import), so everything here is tested without a
 
 The Spark engine shuffles the selected input columns by unit id and calls
 :func:`build_blocks` on each partition. It returns *block rows* (``BLOCK_SCHEMA``): up to
-``BLOCK_UNITS`` unit-table rows (:mod:`moderndid.spark.unit_table`) serialised as one Arrow
+``BLOCK_UNITS`` unit-table rows (:mod:`moderndid.engine.unit_table`) serialised as one Arrow
 IPC stream, next to what the driver needs to validate the data and plan the fit: row
 count, missing values per column, weight range, fractional identifiers, covariate
 cross-products (first block of a partition only), the partition's periods, problem flags,
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from moderndid.spark.unit_table import (
+from moderndid.engine.unit_table import (
     UNIT_SCHEMA,
     list_values,
     partition_from_arrays,
