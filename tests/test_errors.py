@@ -341,6 +341,7 @@ def test_constant_covariate_is_singular(mp):
         ({"n_partitions": -1}, "n_partitions must be a positive integer, got -1"),
         ({"n_partitions": 1.5}, "n_partitions must be a positive integer, got 1.5"),
         ({"backend": "foo"}, "backend must be None or 'numpy'.*got 'foo'"),
+        ({"backend": "cupy"}, r"backend='cupy' \(GPUs\) is not available.*docs/gpu.md"),
         ({"random_state": "seed"}, "random_state must be"),
         ({"gname": None}, "gname .* is required"),
         ({"idname": None}, r"idname is required for panel data"),

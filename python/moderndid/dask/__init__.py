@@ -67,8 +67,6 @@ def dask_att_gt(
     from moderndid.did.preprocess import DidSpec, normalize_clustervars
     from moderndid.errors import InvalidOptionError
 
-    if backend not in (None, "numpy"):
-        raise InvalidOptionError(f"backend must be None or 'numpy' on Dask, got {backend!r}")
     if n_jobs not in (1, None):
         logging.getLogger("moderndid").info(
             "moderndid: n_jobs=%s is ignored on Dask (the scheduler's workers apply)", n_jobs)

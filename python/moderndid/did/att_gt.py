@@ -191,10 +191,13 @@ def validate_options(*, alpha: Any, cband: Any, boot: Any, biters: Any, est_meth
     for name, value in (("boot", boot), ("cband", cband)):
         if not isinstance(value, bool | np.bool_):
             raise InvalidOptionError(f"{name} must be True or False, got {value!r}")
-    if backend not in (None, "numpy"):
+    if backend == "cupy":
         raise InvalidOptionError(
-            f"backend must be None or 'numpy' for the in-memory engine, got {backend!r}"
+            "backend='cupy' (GPUs) is not available in this release (see docs/gpu.md); "
+            "use backend=None"
         )
+    if backend not in (None, "numpy"):
+        raise InvalidOptionError(f"backend must be None or 'numpy', got {backend!r}")
     seed = seed_from_random_state(random_state)
     return FitOptions(
         est_method=est_method, control_group=control_group, anticipation=float(anticipation),

@@ -120,8 +120,6 @@ def spark_att_gt(
         translated_errors,
     )
 
-    if backend not in (None, "numpy"):
-        raise InvalidOptionError(f"backend must be None or 'numpy' on Spark, got {backend!r}")
     if n_jobs not in (1, None):
         logging.getLogger("moderndid").info(
             "moderndid: n_jobs=%s is ignored on Spark (the session's parallelism applies)", n_jobs)
