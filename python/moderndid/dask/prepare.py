@@ -28,16 +28,13 @@ from moderndid.engine.panel_blocks import (
 from moderndid.engine.panel_plan import (
     ROWS_PER_PARTITION,
     add_histogram,
+    flag_checks,
     formula_covariates,
     plan_panel,
     row_columns,
 )
 from moderndid.engine.unit_table import (
-    FLAG_CLUSTER_VARIES,
     FLAG_DUPLICATE,
-    FLAG_GROUP_VARIES,
-    FLAG_PARTITION_VARIES,
-    FLAG_WEIGHT_VARIES,
 )
 from moderndid.errors import (
     ColumnNotFoundError,
@@ -168,13 +165,7 @@ def _raise_flag(flags: int, ddf: Any, spec: DidSpec) -> None:
             f"unit {unit!r} has more than one row in period {period}: panel data need one "
             f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
         )
-    checks: list[tuple[int, str | None, str]] = [
-        (FLAG_GROUP_VARIES, spec.gname, "group"),
-        (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),
-        (FLAG_CLUSTER_VARIES, spec.clustervars[0] if spec.clustervars else None, "cluster"),
-        (FLAG_PARTITION_VARIES, spec.pname, "partition"),
-    ]
-    for bit, column, what in checks:
+    for bit, column, what in flag_checks(spec):
         if flags & bit and column is not None:
             distinct = ddf.groupby(spec.idname)[column].nunique().compute()
             unit = distinct[distinct > 1].index[0]

@@ -20,6 +20,7 @@ time a pass reads the blocks (a few vectorised operations per block).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,9 +229,8 @@ def _unit_arrays(units: pa.Table | pa.RecordBatch, local: np.ndarray, layout: Pa
     return {name: value[keep] for name, value in arrays.items()}
 
 
-def partition_from_blocks(blocks: pa.Table, layout: PanelLayout) -> dict[str, np.ndarray]:
-    """Kernel partition (see :mod:`moderndid.did.preprocess`) from a partition's blocks."""
-    parts: list[dict[str, np.ndarray]] = []
+def _unit_batches(blocks: pa.Table) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """The unit-table batches of block rows, each with its partition's periods."""
     for payload, periods in zip(blocks.column("payload").chunks,
                                 blocks.column("periods").chunks, strict=True):
         for value, local in zip(payload, periods, strict=True):
@@ -239,7 +239,12 @@ def partition_from_blocks(blocks: pa.Table, layout: PanelLayout) -> dict[str, np
                 continue
             local_periods = np.asarray(local.values.to_numpy(), dtype=np.float64)
             for batch in pa.ipc.open_stream(buffer):
-                parts.append(_unit_arrays(batch, local_periods, layout))
+                yield batch, local_periods
+
+
+def partition_from_blocks(blocks: pa.Table, layout: PanelLayout) -> dict[str, np.ndarray]:
+    """Kernel partition (see :mod:`moderndid.did.preprocess`) from a partition's blocks."""
+    parts = [_unit_arrays(batch, local, layout) for batch, local in _unit_batches(blocks)]
     if not parts:
         empty = _empty_arrays(layout)
         return partition_from_arrays(empty, layout.kind, layout.clustered)
@@ -269,17 +274,10 @@ def unit_histogram(blocks: pa.Table, layout: PanelLayout) -> list[float]:
     parts: list[np.ndarray] = []
     unbalanced = PanelLayout(layout.periods, layout.recode, False, "unbalanced",
                              layout.n_covariates, layout.clustered)
-    for payload, periods in zip(blocks.column("payload").chunks,
-                                blocks.column("periods").chunks, strict=True):
-        for value, local in zip(payload, periods, strict=True):
-            buffer = value.as_buffer()
-            if buffer is None or buffer.size == 0:
-                continue
-            local_periods = np.asarray(local.values.to_numpy(), dtype=np.float64)
-            for batch in pa.ipc.open_stream(buffer):
-                a = _unit_arrays(batch, local_periods, unbalanced)
-                nobs = (~np.isnan(a["y"])).sum(axis=1).astype(np.float64)
-                parts.append(np.column_stack([a["G"], a["Q"], nobs]))
+    for batch, local in _unit_batches(blocks):
+        a = _unit_arrays(batch, local, unbalanced)
+        nobs = (~np.isnan(a["y"])).sum(axis=1).astype(np.float64)
+        parts.append(np.column_stack([a["G"], a["Q"], nobs]))
     if not parts:
         return []
     values, counts = np.unique(np.vstack(parts), axis=0, return_counts=True)

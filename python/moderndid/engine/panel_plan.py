@@ -129,19 +129,8 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     for r in info:
         add_histogram(histogram, r["histogram"])
     raw_cohorts = np.unique([g for g, _, _ in histogram])
-    two_period = False
-    group_map: dict[float, float] = {}
-    if spec.pname:
-        values = sorted({q for _, q, _ in histogram})
-        if not set(values) <= {0.0, 1.0}:
-            raise DataStructureError(
-                f"partition column {spec.pname!r} must hold 0 (ineligible) and 1 (eligible), "
-                f"found {', '.join(f'{v:g}' for v in values[:6])}")
-        # Two periods with a 0/1 group column: the two-period DDD (treated in period 2).
-        two_period = periods.size == 2 and raw_cohorts.size == 2 and (
-            set(raw_cohorts) == {0.0, 1.0} or set(raw_cohorts) == {0.0, float(periods[1])})
-        if two_period and set(raw_cohorts) == {0.0, 1.0}:
-            group_map = {1.0: float(periods[1])}
+    two_period, group_map = ddd_group_coding(spec, periods, raw_cohorts,
+                                             {q for _, q, _ in histogram})
     mapped = np.unique([group_map.get(float(g), float(g)) for g in raw_cohorts])
     plan = cohort_plan(mapped, periods, spec)
     flags = 0
@@ -208,6 +197,43 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
         # units per (cohort, eligibility), over all units as the in-memory engine counts them
         subgroups = {(g, q): subgroup_units.get((g, q), 0) for g in labels for q in (0.0, 1.0)}
     return PanelPlan(meta=meta, layout=layout, two_period=two_period, subgroups=subgroups)
+
+
+def ddd_group_coding(spec: DidSpec, periods: np.ndarray, raw_cohorts: np.ndarray,
+                     partition_values: set[float]) -> tuple[bool, dict[float, float]]:
+    """Triple differences: check the eligibility values, and detect the two-period design
+    (two periods and a 0/1 group column, treated in period 2). Returns whether it is the
+    two-period design and the map from raw group values to first-treated periods."""
+    if not spec.pname:
+        return False, {}
+    values = sorted(partition_values)
+    if not set(values) <= {0.0, 1.0}:
+        raise DataStructureError(
+            f"partition column {spec.pname!r} must hold 0 (ineligible) and 1 (eligible), "
+            f"found {', '.join(f'{v:g}' for v in values[:6])}")
+    cohorts = set(raw_cohorts.tolist())
+    two_period = periods.size == 2 and raw_cohorts.size == 2 and (
+        cohorts == {0.0, 1.0} or cohorts == {0.0, float(periods[1])})
+    if two_period and cohorts == {0.0, 1.0}:
+        return True, {1.0: float(periods[1])}
+    return two_period, {}
+
+
+def flag_checks(spec: DidSpec) -> list[tuple[int, str | None, str]]:
+    """(flag bit, user column, what) of the unit attributes that must not vary over time."""
+    from moderndid.engine.unit_table import (
+        FLAG_CLUSTER_VARIES,
+        FLAG_GROUP_VARIES,
+        FLAG_PARTITION_VARIES,
+        FLAG_WEIGHT_VARIES,
+    )
+
+    return [
+        (FLAG_GROUP_VARIES, spec.gname, "group"),
+        (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),
+        (FLAG_CLUSTER_VARIES, spec.clustervars[0] if spec.clustervars else None, "cluster"),
+        (FLAG_PARTITION_VARIES, spec.pname, "partition"),
+    ]
 
 
 def add_histogram(into: dict[tuple[float, float, int], int], flat: Any) -> None:

@@ -32,15 +32,13 @@ from moderndid.engine.panel_plan import (
     check_covariate_rank,
     cohort_labels,
     cohort_plan,
+    ddd_group_coding,
+    flag_checks,
     plan_panel,
     row_columns,
 )
 from moderndid.engine.unit_table import (
-    FLAG_CLUSTER_VARIES,
     FLAG_DUPLICATE,
-    FLAG_GROUP_VARIES,
-    FLAG_PARTITION_VARIES,
-    FLAG_WEIGHT_VARIES,
     partition_from_rows,
 )
 from moderndid.errors import (
@@ -151,19 +149,11 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     periods = np.array(stats["__periods"], dtype=np.float64)
     raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
     g = _col(spec.gname).cast("double")
-    two_period = False
-    if spec.pname:
-        values = sorted(stats["__partition"])
-        if not set(values) <= {0.0, 1.0}:
-            raise DataStructureError(
-                f"partition column {spec.pname!r} must hold 0 (ineligible) and 1 (eligible), "
-                f"found {', '.join(f'{v:g}' for v in values[:6])}")
-        # Two periods with a 0/1 group column: the two-period DDD (treated in period 2).
-        two_period = periods.size == 2 and raw_cohorts.size == 2 and (
-            set(raw_cohorts) == {0.0, 1.0} or set(raw_cohorts) == {0.0, float(periods[1])})
-        if two_period and set(raw_cohorts) == {0.0, 1.0}:
-            g = F.when(g == 1, F.lit(float(periods[1]))).otherwise(F.lit(0.0))
-            raw_cohorts = np.array([0.0, periods[1]])
+    two_period, group_map = ddd_group_coding(
+        spec, periods, raw_cohorts, set(stats["__partition"]) if spec.pname else set())
+    if group_map:
+        g = F.when(g == 1, F.lit(float(periods[1]))).otherwise(F.lit(0.0))
+        raw_cohorts = np.array([0.0, periods[1]])
     plan = cohort_plan(raw_cohorts, periods, spec)
     labels = cohort_labels(raw_cohorts, periods, plan, spec)
 
@@ -364,13 +354,7 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
             f"unit {row[0]!r} has more than one row in period {row[1]}: panel data need one "
             f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
         )
-    checks: list[tuple[int, str | None, str]] = [
-        (FLAG_GROUP_VARIES, spec.gname, "group"),
-        (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),
-        (FLAG_CLUSTER_VARIES, spec.clustervars[0] if spec.clustervars else None, "cluster"),
-        (FLAG_PARTITION_VARIES, spec.pname, "partition"),
-    ]
-    for bit, column, what in checks:
+    for bit, column, what in flag_checks(spec):
         if flags & bit and column is not None:
             row = (sdf.groupBy(idc).agg(F.countDistinct(_col(column)).alias("n"))
                    .filter(F.col("n") > 1).limit(1).collect()[0])
