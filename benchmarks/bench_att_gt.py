@@ -63,6 +63,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from _benchlib import (
+    cpu_seconds,
+    max_abs_diff,
+    maxrss_bytes,
+    mb,
+    peer_python,
+    proc_status_bytes,
+    source_hash,
+    tolist,
+)
+from _benchlib import (
+    machine_info as base_machine_info,
+)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA_DIR = HERE / "_data"
@@ -87,42 +101,9 @@ CSDID_DEFAULT_PY = Path.home() / ".cache" / "moderndid-peers" / "csdid" / "bin" 
 # child side (stdlib + numpy/pandas only at import time)
 # --------------------------------------------------------------------------------------
 
-def _maxrss_bytes() -> int:
-    import resource
-
-    # Linux reports ru_maxrss in KiB.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _cpu_seconds() -> float:
-    """User + system CPU time of this process, all threads (BLAS included)."""
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _proc_status_bytes(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _tolist(x):
-    import numpy as np
-
-    if x is None:
-        return None
-    return np.asarray(x, dtype=float).ravel().tolist()
-
 
 def _child(variant: str, data_path: str, result_path: str) -> None:
-    rss_start = _maxrss_bytes()
+    rss_start = maxrss_bytes()
     load_start = os.getloadavg()[0]
     # Import everything the estimation needs before the clock starts.
     import numpy as np
@@ -156,18 +137,18 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
             lib_version = version("csdid")
         except Exception:
             pass
-    rss_imports = _maxrss_bytes()
+    rss_imports = maxrss_bytes()
 
     t0 = time.perf_counter()
     df = pd.read_parquet(data_path)
     t_read = time.perf_counter() - t0
     frame_bytes = int(df.memory_usage(deep=True).sum())
-    rss_after_read = _maxrss_bytes()
-    cur_after_read = _proc_status_bytes("VmRSS")
+    rss_after_read = maxrss_bytes()
+    cur_after_read = proc_status_bytes("self", "VmRSS")
 
     aggs: dict = {}
     if variant.startswith("moderndid"):
-        c0 = _cpu_seconds()
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         res = moderndid.att_gt(df, "y", "time", "id", "group", xformla=MD_XFORMLA,
                                est_method="dr", **fit_kwargs)
@@ -176,20 +157,20 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
         for ty in AGG_TYPES:
             agg_objs[ty] = moderndid.aggte(res, type=ty)
         t_est = time.perf_counter() - t0
-        cpu_est = _cpu_seconds() - c0
+        cpu_est = cpu_seconds() - c0
         cells = {
-            "group": _tolist(res.groups), "time": _tolist(res.times),
-            "att": _tolist(res.att_gt), "se": _tolist(res.se_gt),
+            "group": tolist(res.groups), "time": tolist(res.times),
+            "att": tolist(res.att_gt), "se": tolist(res.se_gt),
         }
         for ty, a in agg_objs.items():
             aggs[ty] = {
                 "overall_att": float(a.overall_att), "overall_se": float(a.overall_se),
-                "event": _tolist(a.event_times), "att": _tolist(a.att_by_event),
-                "se": _tolist(a.se_by_event),
+                "event": tolist(a.event_times), "att": tolist(a.att_by_event),
+                "se": tolist(a.se_by_event),
             }
     else:
         sink = io.StringIO()  # csdid prints its aggte summaries
-        c0 = _cpu_seconds()
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(sink):
             obj = ATTgt(yname="y", gname="group", idname="id", tname="time",
@@ -202,18 +183,18 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
                 obj.aggte(typec=ty)
                 agg_objs[ty] = obj.atte
         t_est = time.perf_counter() - t0
-        cpu_est = _cpu_seconds() - c0
+        cpu_est = cpu_seconds() - c0
         r = obj.results
         cells = {
-            "group": _tolist(r["group"]), "time": _tolist(r["year"]),
-            "att": _tolist(r["att"]), "se": _tolist(r["se"]),
+            "group": tolist(r["group"]), "time": tolist(r["year"]),
+            "att": tolist(r["att"]), "se": tolist(r["se"]),
         }
         for ty, a in agg_objs.items():
             aggs[ty] = {
                 "overall_att": float(np.asarray(a["overall_att"]).ravel()[0]),
                 "overall_se": float(np.asarray(a["overall_se"]).ravel()[0]),
-                "event": _tolist(a.get("egt")), "att": _tolist(a.get("att_egt")),
-                "se": _tolist(a.get("se_egt")),
+                "event": tolist(a.get("egt")), "att": tolist(a.get("att_egt")),
+                "se": tolist(a.get("se_egt")),
             }
 
     out = {
@@ -226,7 +207,7 @@ def _child(variant: str, data_path: str, result_path: str) -> None:
         "frame_bytes": frame_bytes, "n_rows": len(df),
         "rss_start": rss_start, "rss_imports": rss_imports,
         "rss_after_read": rss_after_read, "vmrss_after_read": cur_after_read,
-        "rss_peak": _maxrss_bytes(), "vmhwm_peak": _proc_status_bytes("VmHWM"),
+        "rss_peak": maxrss_bytes(), "vmhwm_peak": proc_status_bytes("self", "VmHWM"),
         "cells": cells, "aggs": aggs,
     }
     with open(result_path, "w") as fh:
@@ -259,27 +240,6 @@ def ensure_data(n: int, env: dict | None = None) -> Path:
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
     return path
 
-
-def find_csdid_python() -> str | None:
-    env = os.environ.get("CSDID_PY")
-    if env and Path(env).exists():
-        return env
-    if CSDID_DEFAULT_PY.exists():
-        return str(CSDID_DEFAULT_PY)
-    return None
-
-
-def source_hash(root: Path) -> str:
-    """sha256 (first 12 hex digits) of the package's .py files, names included."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        if "__pycache__" in f.parts:
-            continue
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
 
 
 def snapshot_source(dest: Path) -> Path:
@@ -324,20 +284,6 @@ def run_child(python: str, variant: str, data: Path, timeout: float,
             pass
 
 
-def _max_abs_diff(a, b) -> float:
-    import numpy as np
-
-    a = np.asarray(a if a is not None else [], dtype=float)
-    b = np.asarray(b if b is not None else [], dtype=float)
-    if a.shape != b.shape:
-        return float("nan")
-    if a.size == 0:
-        return 0.0
-    both_nan = np.isnan(a) & np.isnan(b)
-    d = np.abs(a - b)
-    d[both_nan] = 0.0
-    return float(np.max(d))
-
 
 def compare(ref: dict, other: dict) -> dict:
     """Max |differences| of cells (matched by (group, time)) and aggregations."""
@@ -349,20 +295,20 @@ def compare(ref: dict, other: dict) -> dict:
     oi = [okey[k] for k in common]
     out = {
         "n_cells_ref": len(rkey), "n_cells_other": len(okey), "n_cells_common": len(common),
-        "att": _max_abs_diff([rc["att"][i] for i in ri], [oc["att"][i] for i in oi]),
-        "se": _max_abs_diff([rc["se"][i] for i in ri], [oc["se"][i] for i in oi]),
+        "att": max_abs_diff([rc["att"][i] for i in ri], [oc["att"][i] for i in oi]),
+        "se": max_abs_diff([rc["se"][i] for i in ri], [oc["se"][i] for i in oi]),
     }
     agg_att, agg_se = 0.0, 0.0
     for ty in AGG_TYPES:
         ra, oa = ref["aggs"][ty], other["aggs"][ty]
-        agg_att = max(agg_att, _max_abs_diff([ra["overall_att"]], [oa["overall_att"]]))
-        agg_se = max(agg_se, _max_abs_diff([ra["overall_se"]], [oa["overall_se"]]))
+        agg_att = max(agg_att, max_abs_diff([ra["overall_att"]], [oa["overall_att"]]))
+        agg_se = max(agg_se, max_abs_diff([ra["overall_se"]], [oa["overall_se"]]))
         if ra["event"] is not None or oa["event"] is not None:
             if ra["event"] != oa["event"]:
                 agg_att = float("nan")
                 continue
-            agg_att = max(agg_att, _max_abs_diff(ra["att"], oa["att"]))
-            agg_se = max(agg_se, _max_abs_diff(ra["se"], oa["se"]))
+            agg_att = max(agg_att, max_abs_diff(ra["att"], oa["att"]))
+            agg_se = max(agg_se, max_abs_diff(ra["se"], oa["se"]))
     out["agg_att"], out["agg_se"] = agg_att, agg_se
     # Relative scale of the ATTs, to read the absolute differences against.
     out["att_scale"] = max(abs(x) for x in rc["att"]) if rc["att"] else float("nan")
@@ -370,45 +316,8 @@ def compare(ref: dict, other: dict) -> dict:
 
 
 def machine_info() -> dict:
-    info: dict = {}
-    try:
-        info["nproc"] = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        info["nproc"] = str(os.cpu_count())
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info["cpu"] = model
-    try:
-        with open("/proc/meminfo") as fh:
-            info["mem_total"] = fh.readline().split(":", 1)[1].strip()
-    except OSError:
-        info["mem_total"] = "?"
-    info["platform"] = platform.platform()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var):
-            info[var] = os.environ[var]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "python"], cwd=REPO,
-                               capture_output=True, text=True).stdout.split("\n")
-        dirty = [line[3:] for line in dirty if line.strip()]
-        info["git HEAD at start"] = rev + (
-            f" + uncommitted changes in {', '.join(dirty)}" if dirty else " (python/ clean)")
-    except OSError:
-        info["git"] = "?"
-    return info
+    return base_machine_info(REPO)
 
-
-def _mb(x: float) -> str:
-    return f"{x / 2**20:,.0f}"
 
 
 def _fmt_diff(x: float) -> str:
@@ -495,8 +404,8 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
             f"| {v} | {s['est_best']:.2f} | {s['est_median']:.2f} | {s['cpu_best']:.2f} "
             f"| {s['cpu_median']:.2f} | {s['fit_median']:.2f} "
             f"| {s['aggte_median']:.2f} | {s['read_median']:.2f} | {s['proc_median']:.2f} "
-            f"| {_mb(s['rss_peak'])} | {_mb(s['rss_imports'])} | {_mb(s['rss_after_read'])} "
-            f"| {_mb(s['rss_increment'])} | {s['rss_peak'] / s['frame_bytes']:.2f} "
+            f"| {mb(s['rss_peak'])} | {mb(s['rss_imports'])} | {mb(s['rss_after_read'])} "
+            f"| {mb(s['rss_increment'])} | {s['rss_peak'] / s['frame_bytes']:.2f} "
             f"| {(s['rss_peak'] - s['rss_imports']) / s['frame_bytes']:.2f} "
             f"| {s['rss_increment'] / s['frame_bytes']:.2f} |"
         )
@@ -520,7 +429,7 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
                      f"| {md['est_median'] / cs['est_median']:.2f} | ≤ 0.5 |")
         lines.append(f"| estimate CPU, best (s) | {md['cpu_best']:.2f} | {cs['cpu_best']:.2f} "
                      f"| {md['cpu_best'] / cs['cpu_best']:.2f} | |")
-        lines.append(f"| peak RSS (MiB) | {_mb(md['rss_peak'])} | {_mb(cs['rss_peak'])} "
+        lines.append(f"| peak RSS (MiB) | {mb(md['rss_peak'])} | {mb(cs['rss_peak'])} "
                      f"| {md['rss_peak'] / cs['rss_peak']:.2f} | |")
         lines.append(f"| peak RSS / input frame | {md['rss_peak'] / md['frame_bytes']:.2f} "
                      f"| {cs['rss_peak'] / cs['frame_bytes']:.2f} | | moderndid ≤ 2 |")
@@ -553,11 +462,11 @@ def render(args, command: str, info: dict, data_path: Path, runs, summ, comps,
         lines.append(f"(Largest |ATT(g, t)| is {scale:.3g}.)")
         lines.append("")
     lines.append("Memory check: ru_maxrss at child start (before imports), max over runs: " +
-                 ", ".join(f"{v} {_mb(s['rss_start'])} MiB" for v, s in summ.items()) +
+                 ", ".join(f"{v} {mb(s['rss_start'])} MiB" for v, s in summ.items()) +
                  "; VmHWM at the end: " +
-                 ", ".join(f"{v} {_mb(s['vmhwm_peak'])} MiB" for v, s in summ.items()) +
+                 ", ".join(f"{v} {mb(s['vmhwm_peak'])} MiB" for v, s in summ.items()) +
                  ". Current RSS (VmRSS) right after reading, max over runs: " +
-                 ", ".join(f"{v} {_mb(s['vmrss_after_read'])} MiB" for v, s in summ.items()) +
+                 ", ".join(f"{v} {mb(s['vmrss_after_read'])} MiB" for v, s in summ.items()) +
                  " (of which ~230 MiB at n=200000 is memory the Parquet reader freed but Arrow's "
                  "mimalloc pool keeps: `pyarrow.default_memory_pool().release_unused()` drops "
                  "it; the ru_maxrss baseline includes it too).")
@@ -615,7 +524,7 @@ def main(argv=None) -> int:
     data_path = ensure_data(args.n, md_env)
     pythons = {}
     errors: list[str] = []
-    cs_py = find_csdid_python()
+    cs_py = peer_python("CSDID_PY", CSDID_DEFAULT_PY)
     for v in variants:
         if v.startswith("csdid"):
             if cs_py is None:
@@ -647,7 +556,7 @@ def main(argv=None) -> int:
                 continue
             runs[v].append(r)
             print(f"read {r['t_read']:.2f}s, att_gt {r['t_fit']:.2f}s, aggte "
-                  f"{r['t_aggte']:.2f}s, peak RSS {_mb(r['rss_peak'])} MiB", flush=True)
+                  f"{r['t_aggte']:.2f}s, peak RSS {mb(r['rss_peak'])} MiB", flush=True)
             if r.get("stderr_tail", "").strip() and rep == 0:
                 warn = r["stderr_tail"].strip().splitlines()
                 errors.append(f"{v} wrote to stderr (last lines): " + " | ".join(warn[-3:]))

@@ -68,6 +68,20 @@ import threading
 import time
 from pathlib import Path
 
+from _benchlib import (
+    cpu_seconds,
+    max_abs_diff,
+    maxrss_bytes,
+    mb,
+    peer_python,
+    proc_status_bytes,
+    source_hash,
+    tolist,
+)
+from _benchlib import (
+    machine_info as base_machine_info,
+)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA_DIR = HERE / "_data"
@@ -87,29 +101,6 @@ MDID_DEFAULT_PY = Path.home() / ".cache" / "moderndid-peers" / "mdid" / "bin" / 
 # --------------------------------------------------------------------------------------
 # child side
 # --------------------------------------------------------------------------------------
-
-def _maxrss_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _cpu_seconds() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _status(pid, field: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _children(pid: int) -> list[int]:
@@ -146,10 +137,10 @@ class Sampler(threading.Thread):
 
     def sample(self):
         me = os.getpid()
-        own = _status(me, "VmRSS") or 0
+        own = proc_status_bytes(me, "VmRSS") or 0
         java = other = 0
         for pid in _children(me):
-            rss = _status(pid, "VmRSS") or 0
+            rss = proc_status_bytes(pid, "VmRSS") or 0
             self.cpu_desc[pid] = max(self.cpu_desc.get(pid, 0.0), _proc_cpu(pid))
             try:
                 with open(f"/proc/{pid}/comm") as fh:
@@ -174,13 +165,6 @@ class Sampler(threading.Thread):
                 pass
 
 
-def _tolist(x):
-    import numpy as np
-
-    if x is None:
-        return None
-    return np.asarray(x, dtype=float).ravel().tolist()
-
 
 def _fit(md, data):
     t0 = time.perf_counter()
@@ -193,7 +177,7 @@ def _fit(md, data):
 
 def _child(variant: str, data_path: str, warm_path: str, result_path: str,
            driver_memory: str) -> None:
-    rss_start = _maxrss_bytes()
+    rss_start = maxrss_bytes()
     load_start = os.getloadavg()[0]
     sampler = Sampler()
     sampler.start()
@@ -206,7 +190,7 @@ def _child(variant: str, data_path: str, warm_path: str, result_path: str,
     if spark_engine:
         import pyspark
         from pyspark.sql import SparkSession
-    rss_imports = _maxrss_bytes()
+    rss_imports = maxrss_bytes()
     out: dict = {"variant": variant, "lib_version": getattr(md, "__version__", "?"),
                  "lib_file": md.__file__, "python": platform.python_version(),
                  "numpy": np.__version__, "pandas": pd.__version__}
@@ -232,7 +216,7 @@ def _child(variant: str, data_path: str, warm_path: str, result_path: str,
         out["t_warmup"] = time.perf_counter() - t0
         sampler.sample()
         cd0 = sampler.desc_cpu()
-        c0 = _cpu_seconds()
+        c0 = cpu_seconds()
         t0 = time.perf_counter()
         data = spark.read.parquet(data_path)
         out["t_read"] = time.perf_counter() - t0
@@ -244,30 +228,30 @@ def _child(variant: str, data_path: str, warm_path: str, result_path: str,
         out["t_read"] = time.perf_counter() - t0
         out["frame_bytes"] = int(data.memory_usage(deep=True).sum())
         out["n_rows"] = len(data)
-        c0 = _cpu_seconds()
-    out["rss_after_read"] = _maxrss_bytes()
+        c0 = cpu_seconds()
+    out["rss_after_read"] = maxrss_bytes()
     out["load_fit_start"] = os.getloadavg()[0]
     res, agg, t_fit, t_est = _fit(md, data)
-    out["cpu_estimate"] = _cpu_seconds() - c0
+    out["cpu_estimate"] = cpu_seconds() - c0
     sampler.sample()
     out["cpu_desc_estimate"] = sampler.desc_cpu() - cd0
     out["t_fit"], out["t_agg"], out["t_estimate"] = t_fit, t_est - t_fit, t_est
-    out["cells"] = {"group": _tolist(res.groups), "time": _tolist(res.times),
-                    "att": _tolist(res.att), "se": _tolist(res.se)}
+    out["cells"] = {"group": tolist(res.groups), "time": tolist(res.times),
+                    "att": tolist(res.att), "se": tolist(res.se)}
     out["agg"] = {"overall_att": float(agg.overall_att), "overall_se": float(agg.overall_se),
-                  "event": _tolist(agg.egt), "att": _tolist(agg.att_egt),
-                  "se": _tolist(agg.se_egt)}
+                  "event": tolist(agg.egt), "att": tolist(agg.att_egt),
+                  "se": tolist(agg.se_egt)}
     if variant.startswith("mdid041"):
         t0 = time.perf_counter()
         agg2 = md.agg_ddd(res, type="eventstudy", boot=False, cband=False)
         out["t_agg_analytic"] = time.perf_counter() - t0
         out["agg_analytic"] = {"overall_att": float(agg2.overall_att),
                                "overall_se": float(agg2.overall_se),
-                               "event": _tolist(agg2.egt), "att": _tolist(agg2.att_egt),
-                               "se": _tolist(agg2.se_egt)}
+                               "event": tolist(agg2.egt), "att": tolist(agg2.att_egt),
+                               "se": tolist(agg2.se_egt)}
     sampler.stop.set()
-    out.update(rss_start=rss_start, rss_imports=rss_imports, rss_peak=_maxrss_bytes(),
-               vmhwm_peak=_status("self", "VmHWM"), peak_java=sampler.peak_java,
+    out.update(rss_start=rss_start, rss_imports=rss_imports, rss_peak=maxrss_bytes(),
+               vmhwm_peak=proc_status_bytes("self", "VmHWM"), peak_java=sampler.peak_java,
                peak_tree=sampler.peak_tree, load_start=load_start,
                load_end=os.getloadavg()[0])
     with open(result_path, "w") as fh:
@@ -302,24 +286,6 @@ def ensure_data(n: int, env: dict | None = None) -> Path:
     return path
 
 
-def find_mdid_python() -> str | None:
-    env = os.environ.get("MDID_PY")
-    if env and Path(env).exists():
-        return env
-    return str(MDID_DEFAULT_PY) if MDID_DEFAULT_PY.exists() else None
-
-
-def source_hash(root: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        if "__pycache__" in f.parts:
-            continue
-        h.update(str(f.relative_to(root)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
 
 def run_child(python: str, variant: str, data: Path, warm: Path, timeout: float,
               driver_memory: str, env: dict | None) -> dict:
@@ -347,19 +313,6 @@ def run_child(python: str, variant: str, data: Path, warm: Path, timeout: float,
             pass
 
 
-def _max_abs_diff(a, b) -> float:
-    import numpy as np
-
-    a = np.asarray(a if a is not None else [], dtype=float)
-    b = np.asarray(b if b is not None else [], dtype=float)
-    if a.shape != b.shape:
-        return float("nan")
-    if a.size == 0:
-        return 0.0
-    d = np.abs(a - b)
-    d[np.isnan(a) & np.isnan(b)] = 0.0
-    return float(np.max(d))
-
 
 def compare(ref: dict, other: dict, agg_key: str = "agg") -> dict:
     rc, oc = ref["cells"], other["cells"]
@@ -371,46 +324,23 @@ def compare(ref: dict, other: dict, agg_key: str = "agg") -> dict:
     same_e = ra["event"] == oa["event"]
     return {
         "cells": f"{len(rkey)}/{len(okey)}/{len(common)}",
-        "att": _max_abs_diff([rc["att"][i] for i in ri], [oc["att"][i] for i in oi]),
-        "se": _max_abs_diff([rc["se"][i] for i in ri], [oc["se"][i] for i in oi]),
-        "es_att": max(_max_abs_diff([ra["overall_att"]], [oa["overall_att"]]),
-                      _max_abs_diff(ra["att"], oa["att"]) if same_e else float("nan")),
-        "es_se": max(_max_abs_diff([ra["overall_se"]], [oa["overall_se"]]),
-                     _max_abs_diff(ra["se"], oa["se"]) if same_e else float("nan")),
+        "att": max_abs_diff([rc["att"][i] for i in ri], [oc["att"][i] for i in oi]),
+        "se": max_abs_diff([rc["se"][i] for i in ri], [oc["se"][i] for i in oi]),
+        "es_att": max(max_abs_diff([ra["overall_att"]], [oa["overall_att"]]),
+                      max_abs_diff(ra["att"], oa["att"]) if same_e else float("nan")),
+        "es_se": max(max_abs_diff([ra["overall_se"]], [oa["overall_se"]]),
+                     max_abs_diff(ra["se"], oa["se"]) if same_e else float("nan")),
         "att_scale": max(abs(x) for x in rc["att"] if x == x) if rc["att"] else float("nan"),
     }
 
 
 def machine_info() -> dict:
-    info: dict = {"nproc": str(os.cpu_count())}
-    try:
-        info["nproc"] = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-        with open("/proc/cpuinfo") as fh:
-            info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in fh
-                               if ln.startswith("model name"))
-        with open("/proc/meminfo") as fh:
-            info["mem_total"] = fh.readline().split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        pass
+    info = base_machine_info(REPO)
     info["python"] = platform.python_version()
-    info["platform"] = platform.platform()
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "python"], cwd=REPO,
-                               capture_output=True, text=True).stdout.split("\n")
-        dirty = [ln[3:] for ln in dirty if ln.strip()]
-        info["git HEAD"] = rev + (f" + uncommitted changes in {', '.join(dirty)}"
-                                  if dirty else " (python/ clean)")
-    except OSError:
-        pass
     info["moderndid source sha256"] = source_hash(REPO / "python" / "moderndid")
     info["load average at start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return info
 
-
-def _mb(x) -> str:
-    return "–" if not x else f"{x / 2**20:,.0f}"
 
 
 def _fd(x: float) -> str:
@@ -467,10 +397,10 @@ def render(args, command, info, data_path, runs, comps, errors) -> str:
         L.append(
             f"| {v} | {len(rs)} | {min(r['t_estimate'] for r in rs):.2f} "
             f"| {med('t_estimate'):.2f} | {med('t_fit'):.2f} | {med('t_agg'):.2f} | {cpu:.2f} "
-            f"| {med('t_read'):.2f} | {med('t_process'):.2f} | {_mb(peak)} | {_mb(aft)} "
-            f"| {_mb(max(r['rss_peak'] - r['rss_after_read'] for r in rs))} "
-            f"| {peak / frame:.2f} | {_mb(max(r.get('peak_java', 0) for r in rs))} "
-            f"| {_mb(max(r.get('peak_tree', 0) for r in rs))} "
+            f"| {med('t_read'):.2f} | {med('t_process'):.2f} | {mb(peak)} | {mb(aft)} "
+            f"| {mb(max(r['rss_peak'] - r['rss_after_read'] for r in rs))} "
+            f"| {peak / frame:.2f} | {mb(max(r.get('peak_java', 0) for r in rs))} "
+            f"| {mb(max(r.get('peak_tree', 0) for r in rs))} "
             f"| {', '.join(format(r['load_start'], '.1f') for r in rs)} |" if frame else "")
     L.append("")
     L.append("Per run, estimate wall / CPU s (ddd + agg_ddd) [1-min load at fit start]:")
@@ -503,8 +433,8 @@ def render(args, command, info, data_path, runs, comps, errors) -> str:
               f"| estimate best (s) | {a:.2f} | {b:.2f} | {a / b:.2f} |",
               f"| estimate median (s) | {am:.2f} | {bm:.2f} | {am / bm:.2f} |",
               f"| ddd only, best (s) | {fa:.2f} | {fb:.2f} | {fa / fb:.2f} |",
-              f"| peak RSS (MiB) | {_mb(max(r['rss_peak'] for r in md))} "
-              f"| {_mb(max(r['rss_peak'] for r in ref))} "
+              f"| peak RSS (MiB) | {mb(max(r['rss_peak'] for r in md))} "
+              f"| {mb(max(r['rss_peak'] for r in ref))} "
               f"| {max(r['rss_peak'] for r in md) / max(r['rss_peak'] for r in ref):.2f} |", ""]
     if comps:
         L += ["## Agreement with moderndid (its first in-memory run)", "",
@@ -550,7 +480,7 @@ def main(argv=None) -> int:
     info = machine_info()
     data_path = ensure_data(args.n)
     warm_path = ensure_data(WARM_N)
-    mdid_py = find_mdid_python()
+    mdid_py = peer_python("MDID_PY", MDID_DEFAULT_PY)
     pythons, errors = {}, []
     for v in variants:
         if v.startswith("mdid041"):
@@ -586,7 +516,7 @@ def main(argv=None) -> int:
                 continue
             runs[v].append(r)
             print(f"read {r['t_read']:.2f}s, ddd {r['t_fit']:.2f}s, agg_ddd {r['t_agg']:.2f}s, "
-                  f"peak RSS {_mb(r['rss_peak'])} MiB", flush=True)
+                  f"peak RSS {mb(r['rss_peak'])} MiB", flush=True)
     comps = {}
     if runs.get("moderndid"):
         ref = runs["moderndid"][0]

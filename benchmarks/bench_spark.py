@@ -83,6 +83,20 @@ import threading
 import time
 from pathlib import Path
 
+from _benchlib import (
+    cpu_seconds,
+    max_abs_diff,
+    maxrss_bytes,
+    mb,
+    peer_python,
+    proc_status_bytes,
+    source_hash,
+    tolist,
+)
+from _benchlib import (
+    machine_info as base_machine_info,
+)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA_DIR = HERE / "_data"
@@ -127,29 +141,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # process accounting (stdlib only)
 # --------------------------------------------------------------------------------------
 
-
-def _maxrss_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def _self_cpu() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _status_field(pid: int | str, field: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _stat(pid: int | str) -> tuple[int, float] | None:
@@ -204,7 +195,7 @@ def tree_cpu() -> float:
 
 def tree_cpu_split() -> dict[str, float]:
     """CPU seconds of the driver, the JVM(s) and the other descendants (Python workers)."""
-    out = {"driver": _self_cpu(), "jvm": 0.0, "workers": 0.0}
+    out = {"driver": cpu_seconds(), "jvm": 0.0, "workers": 0.0}
     for pid, cpu in descendants(os.getpid()).items():
         out["jvm" if _comm(pid) == "java" else "workers"] += cpu
     return out
@@ -239,12 +230,12 @@ class TreeSampler(threading.Thread):
 
     def sample(self) -> None:
         me = os.getpid()
-        own = _status_field(me, "VmRSS") or 0
+        own = proc_status_bytes(me, "VmRSS") or 0
         java = workers = 0
         n_workers = 0
         biggest_java = 0
         for pid in descendants(me):
-            rss = _status_field(pid, "VmRSS") or 0
+            rss = proc_status_bytes(pid, "VmRSS") or 0
             if _comm(pid) == "java":
                 # spark-submit first runs a short-lived launcher JVM; keep the largest one
                 if rss > biggest_java:
@@ -264,12 +255,12 @@ class TreeSampler(threading.Thread):
             "stages": self.stages,
             "elapsed": time.perf_counter() - self.t0,
             "java_pid": self.java_pid,
-            "java_vmhwm": _status_field(self.java_pid, "VmHWM") if self.java_pid else None,
+            "java_vmhwm": proc_status_bytes(self.java_pid, "VmHWM") if self.java_pid else None,
             "peak_java_sampled": self.peak_java,
             "peak_workers_sampled": self.peak_workers,
             "peak_tree_sampled": self.peak_tree,
             "max_worker_processes": self.max_workers,
-            "driver_maxrss": _maxrss_bytes(),
+            "driver_maxrss": maxrss_bytes(),
             "load": os.getloadavg()[0],
             **self.extra,
         }
@@ -302,13 +293,6 @@ class TreeSampler(threading.Thread):
 # --------------------------------------------------------------------------------------
 
 
-def _tolist(x):
-    import numpy as np
-
-    if x is None:
-        return None
-    return np.asarray(x, dtype=float).ravel().tolist()
-
 
 def _fit(moderndid, data, boot: bool):
     kwargs = dict(boot=True, biters=BITERS, random_state=0) if boot else {}
@@ -323,19 +307,19 @@ def _fit(moderndid, data, boot: bool):
 
 def _numbers(res, aggs) -> tuple[dict, dict]:
     cells = {
-        "group": _tolist(res.groups),
-        "time": _tolist(res.times),
-        "att": _tolist(res.att_gt),
-        "se": _tolist(res.se_gt),
+        "group": tolist(res.groups),
+        "time": tolist(res.times),
+        "att": tolist(res.att_gt),
+        "se": tolist(res.se_gt),
     }
     out = {}
     for ty, a in aggs.items():
         out[ty] = {
             "overall_att": float(a.overall_att),
             "overall_se": float(a.overall_se),
-            "event": _tolist(a.event_times),
-            "att": _tolist(a.att_by_event),
-            "se": _tolist(a.se_by_event),
+            "event": tolist(a.event_times),
+            "att": tolist(a.att_by_event),
+            "se": tolist(a.se_by_event),
         }
     return cells, out
 
@@ -344,7 +328,7 @@ def _child(
     variant: str, data_path: str, warm_path: str, result_path: str, conf: dict[str, str]
 ) -> None:
     impl, engine, boot, warm = VARIANTS[variant]
-    rss_start = _maxrss_bytes()
+    rss_start = maxrss_bytes()
     load_start = os.getloadavg()[0]
     sampler = TreeSampler(result_path + ".progress")
     sampler.start()
@@ -363,7 +347,7 @@ def _child(
         import pyspark
         from pyspark.sql import SparkSession
     lib_version = getattr(moderndid, "__version__", "?")
-    rss_imports = _maxrss_bytes()
+    rss_imports = maxrss_bytes()
     out: dict = {
         "variant": variant,
         "impl": impl,
@@ -411,27 +395,27 @@ def _child(
             )
         }
         out["default_parallelism"] = spark.sparkContext.defaultParallelism
-        out["rss_after_session"] = _maxrss_bytes()
+        out["rss_after_session"] = maxrss_bytes()
         if warm:
             sampler.set_stage("warm-up fit")
             small = spark.read.parquet(warm_path)
             _, _, t_wfit, t_west = _fit(moderndid, small, boot)
             out["t_warmup_fit"], out["t_warmup"] = t_wfit, t_west
         sampler.set_stage("read")
-        c0, tc0 = _self_cpu(), tree_cpu()
+        c0, tc0 = cpu_seconds(), tree_cpu()
         t0 = time.perf_counter()
         data = spark.read.parquet(data_path)
         out["t_read"] = time.perf_counter() - t0
         out["frame_bytes"] = None
     else:
         sampler.set_stage("read")
-        c0, tc0 = _self_cpu(), tree_cpu()
+        c0, tc0 = cpu_seconds(), tree_cpu()
         t0 = time.perf_counter()
         data = pd.read_parquet(data_path)
         out["t_read"] = time.perf_counter() - t0
         out["frame_bytes"] = int(data.memory_usage(deep=True).sum())
         out["n_rows"] = len(data)
-    out["rss_after_read"] = _maxrss_bytes()
+    out["rss_after_read"] = maxrss_bytes()
     out["load_fit_start"] = os.getloadavg()[0]
 
     sampler.set_stage("att_gt + aggte")
@@ -447,7 +431,7 @@ def _child(
 
     keep = _Keep(level=logging.INFO)
     logging.getLogger("moderndid").addHandler(keep)
-    c1, tc1, split1 = _self_cpu(), tree_cpu(), tree_cpu_split()
+    c1, tc1, split1 = cpu_seconds(), tree_cpu(), tree_cpu_split()
     t_start = time.perf_counter()
     res, aggs, t_fit, t_est = _fit(moderndid, data, boot)
     split2 = tree_cpu_split()
@@ -465,10 +449,10 @@ def _child(
         }
     logging.getLogger("moderndid").removeHandler(keep)
     out["pass_log"] = passes
-    out["cpu_driver_estimate"] = _self_cpu() - c1
+    out["cpu_driver_estimate"] = cpu_seconds() - c1
     out["cpu_tree_estimate"] = tree_cpu() - tc1
     out["cpu_tree_read_estimate"] = tree_cpu() - tc0
-    out["cpu_driver_read_estimate"] = _self_cpu() - c0
+    out["cpu_driver_read_estimate"] = cpu_seconds() - c0
     out["t_fit"], out["t_aggte"], out["t_estimate"] = t_fit, t_est - t_fit, t_est
     params = dict(getattr(res, "estimation_params", {}) or {})
     out["engine_param"] = params.get("engine")
@@ -483,8 +467,8 @@ def _child(
     out.update(
         rss_start=rss_start,
         rss_imports=rss_imports,
-        rss_peak=_maxrss_bytes(),
-        vmhwm_peak=_status_field("self", "VmHWM"),
+        rss_peak=maxrss_bytes(),
+        vmhwm_peak=proc_status_bytes("self", "VmHWM"),
         load_start=load_start,
         load_end=os.getloadavg()[0],
     )
@@ -599,23 +583,6 @@ def disk_usage(path: Path) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def find_mdid_python() -> str | None:
-    env = os.environ.get("MDID_PY")
-    if env and Path(env).exists():
-        return env
-    return str(MDID_DEFAULT_PY) if MDID_DEFAULT_PY.exists() else None
-
-
-def source_hash(root: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        if "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
 
 def run_child(
     python: str,
@@ -696,19 +663,6 @@ def run_child(
     return out
 
 
-def _max_abs_diff(a, b) -> float:
-    import numpy as np
-
-    a = np.asarray(a if a is not None else [], dtype=float)
-    b = np.asarray(b if b is not None else [], dtype=float)
-    if a.shape != b.shape:
-        return float("nan")
-    if a.size == 0:
-        return 0.0
-    d = np.abs(a - b)
-    d[np.isnan(a) & np.isnan(b)] = 0.0
-    return float(np.max(d))
-
 
 def compare(ref: dict, other: dict) -> dict:
     rc, oc = ref["cells"], other["cells"]
@@ -720,41 +674,27 @@ def compare(ref: dict, other: dict) -> dict:
         "n_ref": len(rkey),
         "n_other": len(okey),
         "n_common": len(common),
-        "att": _max_abs_diff([rc["att"][i] for i in ri], [oc["att"][i] for i in oi]),
-        "se": _max_abs_diff([rc["se"][i] for i in ri], [oc["se"][i] for i in oi]),
+        "att": max_abs_diff([rc["att"][i] for i in ri], [oc["att"][i] for i in oi]),
+        "se": max_abs_diff([rc["se"][i] for i in ri], [oc["se"][i] for i in oi]),
     }
     agg_att = agg_se = 0.0
     for ty in AGG_TYPES:
         ra, oa = ref["aggs"][ty], other["aggs"][ty]
-        agg_att = max(agg_att, _max_abs_diff([ra["overall_att"]], [oa["overall_att"]]))
-        agg_se = max(agg_se, _max_abs_diff([ra["overall_se"]], [oa["overall_se"]]))
+        agg_att = max(agg_att, max_abs_diff([ra["overall_att"]], [oa["overall_att"]]))
+        agg_se = max(agg_se, max_abs_diff([ra["overall_se"]], [oa["overall_se"]]))
         if ra["event"] != oa["event"]:
             agg_att = float("nan")
             continue
         if ra["event"] is not None:
-            agg_att = max(agg_att, _max_abs_diff(ra["att"], oa["att"]))
-            agg_se = max(agg_se, _max_abs_diff(ra["se"], oa["se"]))
+            agg_att = max(agg_att, max_abs_diff(ra["att"], oa["att"]))
+            agg_se = max(agg_se, max_abs_diff(ra["se"], oa["se"]))
     out["agg_att"], out["agg_se"] = agg_att, agg_se
     out["att_scale"] = max(abs(x) for x in rc["att"]) if rc["att"] else float("nan")
     return out
 
 
 def machine_info() -> dict:
-    info: dict = {"nproc": str(os.cpu_count())}
-    try:
-        info["nproc"] = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        pass
-    try:
-        with open("/proc/cpuinfo") as fh:
-            info["cpu"] = next(
-                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "?"
-            )
-        with open("/proc/meminfo") as fh:
-            info["mem_total"] = fh.readline().split(":", 1)[1].strip()
-    except OSError:
-        pass
-    info["platform"] = platform.platform()
+    info = base_machine_info(REPO)
     try:
         jv = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
         info["java"] = jv.splitlines()[0] if jv else "?"
@@ -762,27 +702,8 @@ def machine_info() -> dict:
         info["java"] = "?"
     du = shutil.disk_usage(str(HERE))
     info["disk free at start"] = f"{du.free / 2**30:.0f} GiB"
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "python"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.split("\n")
-        dirty = [ln[3:] for ln in dirty if ln.strip()]
-        info["git HEAD at start"] = rev + (
-            f" + uncommitted changes in {', '.join(dirty)}" if dirty else " (python/ clean)"
-        )
-    except OSError:
-        pass
     return info
 
-
-def _mb(x) -> str:
-    return "–" if x is None else f"{x / 2**20:,.0f}"
 
 
 def _s(x) -> str:
@@ -977,9 +898,9 @@ def render(
             f"| {LABELS.get(v, v)} | {s['n']} | {_s(s['session_med'])} | {_s(s['warmup_med'])} "
             f"| {_s(s['read_med'])} | {_s(s['est_best'])} | {_s(s['est_med'])} "
             f"| {_s(s['fit_med'])} | {_s(s['aggte_med'])} | {_s(s['re_best'])} "
-            f"| {_s(s['re_med'])} | {_s(s['cpu_tree_med'])} | {_mb(s['rss_peak'])} "
-            f"| {_mb(s['rss_imports'])} | {_mb(s['java_vmhwm'])} | {_mb(s['workers_peak'])} "
-            f"| {_mb(s['tree_peak'])} |"
+            f"| {_s(s['re_med'])} | {_s(s['cpu_tree_med'])} | {mb(s['rss_peak'])} "
+            f"| {mb(s['rss_imports'])} | {mb(s['java_vmhwm'])} | {mb(s['workers_peak'])} "
+            f"| {mb(s['tree_peak'])} |"
         )
     L.append("")
     L.append(
@@ -1148,7 +1069,7 @@ def render(
     if mem:
         L.append(
             "Python driver peak RSS (goal: under 1 GB = 954 MiB at 2M units): "
-            + ", ".join(f"{v} {_mb(s['rss_peak'])} MiB" for v, s in mem)
+            + ", ".join(f"{v} {mb(s['rss_peak'])} MiB" for v, s in mem)
             + "."
         )
         L.append("")
@@ -1186,7 +1107,7 @@ def render(
             checks.append(
                 f"{v}: engine={r.get('engine_param')}, n_units={r.get('n_units')}, "
                 f"n_obs={r.get('n_obs')}, ru_maxrss at child start "
-                f"{_mb(r['rss_start'])} MiB, driver VmHWM {_mb(r.get('vmhwm_peak'))} MiB"
+                f"{mb(r['rss_start'])} MiB, driver VmHWM {mb(r.get('vmhwm_peak'))} MiB"
                 + (
                     f", default parallelism {r.get('default_parallelism')}"
                     if r.get("default_parallelism")
@@ -1206,9 +1127,9 @@ def render(
                 L.append(
                     f"  - how far it got: stage `{p.get('stage')}` after "
                     f"{p.get('elapsed', 0):.0f} s (stages: {p.get('stages')}); driver "
-                    f"ru_maxrss {_mb(p.get('driver_maxrss'))} MiB, JVM VmHWM "
-                    f"{_mb(p.get('java_vmhwm'))} MiB, workers peak "
-                    f"{_mb(p.get('peak_workers_sampled'))} MiB, load {p.get('load')}"
+                    f"ru_maxrss {mb(p.get('driver_maxrss'))} MiB, JVM VmHWM "
+                    f"{mb(p.get('java_vmhwm'))} MiB, workers peak "
+                    f"{mb(p.get('peak_workers_sampled'))} MiB, load {p.get('load')}"
                 )
             if e.get("tail"):
                 L.append("  - last lines of the log:")
@@ -1319,7 +1240,7 @@ def main(argv=None) -> int:
         data_meta["desc"] = "one file"
 
     errors: list[dict] = []
-    mdid_py = find_mdid_python()
+    mdid_py = peer_python("MDID_PY", MDID_DEFAULT_PY)
     pythons = {}
     for v in variants:
         if VARIANTS[v][0] == "mdid041":
@@ -1377,7 +1298,7 @@ def main(argv=None) -> int:
             print(
                 f"session {_s(r.get('t_session'))}s, warm-up {_s(r.get('t_warmup'))}s, read "
                 f"{r['t_read']:.2f}s, att_gt {r['t_fit']:.2f}s, aggte {r['t_aggte']:.2f}s, "
-                f"driver peak {_mb(r['rss_peak'])} MiB, JVM peak {_mb(r.get('java_vmhwm'))} MiB",
+                f"driver peak {mb(r['rss_peak'])} MiB, JVM peak {mb(r.get('java_vmhwm'))} MiB",
                 flush=True,
             )
 
