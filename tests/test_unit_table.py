@@ -1,7 +1,7 @@
 """The Spark engine's unit table, without Spark: pure pyarrow / numpy.
 
 ``units_from_rows`` collapses the long rows of each unit (on an executor) into one row per
-unit and flags data problems; ``partition_from_units`` / ``partition_from_rows`` turn those
+unit and flags data problems; ``partition_from_blocks`` / ``partition_from_rows`` turn those
 rows into the kernel partitions of :mod:`moderndid.did.preprocess`. The partitions must be
 the ones the in-memory engine builds from the same data (up to row order).
 """
@@ -29,7 +29,6 @@ from moderndid.engine.unit_table import (
     FLAG_WEIGHT_VARIES,
     UNIT_SCHEMA,
     partition_from_rows,
-    partition_from_units,
     units_from_rows,
 )
 
@@ -190,11 +189,14 @@ def _spec(covariates: list[str], *, weights: bool, cluster: bool, panel: bool = 
                    allow_unbalanced_panel=unbalanced, anticipation=0.0)
 
 
-def _long_rows(pdf: pd.DataFrame, spec: DidSpec, covariates: list[str]) -> pa.Table:
-    """The long table prepare_spark hands to the executors (after cohort recoding)."""
+def _long_rows(pdf: pd.DataFrame, spec: DidSpec, covariates: list[str],
+               recoded: bool = True) -> pa.Table:
+    """The long table the Spark engine hands to the executors: with the cohorts recoded
+    (repeated cross sections) or raw (panels: recoded when the blocks are read)."""
     g = pdf[spec.gname].to_numpy(dtype=float)
     t = pdf[spec.tname].to_numpy(dtype=float)
-    g = np.where((g == 0) | (g > t.max()), np.inf, g)
+    if recoded:
+        g = _recode(g, t.max())
     cols = {
         "id": pdf[spec.idname].to_numpy(),
         "t": t,
@@ -209,18 +211,39 @@ def _long_rows(pdf: pd.DataFrame, spec: DidSpec, covariates: list[str]) -> pa.Ta
     return pa.table(cols)
 
 
-def _unit_table(long: pa.Table, periods: np.ndarray, k: int, clustered: bool,
-                n_chunks: int = 3) -> pa.Table:
-    """Units built chunk by chunk (as Spark partitions by id would), shuffled."""
+def _recode(g: np.ndarray, last_period: float) -> np.ndarray:
+    return np.where((g == 0) | (g > last_period), np.inf, g)
+
+
+def _chunks(long: pa.Table, n_chunks: int = 3) -> list[pa.Table]:
+    """The long rows split by unit into chunks, as Spark partitions by id would."""
     ids = long.column("id").to_numpy()
     uid = np.unique(ids)
     chunk_of = {u: i % n_chunks for i, u in enumerate(np.random.default_rng(0).permutation(uid))}
     which = np.array([chunk_of[i] for i in ids])
-    batches = []
-    for c in range(n_chunks):
-        part = long.filter(pa.array(which == c))
-        batches.append(units_from_rows(part, periods, [f"x{j}" for j in range(k)], clustered))
-    return pa.Table.from_batches(batches)
+    return [long.filter(pa.array(which == c)) for c in range(n_chunks)]
+
+
+def _unit_table(long: pa.Table, periods: np.ndarray, k: int, clustered: bool) -> pa.Table:
+    """Units built chunk by chunk."""
+    return pa.Table.from_batches([
+        units_from_rows(part, periods, [f"x{j}" for j in range(k)], clustered)
+        for part in _chunks(long)])
+
+
+def _partition_via_blocks(long_raw: pa.Table, periods: np.ndarray, k: int, clustered: bool,
+                          kind: str) -> dict:
+    """The Spark engine's path: blocks built chunk by chunk from raw rows, then read back
+    with the cohorts recoded."""
+    xcols = tuple(f"x{j}" for j in range(k))
+    cols = RowColumns(checked=("y", "t", "G", "id", "w", *xcols), covariates=xcols,
+                      clustered=clustered, fractional=())
+    blocks = pa.Table.from_batches([build_blocks(part, cols) for part in _chunks(long_raw)])
+    raw = np.unique(long_raw.column("G").to_numpy())
+    recode = dict(zip(raw.tolist(), _recode(raw, periods[-1]).tolist(), strict=True))
+    layout = PanelLayout(periods=periods, recode=recode, complete_only=False, kind=kind,
+                         n_covariates=k, clustered=clustered)
+    return partition_from_blocks(blocks, layout)
 
 
 def _without_eligibility(got: dict, expected: dict) -> dict:
@@ -252,7 +275,8 @@ def test_balanced_partition_matches_in_memory(covariates, weights, cluster):
                         cluster)
     assert units.num_rows == mem.n_units
     assert bool(pa.compute.any(units.column("xtv")).as_py()) == mem.x_time_varying
-    got = partition_from_units(units, "panel", mem.periods.size, len(covariates), cluster)
+    got = _partition_via_blocks(_long_rows(pdf, spec, covariates, recoded=False), mem.periods,
+                                len(covariates), cluster, "panel")
     got = _without_eligibility(got, expected)
 
     assert set(got) == set(expected) - {"pos"}
@@ -278,8 +302,8 @@ def test_unbalanced_partition_matches_in_memory(covariates, weights, cluster):
                         cluster)
     assert units.num_rows == mem.n_units
     assert int(pa.compute.sum(units.column("nobs")).as_py()) == mem.n_obs
-    got = partition_from_units(units, "unbalanced", mem.periods.size, len(covariates),
-                               cluster)
+    got = _partition_via_blocks(_long_rows(pdf, spec, covariates, recoded=False), mem.periods,
+                                len(covariates), cluster, "unbalanced")
     got = _without_eligibility(got, expected)
 
     assert set(got) == set(expected) - {"unit_pos"}
@@ -370,11 +394,15 @@ def test_partition_from_blocks_recodes_and_balances_like_the_unit_table():
     blocks = pa.Table.from_batches([build_blocks(long, COLS, block_units=3)])
     recode = {0.0: np.inf, 2.0: 2.0}
     got = partition_from_blocks(blocks, _layout([1.0, 2.0], recode, complete_only=True))
-    units = units_from_rows(long.set_column(3, "G", pa.array(
-        [2.0, 2.0, np.inf, np.inf, 2.0, np.inf, np.inf])), np.array([1.0, 2.0]), [], False)
-    complete = pa.Table.from_batches([units]).filter(pa.array(
-        units.column("nobs").to_numpy() == 2))
-    expected = partition_from_units(complete, "panel", 2, 0, False)
+    # unit 3 (observed in period 1 only) is dropped; rows sorted by cohort, never last
+    expected = {
+        "y": np.array([[1.0, 2.0], [3.0, 4.0], [6.0, 7.0]]),
+        "G": np.array([2.0, np.inf, np.inf]),
+        "w": np.array([1.0, 2.0, 0.5]),
+        "x": np.ones((3, 1, 1)),  # the intercept
+        "key": keys_from_values(np.array([1, 2, 4])),
+        "Q": np.array([1.0, 0.0, 1.0]),
+    }
     assert set(got) == set(expected)
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)

@@ -62,26 +62,19 @@ def dask_att_gt(
     """
     from moderndid.dask.executor import DaskExecutor
     from moderndid.dask.prepare import prepare_dask
-    from moderndid.did.att_gt import build_mp_result, validate_options
+    from moderndid.did.att_gt import build_mp_result, validate_call
     from moderndid.did.fit import fit_att_gt
-    from moderndid.did.preprocess import DidSpec, normalize_clustervars
-    from moderndid.errors import InvalidOptionError
 
     if n_jobs not in (1, None):
         logging.getLogger("moderndid").info(
             "moderndid: n_jobs=%s is ignored on Dask (the scheduler's workers apply)", n_jobs)
-    opts = validate_options(
-        alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
-        control_group=control_group, anticipation=anticipation, base_period=base_period,
-        random_state=random_state, backend=backend, collect_influence=False,
-    )
-    if gname is None:
-        raise InvalidOptionError("gname (the first-treated period column) is required")
-    spec = DidSpec(
+    opts, spec = validate_call(
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
-        weightsname=weightsname, clustervars=normalize_clustervars(clustervars, idname),
-        panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
-        anticipation=float(anticipation), control_group=control_group,
+        weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
+        clustervars=clustervars, est_method=est_method, panel=panel,
+        allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
+        anticipation=anticipation, base_period=base_period, random_state=random_state,
+        backend=backend, collect_influence=False,
     )
     prepared = prepare_dask(data, spec, n_partitions)
     out = fit_att_gt(prepared.meta, DaskExecutor(prepared.blocks, prepared.to_partition), opts)
@@ -103,25 +96,17 @@ def dask_ddd(data: Any, *args: Any, n_partitions: int | None = None, **kwargs: A
     return ddd(data, *args, n_partitions=n_partitions, **kwargs)
 
 
-def dask_ddd_fit(data: Any, yname: str, tname: str, idname: str | None, gname: str,
-                 pname: str, xformla: str | None, weightsname: str | None, cluster: Any,
-                 panel: bool, allow_unbalanced_panel: bool, opts: Any,
-                 n_partitions: int | None) -> tuple[Any, Any, Any]:
+def dask_ddd_fit(data: Any, spec: Any, opts: Any, n_partitions: int | None
+                 ) -> tuple[Any, Any]:
     """Prepare a Dask DataFrame and fit every DDD comparison on the workers."""
     from moderndid.dask.executor import DaskExecutor
     from moderndid.dask.prepare import prepare_dask
     from moderndid.ddd.estimator import check_subgroups, fit_ddd
-    from moderndid.did.preprocess import DidSpec, normalize_clustervars
 
-    spec = DidSpec(
-        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
-        weightsname=weightsname, clustervars=normalize_clustervars(cluster, idname),
-        panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
-        anticipation=0.0, control_group=opts.control_group, pname=pname,
-    )
+    assert spec.pname is not None
     opts.collect_influence = False
     prepared = prepare_dask(data, spec, n_partitions)
-    check_subgroups(prepared.subgroups, pname)
+    check_subgroups(prepared.subgroups, spec.pname)
     fit = fit_ddd(prepared.meta, DaskExecutor(prepared.blocks, prepared.to_partition), opts,
                   prepared.two_period)
-    return fit, prepared.meta, spec
+    return fit, prepared.meta

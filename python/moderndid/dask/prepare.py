@@ -8,7 +8,8 @@ reaches the client: one row of statistics per block, never unit rows.
 
 from __future__ import annotations
 
-import math
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,10 @@ from moderndid.engine.panel_blocks import (
     unit_histogram,
 )
 from moderndid.engine.panel_plan import (
-    ROWS_PER_PARTITION,
     add_histogram,
     flag_checks,
     formula_covariates,
+    partition_count,
     plan_panel,
     row_columns,
 )
@@ -40,9 +41,10 @@ from moderndid.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
     DataStructureError,
-    InvalidOptionError,
     UnsupportedInputError,
 )
+
+logger = logging.getLogger("moderndid")
 
 
 @dataclass
@@ -87,19 +89,16 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None) -> DaskDidDa
     sources = _sources(spec, covariates)
     needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
 
-    if n_partitions is None:
-        n_rows = int(ddf.shape[0].compute())
-        n_parts = max(ddf.npartitions, math.ceil(n_rows / ROWS_PER_PARTITION))
-    elif isinstance(n_partitions, int) and not isinstance(n_partitions, bool) and n_partitions > 0:
-        n_parts = n_partitions
-    else:
-        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    n_parts = partition_count(n_partitions, lambda: int(ddf.shape[0].compute()),
+                              ddf.npartitions)
 
+    start = time.perf_counter()
     shuffled = ddf[needed].shuffle(on=spec.idname, npartitions=n_parts)
     build = dask.delayed(_build, pure=True)
     blocks = list(dask.persist(*[build(part, sources, cols) for part in shuffled.to_delayed()]))
     infos = dask.compute(*[dask.delayed(_info)(b) for b in blocks])
     info = [row for rows in infos for row in rows]
+    logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
 
     def count_units(layout: PanelLayout) -> dict[tuple[float, float, int], int]:
         flat = dask.compute(*[dask.delayed(_histogram)(b, layout) for b in blocks])

@@ -131,30 +131,28 @@ def ddd(
         random_state=random_state, backend=backend, collect_influence=True,
     )
     opts.trim_level = float(trim_level)
-    if is_spark_dataframe(data):
-        from moderndid.spark.ddd import spark_ddd_fit
-
-        fit, prepared, spec = spark_ddd_fit(
-            data, yname, tname, idname, gname, pname, xformla, weightsname, cluster, panel,
-            allow_unbalanced_panel, opts, n_partitions, spark)
-        return _result(fit, prepared, spec, opts, "spark")
-    from moderndid.dask import is_dask_dataframe
-
-    if is_dask_dataframe(data):
-        from moderndid.dask import dask_ddd_fit
-
-        fit, prepared, spec = dask_ddd_fit(
-            data, yname, tname, idname, gname, pname, xformla, weightsname, cluster, panel,
-            allow_unbalanced_panel, opts, n_partitions)
-        return _result(fit, prepared, spec, opts, "dask")
-    table = to_arrow_table(data)
-    table, two_period = _two_period_coding(table, tname, gname)
+    if not isinstance(panel, bool | np.bool_):
+        raise InvalidOptionError(f"panel must be True or False, got {panel!r}")
     spec = DidSpec(
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
         weightsname=weightsname, clustervars=normalize_clustervars(cluster, idname),
         panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
         anticipation=0.0, control_group=control_group, pname=pname,
     )
+    if is_spark_dataframe(data):
+        from moderndid.spark.ddd import spark_ddd_fit
+
+        fit, prepared = spark_ddd_fit(data, spec, opts, n_partitions, spark)
+        return _result(fit, prepared, spec, opts, "spark")
+    from moderndid.dask import is_dask_dataframe
+
+    if is_dask_dataframe(data):
+        from moderndid.dask import dask_ddd_fit
+
+        fit, prepared = dask_ddd_fit(data, spec, opts, n_partitions)
+        return _result(fit, prepared, spec, opts, "dask")
+    table = to_arrow_table(data)
+    table, two_period = _two_period_coding(table, tname, gname)
     prepared = prepare_did(table, spec, 1 if n_partitions is None else n_partitions)
     check_subgroups(_subgroup_counts_local(prepared), pname)
     fit = fit_ddd(prepared, LocalExecutor(prepared.partitions), opts, two_period)

@@ -132,10 +132,33 @@ def att_gt(
             anticipation=anticipation, base_period=base_period, random_state=random_state,
             n_jobs=n_jobs, backend=backend, n_partitions=n_partitions,
         )
+    opts, spec = validate_call(
+        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
+        weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
+        clustervars=clustervars, est_method=est_method, panel=panel,
+        allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
+        anticipation=anticipation, base_period=base_period, random_state=random_state,
+        backend=backend, collect_influence=True,
+    )
+    prepared = prepare_did(data, spec, 1 if n_partitions is None else n_partitions)
+    n_cells_estimate = prepared.n_units * prepared.cohorts.size * prepared.periods.size
+    opts.collect_influence = n_cells_estimate <= MAX_INFLUENCE_ENTRIES
+    out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
+    return build_mp_result(out, prepared, spec, opts, engine="in-memory")
+
+
+def validate_call(*, yname: str, tname: str, idname: str | None, gname: str | None,
+                  xformla: str | None, weightsname: str | None, alpha: Any, cband: Any,
+                  boot: Any, biters: Any, clustervars: Any, est_method: Any, panel: Any,
+                  allow_unbalanced_panel: Any, control_group: Any, anticipation: Any,
+                  base_period: Any, random_state: Any, backend: Any,
+                  collect_influence: bool) -> tuple[FitOptions, DidSpec]:
+    """The estimator options and data specification of an `att_gt` call, validated the
+    same way for every engine."""
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
         control_group=control_group, anticipation=anticipation, base_period=base_period,
-        random_state=random_state, backend=backend, collect_influence=True,
+        random_state=random_state, backend=backend, collect_influence=collect_influence,
     )
     if gname is None:
         raise InvalidOptionError("gname (the first-treated period column) is required")
@@ -147,11 +170,7 @@ def att_gt(
         panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
         anticipation=float(anticipation), control_group=control_group,
     )
-    prepared = prepare_did(data, spec, 1 if n_partitions is None else n_partitions)
-    n_cells_estimate = prepared.n_units * prepared.cohorts.size * prepared.periods.size
-    opts.collect_influence = n_cells_estimate <= MAX_INFLUENCE_ENTRIES
-    out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
-    return build_mp_result(out, prepared, spec, opts, engine="in-memory")
+    return opts, spec
 
 
 def is_spark_dataframe(data: Any) -> bool:

@@ -255,8 +255,8 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             step = _timed(executor, logit_pass, state,
                           f"moderndid att_gt: logit iteration {iteration}")
         still = []
-        final = True  # every key took a plain Newton step (no reset, no damping) below
-        # ACCEPT_STEP
+        # whether every key took a plain Newton step (no reset, no damping) below ACCEPT_STEP
+        final = True
         for key in state.active_logits:
             loglik = float(step.sums[f"ll/{key!r}"][0])
             if key in intercept_only:

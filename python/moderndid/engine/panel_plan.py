@@ -29,6 +29,19 @@ from moderndid.errors import (
 ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
 
 
+def partition_count(n_partitions: Any, count_rows: Callable[[], int], minimum: int) -> int:
+    """``n_partitions`` if given (a positive integer), else ``minimum`` (the engine's
+    parallelism) raised so that no partition holds more than ``ROWS_PER_PARTITION`` rows;
+    ``count_rows`` runs only in that case."""
+    from moderndid.errors import InvalidOptionError
+
+    if n_partitions is None:
+        return max(minimum, math.ceil(count_rows() / ROWS_PER_PARTITION))
+    if isinstance(n_partitions, int) and not isinstance(n_partitions, bool) and n_partitions > 0:
+        return n_partitions
+    raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+
+
 def formula_covariates(xformla: str | None, engine: str) -> list[str]:
     """The covariate columns of ``xformla``, which distributed engines need as a plain sum
     of columns (the formula is not evaluated on the workers)."""

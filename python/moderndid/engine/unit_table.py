@@ -1,12 +1,13 @@
-"""Arrow layout of the Spark unit table, and conversions from it to kernel partitions.
+"""Arrow layout of the unit table of the distributed engines, and conversions to kernel
+partitions.
 
 Pure numpy / pyarrow (no pyspark import), so the conversions are tested without a JVM.
 
-Panel unit table, one row per unit (built on the executors from the long rows of a
-partition hash-partitioned by unit id):
+Panel unit table, one row per unit (built on the executors / workers from the long rows
+of a partition hash-partitioned by unit id; ``G`` is the raw group value there):
 
 ``key``      int64   bits of the uint64 multiplier key of the unit
-``G``        double  first-treated period, ``inf`` = never treated
+``G``        double  group column as given (recoded when the blocks are read)
 ``w``        double  sampling weight
 ``cluster``  int64   bits of the cluster key (0 without clustering)
 ``Q``        double  eligibility of triple differences (0 when not used)
@@ -16,7 +17,8 @@ partition hash-partitioned by unit id):
 ``y``        list<double>  outcome per period (NaN = not observed)
 ``x``        list<double>  covariates, ``k`` values (time-invariant) or ``T * k``
 
-Spark persists this table in blocks of Arrow IPC streams (:mod:`moderndid.spark.panel_blocks`).
+Spark and Dask persist this table in blocks of Arrow IPC streams
+(:mod:`moderndid.engine.panel_blocks`), read back by ``partition_from_arrays``.
 """
 
 from __future__ import annotations
@@ -44,9 +46,6 @@ UNIT_SCHEMA = pa.schema([
     ("y", pa.list_(pa.float64())),
     ("x", pa.list_(pa.float64())),
 ])
-
-UNIT_SCHEMA_DDL = ("key long, G double, w double, cluster long, Q double, nobs int, flags int, "
-                   "xtv boolean, y array<double>, x array<double>")
 
 
 def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
@@ -123,36 +122,6 @@ def list_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     offsets = column.offsets.to_numpy()
     values = column.values.to_numpy(zero_copy_only=False)
     return offsets - offsets[0], values[offsets[0]: offsets[-1]]
-
-
-def partition_from_units(table: pa.Table, kind: str, n_periods: int, k: int,
-                         clustered: bool) -> dict[str, np.ndarray]:
-    """Kernel partition (see :mod:`moderndid.did.preprocess`) from unit-table rows.
-
-    ``k`` is the number of covariates; the intercept column is added here.
-    """
-    n = table.num_rows
-    T = n_periods
-    _, yv = list_values(table.column("y"))
-    xoff, xv = list_values(table.column("x"))
-    lengths = np.diff(xoff)
-    if (lengths == k).all():
-        x = xv.reshape(n, 1, k)
-    else:
-        x = np.empty((n, T, k))
-        for i in range(n):
-            values = xv[xoff[i]: xoff[i + 1]]
-            x[i] = values.reshape(T, k) if values.size == T * k else values[None, :]
-    arrays = {
-        "G": table.column("G").to_numpy(),
-        "w": table.column("w").to_numpy(),
-        "key": table.column("key").to_numpy().view(np.uint64),
-        "cluster": table.column("cluster").to_numpy().view(np.uint64),
-        "Q": table.column("Q").to_numpy(),
-        "y": yv.reshape(n, T),
-        "x": x,
-    }
-    return partition_from_arrays(arrays, kind, clustered)
 
 
 def partition_from_arrays(arrays: dict[str, np.ndarray], kind: str,

@@ -108,10 +108,8 @@ def spark_att_gt(
     ``idname``, bootstrap multipliers are keyed by row position, which depends on the
     input's partitioning; pass an id column for reproducible bootstrap draws.
     """
-    from moderndid.did.att_gt import build_mp_result, validate_options
+    from moderndid.did.att_gt import build_mp_result, validate_call
     from moderndid.did.fit import fit_att_gt
-    from moderndid.did.preprocess import DidSpec, normalize_clustervars
-    from moderndid.errors import InvalidOptionError
     from moderndid.spark.executor import SparkExecutor
     from moderndid.spark.prepare import prepare_spark
     from moderndid.spark.session import (
@@ -123,18 +121,13 @@ def spark_att_gt(
     if n_jobs not in (1, None):
         logging.getLogger("moderndid").info(
             "moderndid: n_jobs=%s is ignored on Spark (the session's parallelism applies)", n_jobs)
-    opts = validate_options(
-        alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
-        control_group=control_group, anticipation=anticipation, base_period=base_period,
-        random_state=random_state, backend=backend, collect_influence=False,
-    )
-    if gname is None:
-        raise InvalidOptionError("gname (the first-treated period column) is required")
-    spec = DidSpec(
+    opts, spec = validate_call(
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
-        weightsname=weightsname, clustervars=normalize_clustervars(clustervars, idname),
-        panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
-        anticipation=float(anticipation), control_group=control_group,
+        weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
+        clustervars=clustervars, est_method=est_method, panel=panel,
+        allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
+        anticipation=anticipation, base_period=base_period, random_state=random_state,
+        backend=backend, collect_influence=False,
     )
     session = resolve_session(spark)
     with translated_errors():

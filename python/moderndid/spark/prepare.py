@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from moderndid.core.design import _plain_terms as plain_terms
-from moderndid.core.design import parse_rhs
 from moderndid.did.preprocess import NUMERIC_ROLES, DidData, DidSpec, column_roles
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA_DDL,
@@ -26,7 +24,6 @@ from moderndid.engine.panel_blocks import (
     unit_histogram,
 )
 from moderndid.engine.panel_plan import (
-    ROWS_PER_PARTITION,
     add_histogram,
     build_metadata,
     check_covariate_rank,
@@ -34,6 +31,8 @@ from moderndid.engine.panel_plan import (
     cohort_plan,
     ddd_group_coding,
     flag_checks,
+    formula_covariates,
+    partition_count,
     plan_panel,
     row_columns,
 )
@@ -45,7 +44,6 @@ from moderndid.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
     DataStructureError,
-    InvalidOptionError,
     MissingValuesError,
 )
 from moderndid.spark.session import set_job_description
@@ -72,16 +70,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     from pyspark.sql import types as T
 
     columns = sdf.columns
-    formula = parse_rhs(spec.xformla)
-    covariates: list[str] = []
-    if formula is not None:
-        names = plain_terms(formula)
-        if names is None:
-            raise InvalidOptionError(
-                f"on Spark, xformla must be a sum of columns (e.g. '~ x1 + x2'), got "
-                f"{spec.xformla!r}: add transformed or dummy columns to the DataFrame first"
-            )
-        covariates = names
+    covariates = formula_covariates(spec.xformla, "Spark")
     roles = column_roles(spec, covariates)
     for column, role in roles:
         if column not in columns:
@@ -183,11 +172,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     if periods.size < 2:
         raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
 
-    n_rows = int(stats["__rows"])
-    parallelism = _default_parallelism(spark)
-    n_parts = n_partitions or max(parallelism, math.ceil(n_rows / ROWS_PER_PARTITION))
-    if not isinstance(n_parts, int) or n_parts < 1:
-        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    n_parts = partition_count(n_partitions, lambda: int(stats["__rows"]),
+                              _default_parallelism(spark))
     k = len(covariates)
     xcols = [f"x{j}" for j in range(k)]
     names = ["(Intercept)", *covariates]
@@ -239,13 +225,7 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     if spec.pname:
         select.append(_col(spec.pname).cast("double").alias("Q"))
 
-    if n_partitions is None:
-        n_rows = sdf.count()
-        n_parts = max(_default_parallelism(spark), math.ceil(n_rows / ROWS_PER_PARTITION))
-    elif isinstance(n_partitions, int) and not isinstance(n_partitions, bool) and n_partitions > 0:
-        n_parts = n_partitions
-    else:
-        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    n_parts = partition_count(n_partitions, sdf.count, _default_parallelism(spark))
 
     def build(batches: Any) -> Any:
         import pyarrow as pa
