@@ -86,9 +86,9 @@ def test_flat_partial_round_trip():
     partial = Partial(sums={"a": np.arange(6.0).reshape(2, 3), "b": np.array([1.5]),
                             "gram": np.eye(2)},
                       maxima={"pmax/0": np.array([-np.inf]), "pmax/1": np.array([0.3])})
-    batch = partial_to_flat(partial)
-    assert batch.num_rows == 1
-    row = batch.to_pylist()[0]
+    batches = partial_to_flat(partial)
+    assert len(batches) == 1 and batches[0].num_rows == 1
+    row = batches[0].to_pylist()[0]
     back = partial_from_flat(row["layout"], row["sums"], row["maxima"])
     assert list(back.sums) == ["a", "b", "gram"] and list(back.maxima) == ["pmax/0", "pmax/1"]
     for name, value in partial.sums.items():

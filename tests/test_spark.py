@@ -287,6 +287,110 @@ def test_the_jar_is_on_the_test_session_classpath(spark):
     assert register_aggregators(spark) is True
 
 
+def test_jvm_bootstrap_setting_is_checked(spark, frames):
+    _, sdf = frames["mpdta"]
+    spark.conf.set("spark.moderndid.jvmBootstrap", "maybe")
+    try:
+        with pytest.raises(InvalidOptionError, match="spark.moderndid.jvmBootstrap"):
+            att_gt(sdf, **MPDTA, boot=True, biters=49, random_state=1)
+    finally:
+        spark.conf.unset("spark.moderndid.jvmBootstrap")
+
+
+def _require_jar(spark) -> None:
+    from moderndid.spark.session import jar_path, register_aggregators
+
+    if jar_path() is None or not register_aggregators(spark):
+        pytest.skip("the moderndid jar is not built (python scripts/build_jar.py)")
+
+
+def test_jvm_multipliers_are_the_numpy_multipliers_bit_for_bit(spark):
+    """The Scala generator (SQL function moderndid_mammen_multiplier) against NumPy on the
+    golden keys of docs/multipliers.md and random keys, including a seed above 2^63."""
+    from moderndid.core.multipliers import mammen_multipliers
+
+    _require_jar(spark)
+    keys = np.array([1, 2, 3, 2**40, 0xAF63DC4C8601EC8C, 0, 2**64 - 1], dtype=np.uint64)
+    keys = np.concatenate([keys, np.random.default_rng(7).integers(
+        0, 2**64 - 1, size=25, dtype=np.uint64, endpoint=True)])
+    draws = 40
+    for seed in (42, 2**64 - 5):
+        expected = mammen_multipliers(seed, keys, 0, draws)  # (keys, draws)
+        signed_seed = seed - 2**64 if seed >= 2**63 else seed
+        key_list = ",".join(f"CAST({int(k)} AS BIGINT)" for k in keys.view(np.int64))
+        rows = spark.sql(
+            f"SELECT k, b, moderndid_mammen_multiplier(CAST({signed_seed} AS BIGINT), k, b) AS m"
+            f" FROM (SELECT posexplode(array({key_list})) AS (i, k))"
+            f" CROSS JOIN (SELECT explode(sequence(CAST(0 AS BIGINT), {draws - 1})) AS b)"
+        ).collect()
+        assert len(rows) == keys.size * draws
+        got = np.empty_like(expected)
+        position = {int(k): i for i, k in enumerate(keys.view(np.int64))}
+        for r in rows:
+            got[position[r["k"]], r["b"]] = r["m"]
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_jvm_bootstrap_reduction_matches_numpy(spark):
+    """The Scala MammenBootstrap aggregator over blocks spread across partitions gives the
+    NumPy two-point bootstrap sums (same multipliers; sums to rounding)."""
+    from pyspark.sql import functions as F
+
+    from moderndid.did.kernels import bootstrap_sums
+
+    _require_jar(spark)
+    rng = np.random.default_rng(3)
+    n, width, draws, seed = 900, 7, 257, 2**63 + 11
+    keys = rng.integers(0, 2**64 - 1, size=n, dtype=np.uint64, endpoint=True)
+    z = rng.normal(size=(n, width))
+    cuts = [0, 1, 300, 301, 700, n]  # blocks of 1 to 400 units, and an empty-z row
+    rows = [(keys[a:b].view(np.int64).tolist(), z[a:b].ravel().tolist())
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True)] + [(None, None)]
+    blocks = spark.createDataFrame(rows, "bkeys array<long>, bz array<double>").repartition(3)
+    signed_seed = seed - 2**64
+    out = blocks.agg(F.expr(
+        f"moderndid_mammen_bootstrap(CAST({signed_seed} AS BIGINT), {draws}, bkeys, bz)"
+    ).alias("boot")).collect()[0]["boot"]
+    expected = bootstrap_sums(seed, keys, z, draws)
+    np.testing.assert_allclose(np.asarray(out).reshape(draws, width), expected,
+                               rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["jvm", "jar-python", "no-jar"])
+def test_unclustered_bootstrap_on_spark_matches_memory(spark, frames, monkeypatch, mode):
+    """With the jar the bootstrap draws are made and summed in the JVM (the moments pass
+    hands its (key, z) blocks to the Scala aggregator) unless spark.moderndid.jvmBootstrap
+    is false; without the jar, in the Python workers. Either way the sums, SEs and bands
+    equal the in-memory ones."""
+    import moderndid.spark.executor as executor_module
+    import moderndid.spark.session as session_module
+
+    jar = mode == "jvm"
+    if mode != "no-jar":
+        _require_jar(spark)
+    if mode == "no-jar":
+        monkeypatch.setattr(session_module, "register_aggregators", lambda spark: False)
+    if mode == "jar-python":
+        spark.conf.set("spark.moderndid.jvmBootstrap", "false")
+    calls: list[Any] = []
+    original = executor_module.SparkExecutor._reduce_flat
+
+    def spy(self, mapped, bootstrap):
+        calls.append(bootstrap)
+        return original(self, mapped, bootstrap)
+
+    monkeypatch.setattr(executor_module.SparkExecutor, "_reduce_flat", spy)
+    try:
+        spark_res, mem_res = fit_both(frames, "gen", GEN, xformla="~ cov1 + cov3", boot=True,
+                                      biters=301, random_state=2**64 - 3)
+    finally:
+        spark.conf.unset("spark.moderndid.jvmBootstrap")
+    assert any(c is not None for c in calls) == jar
+    if jar:
+        assert (2**64 - 3, 301) in calls
+    assert_same(spark_res, mem_res)
+
+
 def test_jarless_reductions_give_the_same_numbers(frames, monkeypatch):
     """Without the Scala aggregators, partial sums (plain, keyed by cluster, maxima) are
     reduced by Spark SQL: the numbers do not change."""

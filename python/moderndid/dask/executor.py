@@ -42,6 +42,7 @@ class DaskExecutor:
         self.blocks = blocks
         self.to_partition = to_partition
         self.n_partitions = len(blocks)
+        self.native_bootstrap = False
 
     def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True) -> Partial:
         """Run ``kernel`` on every block on the workers; combine the partials in a tree of

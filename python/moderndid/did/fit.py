@@ -124,6 +124,8 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
         seed=opts.seed,
         collect_influence=opts.collect_influence,
         trim_level=opts.trim_level,
+        native_bootstrap=(opts.boot and not data.clustered and not opts.collect_influence
+                          and executor.native_bootstrap),
     )
     panel = data.kind == "panel"
     state.logit_keys = [

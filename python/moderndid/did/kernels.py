@@ -59,6 +59,9 @@ class FitState:
     seed: int = 0
     collect_influence: bool = False
     trim_level: float = TRIM_LEVEL
+    # The executor reduces the bootstrap itself (Scala on Spark): the moments pass hands it
+    # the units' (key, z) blocks instead of computing the draws in Python.
+    native_bootstrap: bool = False
 
     def params(self, c: int) -> dict[str, np.ndarray]:
         """Nuisance parameters of cell ``c``."""
@@ -340,19 +343,22 @@ def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     z[:, -1] = 1.0
     sums: dict[str, np.ndarray] = {"zsum": z.sum(axis=0)}
     keyed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    bootstrap_blocks: list[tuple[np.ndarray, np.ndarray]] = []
     if state.clustered:
         cluster = part["unit_cluster"] if state.kind == "unbalanced" else part["cluster"]
         keyed["cluster"] = reduce_by_key(cluster, z)
     else:
         sums["gram"] = z.T @ z
-        if state.boot:
+        if state.boot and state.native_bootstrap:
+            bootstrap_blocks.append((key, z))
+        elif state.boot:
             sums["boot"] = bootstrap_sums(state.seed, key, z, state.biters)
     if state.collect_influence:
         # Position of each unit in id order (row order for cross sections), so the
         # materialised influence function lines up with the sorted unit ids.
         pos = part["unit_pos"] if state.kind == "unbalanced" else part["pos"]
         keyed["influence"] = (pos.astype(np.uint64), phi)
-    return Partial(sums=sums, keyed=keyed)
+    return Partial(sums=sums, keyed=keyed, bootstrap_blocks=bootstrap_blocks)
 
 
 def bootstrap_sums(seed: int, keys: np.ndarray, z: np.ndarray, biters: int) -> np.ndarray:

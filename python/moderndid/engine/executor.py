@@ -21,6 +21,9 @@ class Executor(Protocol):
     """Runs a kernel over every partition of a prepared table and combines the partials."""
 
     n_partitions: int
+    # True when the executor reduces ``Partial.bootstrap_blocks`` itself (a native
+    # multiplier-bootstrap reduction); executors without the attribute do not.
+    native_bootstrap: bool
 
     def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True) -> Partial:
         """Apply ``kernel(partition, state)`` to each partition and combine the results.
@@ -48,6 +51,7 @@ class LocalExecutor:
         self.partitions = partitions
         self.xp = xp
         self.n_partitions = len(partitions)
+        self.native_bootstrap = False
 
     def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True) -> Partial:
         """Apply ``kernel`` to each partition in turn and combine the partials.

@@ -16,11 +16,17 @@ class Partial:
     ``values`` of shape ``(len(keys), m)``; combining concatenates and re-adds rows that share
     a key. ``maxima`` combine by element-wise maximum. All three combine associatively and commutatively, so any executor may reduce partials
     in any order (up to floating-point reduction order).
+
+    ``bootstrap_blocks`` are ``(keys, z)`` blocks of unit rows that an executor with a native
+    multiplier-bootstrap reduction (the Scala aggregator on Spark) turns into the sum
+    ``boot``; kernels emit them only when the fit state asks for it, and no executor ever
+    returns them to the driver.
     """
 
     sums: dict[str, np.ndarray] = field(default_factory=dict)
     keyed: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     maxima: dict[str, np.ndarray] = field(default_factory=dict)
+    bootstrap_blocks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def combine(self, other: Partial) -> Partial:
         """Return the sum of two partials (neither input is modified)."""
@@ -37,7 +43,7 @@ class Partial:
         maxima = dict(self.maxima)
         for name, value in other.maxima.items():
             maxima[name] = np.maximum(maxima[name], value) if name in maxima else value
-        return Partial(sums, keyed, maxima)
+        return Partial(sums, keyed, maxima, self.bootstrap_blocks + other.bootstrap_blocks)
 
 
 def reduce_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,11 @@ Each pass maps every partition of the persisted unit table to a handful of rows 
 ``Partial`` (named flat arrays), then reduces those rows by name inside Spark: with the
 moderndid jar, by the Scala ``ArraySum`` / ``ArrayMax`` aggregators; without it, by Spark SQL
 (``posexplode`` + ``sum``/``max``). Only the reduced arrays (KBs) reach the Python driver.
+
+With the jar, the multiplier bootstrap also runs in the JVM: the moments pass sends the
+units' ``(key, z)`` blocks from the Python worker to the Scala ``MammenBootstrap``
+aggregator in the same stage, which draws the multipliers (bit-identical to NumPy's) and
+sums them; only the ``(draws x K)`` sums are shuffled and reach the driver.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pyarrow as pa
 
 from moderndid._version import __version__
 from moderndid.engine.partial import Partial
+from moderndid.errors import InvalidOptionError
 from moderndid.spark.session import SparkVersionError, set_job_description
 
 logger = logging.getLogger("moderndid")
@@ -66,13 +72,17 @@ FLAT_SCHEMA = pa.schema([
     ("layout", pa.string()),
     ("sums", pa.list_(pa.float64())),
     ("maxima", pa.list_(pa.float64())),
+    ("bkeys", pa.list_(pa.int64())),
+    ("bz", pa.list_(pa.float64())),
 ])
-FLAT_DDL = "layout string, sums array<double>, maxima array<double>"
+FLAT_DDL = ("layout string, sums array<double>, maxima array<double>, bkeys array<long>, "
+            "bz array<double>")
 
 
-def partial_to_flat(partial: Partial) -> pa.RecordBatch:
+def partial_to_flat(partial: Partial) -> list[pa.RecordBatch]:
     """One row per partition: every sum in one array, every maximum in another, and the
-    layout (names and shapes, as JSON) that splits them again."""
+    layout (names and shapes, as JSON) that splits them again; then one row per bootstrap
+    block (its units' keys and their rows ``z``, row-major), null in the other columns."""
     if partial.keyed:
         raise RuntimeError("internal error: a pass run with keyed=False returned keyed sums")
     layout = [["sum", name, list(np.shape(a))] for name, a in partial.sums.items()]
@@ -82,11 +92,27 @@ def partial_to_flat(partial: Partial) -> pa.RecordBatch:
         arrays = [np.asarray(a, dtype=np.float64).ravel() for a in items.values()]
         return np.concatenate(arrays) if arrays else np.empty(0)
 
-    return pa.RecordBatch.from_arrays([
+    batches = [pa.RecordBatch.from_arrays([
         pa.array([json.dumps(layout)], pa.string()),
         pa.array([flat(partial.sums)], pa.list_(pa.float64())),
         pa.array([flat(partial.maxima)], pa.list_(pa.float64())),
-    ], schema=FLAT_SCHEMA)
+        pa.nulls(1, pa.list_(pa.int64())),
+        pa.nulls(1, pa.list_(pa.float64())),
+    ], schema=FLAT_SCHEMA)]
+    for keys, z in partial.bootstrap_blocks:
+        batches.append(pa.RecordBatch.from_arrays([
+            pa.nulls(1, pa.string()),
+            pa.nulls(1, pa.list_(pa.float64())),
+            pa.nulls(1, pa.list_(pa.float64())),
+            _list_of_one(pa.array(np.ascontiguousarray(keys).view(np.int64))),
+            _list_of_one(pa.array(np.ascontiguousarray(z, dtype=np.float64).ravel())),
+        ], schema=FLAT_SCHEMA))
+    return batches
+
+
+def _list_of_one(values: pa.Array) -> pa.ListArray:
+    """A one-row list array around ``values`` (no copy)."""
+    return pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
 
 
 def partial_from_flat(layout: str, sums: Any, maxima: Any) -> Partial:
@@ -125,6 +151,17 @@ def partial_from_rows(rows: list[Any]) -> Partial:
     return Partial(sums=sums, keyed=keyed, maxima=maxima)
 
 
+JVM_BOOTSTRAP_CONF = "spark.moderndid.jvmBootstrap"
+
+
+def _conf_flag(spark: Any, name: str, default: bool) -> bool:
+    """A boolean session setting; anything but true/false is refused by name."""
+    value = str(spark.conf.get(name, str(default).lower())).strip().lower()
+    if value not in ("true", "false"):
+        raise InvalidOptionError(f"the Spark setting {name} must be true or false, not {value!r}")
+    return value == "true"
+
+
 class SparkExecutor:
     """Executor over a Spark DataFrame whose partitions convert to kernel partitions.
 
@@ -147,6 +184,9 @@ class SparkExecutor:
         self.to_partition = to_partition
         self.jvm_aggregators = jvm_aggregators
         self.n_partitions = n_partitions
+        # The Scala MammenBootstrap aggregator draws and sums the bootstrap in the JVM
+        # unless the session turns it off (JVM_BOOTSTRAP_CONF; see docs/distributed.md).
+        self.native_bootstrap = jvm_aggregators and _conf_flag(spark, JVM_BOOTSTRAP_CONF, True)
 
     def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True) -> Partial:
         """Run ``kernel`` on every partition and reduce the partials inside Spark.
@@ -173,13 +213,20 @@ class SparkExecutor:
                 return
             part = to_partition(pa.Table.from_batches(batch_list))
             partial = kernel(part, state)
-            yield partial_to_flat(partial) if flat else partial_to_batch(partial)
+            if flat:
+                yield from partial_to_flat(partial)
+            else:
+                if partial.bootstrap_blocks:
+                    raise RuntimeError("internal error: bootstrap blocks in a keyed pass")
+                yield partial_to_batch(partial)
 
         start = time.perf_counter()
         set_job_description(self.spark, description)
         try:
             if flat:
-                result = self._reduce_flat(self.table.mapInArrow(apply, FLAT_DDL))
+                bootstrap = ((int(state.seed), int(state.biters))
+                             if getattr(state, "native_bootstrap", False) else None)
+                result = self._reduce_flat(self.table.mapInArrow(apply, FLAT_DDL), bootstrap)
             else:
                 result = self._reduce_rows(self.table.mapInArrow(apply, PARTIAL_DDL))
         finally:
@@ -187,21 +234,34 @@ class SparkExecutor:
         logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
         return result
 
-    def _reduce_flat(self, mapped: Any) -> Partial:
+    def _reduce_flat(self, mapped: Any, bootstrap: tuple[int, int] | None) -> Partial:
+        """One global aggregation of the flat rows; ``bootstrap = (seed, draws)`` adds the
+        Scala multiplier-bootstrap reduction of the blocks, returned as the sum ``boot``."""
         from pyspark.sql import functions as F
 
-        row = mapped.agg(
-            F.count(F.lit(1)).alias("n"),
+        columns = [
+            F.count("layout").alias("n"),
             F.min("layout").alias("first"),
             F.max("layout").alias("last"),
             F.expr("moderndid_array_sum(sums)").alias("sums"),
             F.expr("moderndid_array_max(maxima)").alias("maxima"),
-        ).collect()[0]
+        ]
+        if bootstrap is not None:
+            seed, draws = bootstrap
+            signed_seed = seed - (1 << 64) if seed >= 1 << 63 else seed
+            columns.append(F.expr(
+                f"moderndid_mammen_bootstrap(CAST({signed_seed} AS BIGINT), {draws}, bkeys, bz)"
+            ).alias("boot"))
+        row = mapped.agg(*columns).collect()[0]
         if row["n"] == 0:
             return Partial()
         if row["first"] != row["last"]:
             raise RuntimeError("internal error: partitions returned different partial layouts")
-        return partial_from_flat(row["first"], row["sums"], row["maxima"])
+        partial = partial_from_flat(row["first"], row["sums"], row["maxima"])
+        if bootstrap is not None and row["boot"]:
+            boot = np.asarray(row["boot"], dtype=np.float64)
+            partial.sums["boot"] = boot.reshape(bootstrap[1], boot.size // bootstrap[1])
+        return partial
 
     def _reduce_rows(self, mapped: Any) -> Partial:
         from pyspark.sql import functions as F

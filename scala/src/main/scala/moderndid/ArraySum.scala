@@ -3,6 +3,7 @@ package moderndid
 import org.apache.spark.sql.{Encoder, SparkSession, functions}
 import org.apache.spark.sql.catalyst.encoders.ExpressionEncoder
 import org.apache.spark.sql.expressions.Aggregator
+import org.apache.spark.sql.types.DataTypes
 
 /** Element-wise sum of equal-length double arrays: reduces the partial sums that the Python
   * partition kernels emit (moment sums, Gram matrices, bootstrap sums) inside the JVM, so
@@ -11,7 +12,9 @@ import org.apache.spark.sql.expressions.Aggregator
 object ArraySum extends Aggregator[Array[Double], Array[Double], Array[Double]] {
   def zero: Array[Double] = Array.emptyDoubleArray
 
-  def reduce(acc: Array[Double], value: Array[Double]): Array[Double] = merge(acc, value)
+  // Null values are rows of another kind in the same aggregation (bootstrap blocks).
+  def reduce(acc: Array[Double], value: Array[Double]): Array[Double] =
+    if (value == null) acc else merge(acc, value)
 
   def merge(a: Array[Double], b: Array[Double]): Array[Double] = {
     if (a.length == 0) b.clone()
@@ -33,7 +36,8 @@ object ArraySum extends Aggregator[Array[Double], Array[Double], Array[Double]] 
 object ArrayMax extends Aggregator[Array[Double], Array[Double], Array[Double]] {
   def zero: Array[Double] = Array.emptyDoubleArray
 
-  def reduce(acc: Array[Double], value: Array[Double]): Array[Double] = merge(acc, value)
+  def reduce(acc: Array[Double], value: Array[Double]): Array[Double] =
+    if (value == null) acc else merge(acc, value)
 
   def merge(a: Array[Double], b: Array[Double]): Array[Double] = {
     if (a.length == 0) b.clone()
@@ -66,6 +70,9 @@ object Register {
   def register(spark: SparkSession): String = {
     spark.udf.register("moderndid_array_sum", functions.udaf(ArraySum))
     spark.udf.register("moderndid_array_max", functions.udaf(ArrayMax))
+    spark.udf.register("moderndid_mammen_bootstrap",
+                       functions.udaf(MammenBootstrap, MammenEncoders.input))
+    spark.udf.register("moderndid_mammen_multiplier", MammenMultiplier, DataTypes.DoubleType)
     version
   }
 }
