@@ -30,6 +30,8 @@ What it does
                       warm-up fit on the small file in the same session
    ``spark_boot``     the same with ``boot=True, biters=999, random_state=0``
    ``spark_cold``     ``spark`` without the warm-up fit (the fit is the session's first job)
+   ``spark_boot_py``  ``spark_boot`` with ``spark.moderndid.jvmBootstrap=false``: the
+                      bootstrap draws made in the Python workers instead of the JVM
    ``mdid041``        ModernDiD 0.4.1 on Spark (its own interpreter, ``$MDID_PY``), same
                       call through its ``moderndid.att_gt`` (which dispatches a Spark
                       DataFrame to ``moderndid.spark.att_gt.spark_att_gt``), with warm-up
@@ -120,10 +122,13 @@ VARIANTS = {
     "spark": ("moderndid", "spark", False, True),
     "spark_boot": ("moderndid", "spark", True, True),
     "spark_cold": ("moderndid", "spark", False, False),
+    "spark_boot_py": ("moderndid", "spark", True, True),
     "mdid041": ("mdid041", "spark", False, True),
     "mdid041_boot": ("mdid041", "spark", True, True),
     "mdid041_cold": ("mdid041", "spark", False, False),
 }
+# Spark settings of one variant on top of the common ones
+VARIANT_CONF = {"spark_boot_py": {"spark.moderndid.jvmBootstrap": "false"}}
 DEFAULT_VARIANTS = (
     "inmem",
     "inmem_boot",
@@ -367,7 +372,7 @@ def _child(
         sampler.set_stage("session start")
         t0 = time.perf_counter()
         builder = SparkSession.builder.master(conf.pop("master")).appName(f"bench {variant}")
-        for k, v in conf.items():
+        for k, v in {**conf, **VARIANT_CONF.get(variant, {})}.items():
             builder = builder.config(k, v)
         if impl == "moderndid":
             from moderndid.spark import configure
@@ -809,6 +814,7 @@ LABELS = {
     "spark": "moderndid Spark (warm)",
     "spark_boot": "moderndid Spark, boot (warm)",
     "spark_cold": "moderndid Spark, cold (no warm-up)",
+    "spark_boot_py": "moderndid Spark, boot drawn in Python (warm)",
     "mdid041": "ModernDiD 0.4.1 Spark (warm)",
     "mdid041_boot": "ModernDiD 0.4.1 Spark, boot (warm)",
     "mdid041_cold": "ModernDiD 0.4.1 Spark, cold",
@@ -1002,6 +1008,15 @@ def render(
                 "Spark boot / in-memory boot, estimate, median",
                 summ["spark_boot"]["est_med"],
                 summ["inmem_boot"]["est_med"],
+                "",
+            )
+        )
+    if "spark_boot" in summ and "spark_boot_py" in summ:
+        rows_lines.append(
+            (
+                "Spark boot, JVM / Python bootstrap, estimate, median",
+                summ["spark_boot"]["est_med"],
+                summ["spark_boot_py"]["est_med"],
                 "",
             )
         )

@@ -10,6 +10,7 @@ invariant and time varying), with about fifteen Spark fits.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -291,7 +292,7 @@ def test_jvm_bootstrap_setting_is_checked(spark, frames):
     _, sdf = frames["mpdta"]
     spark.conf.set("spark.moderndid.jvmBootstrap", "maybe")
     try:
-        with pytest.raises(InvalidOptionError, match="spark.moderndid.jvmBootstrap"):
+        with pytest.raises(InvalidOptionError, match=r"spark\.moderndid\.jvmBootstrap"):
             att_gt(sdf, **MPDTA, boot=True, biters=49, random_state=1)
     finally:
         spark.conf.unset("spark.moderndid.jvmBootstrap")
@@ -345,7 +346,7 @@ def test_jvm_bootstrap_reduction_matches_numpy(spark):
     z = rng.normal(size=(n, width))
     cuts = [0, 1, 300, 301, 700, n]  # blocks of 1 to 400 units, and an empty-z row
     rows = [(keys[a:b].view(np.int64).tolist(), z[a:b].ravel().tolist())
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True)] + [(None, None)]
+            for a, b in itertools.pairwise(cuts)] + [(None, None)]
     blocks = spark.createDataFrame(rows, "bkeys array<long>, bz array<double>").repartition(3)
     signed_seed = seed - 2**64
     out = blocks.agg(F.expr(

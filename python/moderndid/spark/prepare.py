@@ -205,7 +205,6 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
                    types: dict[str, Any]) -> SparkDidData:
     """Panels: one shuffle by unit id and one pass over the rows on the executors, which
     checks them, gathers the statistics and builds the persisted unit-table blocks."""
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     assert spec.idname is not None
@@ -217,9 +216,12 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
         _col(spec.tname).cast("double").alias("t"),
         _col(spec.yname).cast("double").alias("y"),
         _col(spec.gname).cast("double").alias("G"),  # raw: recoded when the blocks are read
-        (_col(spec.weightsname).cast("double") if spec.weightsname else F.lit(1.0)).alias("w"),
         *[_col(c).cast("double").alias(f"x{j}") for j, c in enumerate(covariates)],
     ]
+    # Without weights the unit weight 1 is added after the shuffle, not shuffled with rows.
+    weighted = spec.weightsname is not None
+    if spec.weightsname is not None:
+        select.append(_col(spec.weightsname).cast("double").alias("w"))
     if clustered:
         select.append(_col(spec.clustervars[0]).alias("cluster"))
     if spec.pname:
@@ -234,6 +236,8 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
         if batch_list:
             table = pa.Table.from_batches(batch_list)
             if table.num_rows:
+                if not weighted:
+                    table = table.append_column("w", pa.array(np.ones(table.num_rows)))
                 yield build_blocks(table, cols)
 
     start = time.perf_counter()
