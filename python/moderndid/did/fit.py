@@ -257,6 +257,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             step = _timed(executor, logit_pass, state,
                           f"moderndid att_gt: logit iteration {iteration}")
         still = []
+        largest = 0.0
         # whether every key took a plain Newton step (no reset, no damping) below ACCEPT_STEP
         final = True
         for key in state.active_logits:
@@ -291,6 +292,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             accepted[key] = (gamma, loglik, delta)
             state.gammas[key] = gamma + delta
             size = np.max(np.abs(delta)) / (1.0 + np.max(np.abs(gamma)))
+            largest = max(largest, size)
             if size > LOGIT_TOLERANCE:
                 still.append(key)
             final = final and size <= ACCEPT_STEP
@@ -298,6 +300,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
                 close.add(key)
             else:
                 close.discard(key)
+        logger.debug("logit iteration %d: largest relative Newton step %.1e", iteration, largest)
         if speculate and final:
             # converged at the coefficients the estimator sums were computed with
             state.gammas.update(used)

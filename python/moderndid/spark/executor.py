@@ -100,19 +100,32 @@ def partial_to_flat(partial: Partial) -> list[pa.RecordBatch]:
         pa.nulls(1, pa.list_(pa.float64())),
     ], schema=FLAT_SCHEMA)]
     for keys, z in partial.bootstrap_blocks:
-        batches.append(pa.RecordBatch.from_arrays([
-            pa.nulls(1, pa.string()),
-            pa.nulls(1, pa.list_(pa.float64())),
-            pa.nulls(1, pa.list_(pa.float64())),
-            _list_of_one(pa.array(np.ascontiguousarray(keys).view(np.int64))),
-            _list_of_one(pa.array(np.ascontiguousarray(z, dtype=np.float64).ravel())),
-        ], schema=FLAT_SCHEMA))
+        batches.append(_bootstrap_rows(np.ascontiguousarray(keys).view(np.int64),
+                                       np.ascontiguousarray(z, dtype=np.float64)))
     return batches
 
 
-def _list_of_one(values: pa.Array) -> pa.ListArray:
-    """A one-row list array around ``values`` (no copy)."""
-    return pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
+# Units per bootstrap row: keeps each JVM array well under G1's humongous-object size
+# (half a heap region, 1-16 MB), which whole 65,536-unit blocks exceeded. Measured at 2M
+# units (benchmarks/results/*_n2000000_run4 / _boot_run5): JVM peak 5.4 -> 2.3 GB, moments
+# pass 19.5 -> 14.7 s.
+BOOTSTRAP_ROW_UNITS = 1024
+
+
+def _bootstrap_rows(keys: np.ndarray, z: np.ndarray) -> pa.RecordBatch:
+    """Rows of up to BOOTSTRAP_ROW_UNITS units (keys, row-major z), sharing the numpy
+    buffers (no copy); null in the partial-sum columns."""
+    n, width = z.shape
+    starts = np.append(np.arange(0, n, BOOTSTRAP_ROW_UNITS), n)
+    rows = starts.size - 1
+    return pa.RecordBatch.from_arrays([
+        pa.nulls(rows, pa.string()),
+        pa.nulls(rows, pa.list_(pa.float64())),
+        pa.nulls(rows, pa.list_(pa.float64())),
+        pa.ListArray.from_arrays(pa.array(starts, pa.int32()), pa.array(keys)),
+        # int32 offsets: a block's n * width values stay far below 2^31 (65,536 units)
+        pa.ListArray.from_arrays(pa.array(starts * width, pa.int32()), pa.array(z.ravel())),
+    ], schema=FLAT_SCHEMA)
 
 
 def partial_from_flat(layout: str, sums: Any, maxima: Any) -> Partial:
