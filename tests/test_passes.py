@@ -101,3 +101,31 @@ def test_flat_rows_refuse_keyed_sums():
     partial = Partial(keyed={"cluster": (np.array([1], dtype=np.uint64), np.ones((1, 2)))})
     with pytest.raises(RuntimeError, match="keyed"):
         partial_to_flat(partial)
+
+
+def test_moments_blocks_shrink_with_many_cells_and_give_the_same_numbers(monkeypatch):
+    """The moments pass caps the values of z held at once (rows x (cells + cohorts + 1)),
+    so many cells mean smaller blocks of units, not more memory; the sums (Gram matrix,
+    bootstrap draws) do not depend on the block size."""
+    import moderndid.did.kernels as kernels
+
+    data = moderndid.gen_did_scalable(n=3_000, n_periods=6, n_cohorts=4, n_covariates=4,
+                                      random_state=8)["data"]
+    kwargs = dict(yname="y", tname="time", idname="id", gname="group",
+                  xformla="~ cov1 + cov2", boot=True, biters=99, random_state=3)
+    whole = moderndid.att_gt(data, **kwargs)
+    sizes: list[int] = []
+    original = kernels._moments_block
+
+    def spy(part, state):
+        sizes.append(part["G"].shape[0])
+        return original(part, state)
+
+    monkeypatch.setattr(kernels, "_moments_block", spy)
+    width = len(whole.att_gt) + 4 + 1  # cells + treated cohorts + 1
+    monkeypatch.setattr(kernels, "MOMENT_BLOCK_VALUES", 1024 * width)
+    blocked = moderndid.att_gt(data, **kwargs)
+    assert sizes == [1024, 1024, 952]
+    np.testing.assert_allclose(blocked.se_gt, whole.se_gt, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(blocked.moments.gram, whole.moments.gram, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(blocked.moments.boot, whole.moments.boot, rtol=0, atol=1e-12)

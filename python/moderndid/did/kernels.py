@@ -37,7 +37,10 @@ from moderndid.engine.partial import Partial, reduce_by_key
 
 BOOTSTRAP_BLOCK = 128  # draws generated at once, bounds the (rows x draws) mask in memory
 LOCAL_LOGIT_MIN_PER_CLASS = 10  # units of each class per coefficient for a local fit
-MOMENT_BLOCK_ROWS = 65_536  # rows whose influence functions are held at once
+MOMENT_BLOCK_ROWS = 65_536  # at most this many rows' influence functions are held at once
+# ... and at most this many values of their rows z (32 MiB), so the memory of a moments
+# block does not grow with the number of cells (cohorts x periods)
+MOMENT_BLOCK_VALUES = 1 << 22
 
 
 @dataclass
@@ -324,11 +327,13 @@ def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
     in blocks of rows, which bounds the memory of the ``(rows, cells)`` matrix.
     """
     n_rows = part["G"].shape[0]
-    if state.kind == "unbalanced" or n_rows <= MOMENT_BLOCK_ROWS:
+    width = len(state.cells) + state.cohorts.size + 1
+    rows = max(1024, min(MOMENT_BLOCK_ROWS, MOMENT_BLOCK_VALUES // width))
+    if state.kind == "unbalanced" or n_rows <= rows:
         return _moments_block(part, state)
     result = Partial()
-    for lo in range(0, n_rows, MOMENT_BLOCK_ROWS):
-        block = {name: arr[lo: lo + MOMENT_BLOCK_ROWS] for name, arr in part.items()}
+    for lo in range(0, n_rows, rows):
+        block = {name: arr[lo: lo + rows] for name, arr in part.items()}
         result = result.combine(_moments_block(block, state))
     return result
 

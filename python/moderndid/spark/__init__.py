@@ -98,8 +98,12 @@ def spark_att_gt(
         Partitions of the unit table. Default: the session's parallelism, raised so that
         no partition holds more than about 2 million input rows.
     max_cohorts : int, optional
-        Accepted for ModernDiD compatibility. Executor memory is bounded by the partition
-        size here (``n_partitions``), so it has no effect.
+        Accepted for ModernDiD compatibility; it has no effect. ModernDiD uses it to cap
+        executor memory; here every pass handles the cells one at a time, and the moments
+        pass, which needs all cells together, holds at most about 4 million values of the
+        units' influence-function rows at once (fewer units per block when there are many
+        cells), so executor memory is bounded by the partition size (``n_partitions``)
+        whatever the number of cohorts.
 
     Notes
     -----
