@@ -82,6 +82,10 @@ def fit_both(pdf: pd.DataFrame, npartitions: int = 3, **kwargs: Any
             results.append(att_gt(frame, **kwargs))
         messages.append(sorted(str(w.message) for w in caught
                                if issubclass(w.category, UserWarning)))
+        # every warning points at the caller's line, not at moderndid's internals
+        misplaced = [(w.filename, str(w.message)) for w in caught
+                     if issubclass(w.category, UserWarning) and w.filename != __file__]
+        assert misplaced == []
     assert messages[0] == messages[1], "the engines warn differently"
     return results[0], results[1]
 

@@ -154,6 +154,10 @@ def fit_both_warnings(frames: dict, data: str, columns: dict, **kwargs: Any
             results.append(att_gt(frame, **columns, **kwargs))
         messages.append(sorted(str(w.message) for w in caught
                                if issubclass(w.category, UserWarning)))
+        # every warning points at the caller's line, not at moderndid's internals
+        misplaced = [(w.filename, str(w.message)) for w in caught
+                     if issubclass(w.category, UserWarning) and w.filename != __file__]
+        assert misplaced == []
     assert messages[0] == messages[1], "the engines warn differently"
     return results[0], results[1], messages[1]
 

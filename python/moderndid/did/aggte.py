@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from moderndid._warnings import warn_user
 from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
 from moderndid.core.multipliers import seed_from_random_state
 from moderndid.did.fit import SE_FLOOR, Moments
@@ -264,8 +264,8 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
             value = uniform_critical_value(band_draws[:, usable], se_events[usable], alpha) \
                 if usable.any() else np.nan
             if not np.isfinite(value):
-                warnings.warn("simultaneous critical value could not be computed; using "
-                              "pointwise intervals", UserWarning, stacklevel=2)
+                warn_user("simultaneous critical value could not be computed; using "
+                          "pointwise intervals")
             elif value > z:
                 crit = float(value)
                 cband_used = True

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
+from moderndid._warnings import warn_user
 from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
 from moderndid.core.multipliers import MAMMEN_HIGH, MAMMEN_LOW, mammen_high_mask
 from moderndid.did.cells import Cell, build_cells
@@ -178,8 +178,7 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
     if na_reason:
         listed = "; ".join(f"(g={cells[c].group:g}, t={cells[c].time:g}): {why}"
                            for c, why in sorted(na_reason.items()))
-        warnings.warn(f"ATT(g,t) set to NA for {len(na_reason)} cell(s): {listed}",
-                      UserWarning, stacklevel=3)
+        warn_user(f"ATT(g,t) set to NA for {len(na_reason)} cell(s): {listed}")
 
     moments_partial = _timed(executor, moments_pass, state, "moderndid att_gt: moments",
                              keyed=state.clustered or state.collect_influence)
@@ -446,8 +445,8 @@ def cell_inference(se_analytic: np.ndarray, degenerate: np.ndarray, moments: Mom
     if not np.isfinite(value):
         return se, crit, False
     if value >= 7:
-        warnings.warn(f"simultaneous critical value is large ({value:.2f}): the bootstrap may "
-                      "be unreliable", UserWarning, stacklevel=4)
+        warn_user(f"simultaneous critical value is large ({value:.2f}): the bootstrap may "
+                  "be unreliable")
     return se, float(value), True
 
 
@@ -459,8 +458,7 @@ def _wald_pretest(cells: list[Cell], att: np.ndarray, vcov: np.ndarray,
         return None, None
     v = vcov[np.ix_(pre, pre)]
     if 1.0 / np.linalg.cond(v, 1) <= np.finfo(float).eps:
-        warnings.warn("Not returning the pre-test Wald statistic: singular covariance matrix",
-                      UserWarning, stacklevel=4)
+        warn_user("Not returning the pre-test Wald statistic: singular covariance matrix")
         return None, None
     a = att[pre]
     stat = float(a @ np.linalg.solve(v, a))

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import itertools
 import numbers
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
+from moderndid._warnings import warn_user
 from moderndid.core.design import design_matrix, formula_columns, parse_rhs
 from moderndid.core.frames import key_column, numeric_column, require_columns, to_arrow_table
 from moderndid.core.multipliers import keys_from_values
@@ -202,10 +202,9 @@ def _recode_cohorts(g: np.ndarray, t: np.ndarray, spec: DidSpec
     excluded: frozenset[float] = frozenset()
     if treated.all():
         latest = float(g.max())
-        warnings.warn(
+        warn_user(
             f"No never-treated units: cohort {latest:g} (the last treated) serves as the "
-            f"comparison group and periods from {latest - spec.anticipation:g} on are dropped",
-            UserWarning, stacklevel=4,
+            f"comparison group and periods from {latest - spec.anticipation:g} on are dropped"
         )
         keep &= t < latest - spec.anticipation
         if spec.control_group == "nevertreated":
@@ -216,11 +215,10 @@ def _recode_cohorts(g: np.ndarray, t: np.ndarray, spec: DidSpec
     if early.any():
         what = "units" if spec.panel else "observations"
         n_early = np.unique(g[early]).size
-        warnings.warn(
+        warn_user(
             f"Dropped the {what} of {n_early} cohort(s) already treated in the first period "
             f"(allowing for anticipation = {spec.anticipation:g}): "
-            f"{', '.join(f'{v:g}' for v in np.unique(g[early]))}",
-            UserWarning, stacklevel=4,
+            f"{', '.join(f'{v:g}' for v in np.unique(g[early]))}"
         )
         keep &= ~early
     if not keep.any():
@@ -267,8 +265,8 @@ def _check_group_sizes(g: np.ndarray, n_periods: int, required: int, spec: DidSp
             "control_group='notyettreated')"
         )
     listed = ", ".join(f"{'never treated' if np.isinf(v) else f'{v:g}'} ({s:g})" for v, s in small)
-    warnings.warn(f"Small groups (units per cohort, fewer than {required}): {listed}; "
-                  "estimates for them may be unreliable", UserWarning, stacklevel=4)
+    warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
+              "estimates for them may be unreliable")
 
 
 def _estimable_cohorts(g: np.ndarray, excluded: frozenset[float]) -> np.ndarray:
@@ -328,12 +326,10 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec,
                                  periods, excluded, names, n_partitions)
     if not balanced:
         full = counts == n_periods
-        warnings.warn(
+        warn_user(
             f"Dropped {int((~full).sum())} of {n_units} units not observed in all "
             f"{n_periods} periods (balancing the panel); pass allow_unbalanced_panel=True "
-            "to keep them",
-            UserWarning,
-            stacklevel=3,
+            "to keep them"
         )
         keep = full[unit]
         if not keep.any():

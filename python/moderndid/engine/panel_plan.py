@@ -10,13 +10,13 @@ the metadata and the :class:`PanelLayout` with which every pass reads the blocks
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from moderndid._warnings import warn_user
 from moderndid.did.preprocess import DidData, DidSpec
 from moderndid.engine.panel_blocks import PanelLayout, RowColumns
 from moderndid.errors import (
@@ -189,10 +189,10 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
         if spec.allow_unbalanced_panel:
             kind = "unbalanced"
         else:
-            warnings.warn(
+            warn_user(
                 f"Dropped {n_all - n_complete} of {n_all} units not "
                 f"observed in all {T_} periods (balancing the panel); pass "
-                "allow_unbalanced_panel=True to keep them", UserWarning, stacklevel=5)
+                "allow_unbalanced_panel=True to keep them")
             balance = True
     which = full_units if kind == "panel" else all_units
     counts = {g: c for g, c in which.items() if c}
@@ -292,10 +292,9 @@ def cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPl
     cutoff = None
     if treated.all():
         latest = float(g.max())
-        warnings.warn(
+        warn_user(
             f"No never-treated units: cohort {latest:g} (the last treated) serves as the "
-            f"comparison group and periods from {latest - spec.anticipation:g} on are dropped",
-            UserWarning, stacklevel=5)
+            f"comparison group and periods from {latest - spec.anticipation:g} on are dropped")
         cutoff = latest - spec.anticipation
         if spec.control_group == "nevertreated":
             to_never = [latest]
@@ -306,10 +305,10 @@ def cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPl
     dropped = [float(v) for v in cohorts if v <= first + spec.anticipation]
     if dropped:
         what = "units" if spec.panel else "observations"
-        warnings.warn(
+        warn_user(
             f"Dropped the {what} of {len(dropped)} cohort(s) already treated in the first "
             f"period (allowing for anticipation = {spec.anticipation:g}): "
-            f"{', '.join(f'{v:g}' for v in dropped)}", UserWarning, stacklevel=5)
+            f"{', '.join(f'{v:g}' for v in dropped)}")
     return CohortPlan(to_never=to_never, dropped=dropped, excluded=excluded,
                        period_cutoff=cutoff)
 
@@ -333,8 +332,8 @@ def build_metadata(kind: str, periods: np.ndarray, counts: dict[float, int], pla
             )
         listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
                            for g, s in sorted(small.items()))
-        warnings.warn(f"Small groups (units per cohort, fewer than {required}): {listed}; "
-                      "estimates for them may be unreliable", UserWarning, stacklevel=4)
+        warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
+                  "estimates for them may be unreliable")
     return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
                    covariate_names=names, partitions=[], clustered=clustered,
                    x_time_varying=xtv, cohort_counts=counts)
