@@ -87,6 +87,7 @@ object MammenBootstrap extends Aggregator[MammenInput, MammenBuffer, Array[Doubl
     val biters = buf.biters
     val seedState = Mammen.seedState(buf.seed)
     val masks = new Array[Long](biters)
+    val table = new Array[Double]((1 << TableUnits) * width)  // reused by every unit group
     var row = 0
     while (row < z.length) { addRow(total, 0, z, row, width); row += width }
     var lo = 0
@@ -109,7 +110,7 @@ object MammenBootstrap extends Aggregator[MammenInput, MammenBuffer, Array[Doubl
         }
         i += 1
       }
-      addHighRows(high, masks, z, lo, hi - lo, width, biters)
+      addHighRows(high, masks, table, z, lo, hi - lo, width, biters)
       lo = hi
     }
   }
@@ -124,9 +125,9 @@ object MammenBootstrap extends Aggregator[MammenInput, MammenBuffer, Array[Doubl
     * its subset, instead of about 0.28 x 8 row additions: 1.7x fewer additions for 999
     * draws. The order of additions differs from NumPy's, so sums agree to rounding.
     */
-  private def addHighRows(high: Array[Double], masks: Array[Long], z: Array[Double],
-                          first: Int, count: Int, width: Int, biters: Int): Unit = {
-    val table = new Array[Double]((1 << TableUnits) * width)
+  private def addHighRows(high: Array[Double], masks: Array[Long], table: Array[Double],
+                          z: Array[Double], first: Int, count: Int, width: Int,
+                          biters: Int): Unit = {
     var group = 0
     while (group * TableUnits < count) {
       val units = math.min(TableUnits, count - group * TableUnits)
