@@ -1,14 +1,15 @@
 """SparkExecutor: runs the core's partition kernels with ``mapInArrow``, reduces in the JVM.
 
 Each pass maps every partition of the persisted unit table to a handful of rows holding its
-``Partial`` (named flat arrays), then reduces those rows by name inside Spark: with the
-moderndid jar, by the Scala ``ArraySum`` / ``ArrayMax`` aggregators; without it, by Spark SQL
-(``posexplode`` + ``sum``/``max``). Only the reduced arrays (KBs) reach the Python driver.
+``Partial`` (named flat arrays), then reduces those rows inside Spark: with the moderndid
+jar, by the Scala ``ArraySum`` / ``ArrayMax`` aggregators as an observed aggregation (one
+stage); without it, by Spark SQL (``posexplode`` + ``sum``/``max`` grouped by name). Only the
+reduced arrays (KBs) reach the Python driver.
 
 With the jar, the multiplier bootstrap also runs in the JVM: the moments pass sends the
 units' ``(key, z)`` blocks from the Python worker to the Scala ``MammenBootstrap``
 aggregator in the same stage, which draws the multipliers (bit-identical to NumPy's) and
-sums them; only the ``(draws x K)`` sums are shuffled and reach the driver.
+sums them; only the ``(draws x K)`` sums leave the executors.
 """
 
 from __future__ import annotations
