@@ -292,6 +292,20 @@ def test_the_jar_is_on_the_test_session_classpath(spark):
     assert register_aggregators(spark) is True
 
 
+def test_an_executor_running_another_version_fails_clearly(frames, monkeypatch):
+    """The workers compare their moderndid version with the driver's (here the driver
+    pretends to run another one): a typed error naming both, not a Python traceback."""
+    import moderndid.spark.executor as executor_module
+    from moderndid.spark.session import SparkVersionError
+
+    monkeypatch.setattr(executor_module, "__version__", "0.0.0.driver")
+    _, sdf = frames["mpdta"]
+    with pytest.raises(SparkVersionError, match=r"driver runs 0\.0\.0\.driver") as caught:
+        att_gt(sdf, **MPDTA)
+    assert moderndid.__version__ in str(caught.value)
+    assert "Traceback" not in str(caught.value)
+
+
 def test_jvm_bootstrap_setting_is_checked(spark, frames):
     _, sdf = frames["mpdta"]
     spark.conf.set("spark.moderndid.jvmBootstrap", "maybe")
