@@ -124,8 +124,6 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
         seed=opts.seed,
         collect_influence=opts.collect_influence,
         trim_level=opts.trim_level,
-        native_bootstrap=(opts.boot and not data.clustered and not opts.collect_influence
-                          and executor.native_bootstrap),
     )
     panel = data.kind == "panel"
     state.logit_keys = [
@@ -180,6 +178,10 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
                            for c, why in sorted(na_reason.items()))
         warn_user(f"ATT(g,t) set to NA for {len(na_reason)} cell(s): {listed}")
 
+    # Only the moments pass draws the bootstrap: set here, so the executor adds its native
+    # bootstrap reduction to this pass alone.
+    state.native_bootstrap = (opts.boot and not data.clustered and not opts.collect_influence
+                              and executor.native_bootstrap)
     moments_partial = _timed(executor, moments_pass, state, "moderndid att_gt: moments",
                              keyed=state.clustered or state.collect_influence)
     moments = _moments(moments_partial, state, data)

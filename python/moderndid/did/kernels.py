@@ -63,7 +63,8 @@ class FitState:
     collect_influence: bool = False
     trim_level: float = TRIM_LEVEL
     # The executor reduces the bootstrap itself (Scala on Spark): the moments pass hands it
-    # the units' (key, z) blocks instead of computing the draws in Python.
+    # the units' (key, z) blocks instead of computing the draws in Python. Set by the driver
+    # for the moments pass only.
     native_bootstrap: bool = False
 
     def params(self, c: int) -> dict[str, np.ndarray]:
