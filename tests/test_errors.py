@@ -311,6 +311,31 @@ def test_rescaled_covariate_is_singular(mp):
         fit(mp, xformla="~ lpop + I(2 * lpop)")
 
 
+def test_collinear_term_named_is_the_later_one_in_either_order(mp):
+    # An exact tie (two identical columns) must name the later term whatever the order:
+    # the in-order check cannot be flipped by BLAS or pivoting.
+    mp["lpop_copy"] = mp["lpop"]
+    with pytest.raises(SingularDesignError, match=r"singular: lpop is a linear combination"):
+        fit(mp, xformla="~ lpop_copy + lpop")
+    with pytest.raises(SingularDesignError, match=r"singular: lpop_copy is a linear comb"):
+        fit(mp, xformla="~ lpop + lpop_copy")
+
+
+def test_collinear_terms_in_order():
+    from moderndid.core.design import collinear_terms
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    x = np.column_stack([np.ones(50), a, b, a + b, 2 * b, np.zeros(50), a * 1e6])
+    # a + b depends on a, b; 2 b on b; the zero column is constant; 1e6 a on a
+    assert collinear_terms(x.T @ x) == [3, 4, 5, 6]
+    assert collinear_terms(x[:, [0, 3, 1, 2]].T @ x[:, [0, 3, 1, 2]]) == [3]
+    # nearly collinear but above R's tolerance is kept
+    c = a + 1e-5 * rng.normal(size=50)
+    x2 = np.column_stack([np.ones(50), a, c])
+    assert collinear_terms(x2.T @ x2) == []
+
+
 def test_constant_covariate_is_singular(mp):
     mp["one"] = 3.0
     with pytest.raises(SingularDesignError, match=r"singular: one is a linear combination"):

@@ -6,11 +6,12 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import scipy.linalg
 from formulaic import Formula
 from formulaic.parser.types import Factor
 
 from moderndid.core.frames import check_no_missing, numeric_column, require_columns
-from moderndid.errors import InvalidOptionError, MissingValuesError
+from moderndid.errors import InvalidOptionError, MissingValuesError, SingularDesignError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -122,3 +123,61 @@ def _plain_terms(formula: Formula) -> list[str] | None:
 def _is_numeric(table: pa.Table, column: str) -> bool:
     kind = table.schema.field(column).type
     return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
+# A term is collinear when the part of it that the earlier terms do not explain is below
+# this fraction of its length (R's lm / dqrdc2 tolerance). Working from X'X costs half the
+# digits, so the test is on the square root of the residual sum of squares, which keeps
+# about 8 digits: 1e-7 sits above that noise.
+RANK_TOLERANCE = 1e-7
+
+
+def collinear_terms(xx: np.ndarray, tol: float = RANK_TOLERANCE) -> list[int]:
+    """Indices of the design columns that are linear combinations of earlier ones.
+
+    Columns are taken in order, as R's ``lm`` does: a column is kept when its residual,
+    after projecting on the columns kept before it, is longer than ``tol`` times the
+    column itself; otherwise it is reported (a constant or all-zero column after the
+    intercept is reported too). Computed from the cross-product ``xx = X'X`` alone (an
+    in-order Cholesky that skips dependent columns), so every engine can run it on the
+    summed cross-products, and no pivoting tie can change which column is named.
+    """
+    k = xx.shape[0]
+    kept: list[int] = []
+    factor = np.zeros((k, k))  # rows of the Cholesky factor of the kept columns
+    dependent: list[int] = []
+    for j in range(k):
+        norm2 = float(xx[j, j])
+        if not norm2 > 0 or not np.isfinite(norm2):
+            dependent.append(j)
+            continue
+        if kept:
+            lower = factor[np.ix_(kept, kept)]
+            coef = scipy.linalg.solve_triangular(lower, xx[kept, j], lower=True)
+            residual2 = norm2 - float(coef @ coef)
+        else:
+            coef = np.zeros(0)
+            residual2 = norm2
+        if residual2 <= 0 or np.sqrt(residual2 / norm2) < tol:
+            dependent.append(j)
+            continue
+        factor[j, kept] = coef
+        factor[j, j] = np.sqrt(residual2)
+        kept.append(j)
+    return dependent
+
+
+def check_design_rank(xx: np.ndarray, names: list[str]) -> None:
+    """Raise :class:`SingularDesignError` naming the terms that earlier terms explain.
+
+    ``xx`` is the cross-product of the design with the intercept first and ``names`` its
+    column names. The same check, from the same cross-product, runs on every engine.
+    """
+    culprits = [names[j] for j in collinear_terms(xx)]
+    if culprits:
+        raise SingularDesignError(
+            f"the covariate design is singular: {', '.join(culprits)} "
+            f"{'is a linear combination' if len(culprits) == 1 else 'are linear combinations'}"
+            " of earlier terms of xformla (or constant); drop or recode "
+            f"{'it' if len(culprits) == 1 else 'them'}"
+        )

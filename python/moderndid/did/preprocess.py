@@ -24,16 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from moderndid._warnings import warn_user
-from moderndid.core.design import design_matrix, formula_columns, parse_rhs
+from moderndid.core.design import check_design_rank, design_matrix, formula_columns, parse_rhs
 from moderndid.core.frames import key_column, numeric_column, require_columns, to_arrow_table
 from moderndid.core.multipliers import keys_from_values
 from moderndid.errors import (
     DataStructureError,
     InvalidOptionError,
-    SingularDesignError,
 )
 
 
@@ -159,6 +157,8 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
             f"group column {spec.gname!r} has negative values (first at row {first}: "
             f"{g[first]:g}); it holds the first treated period, or 0 for never treated"
         )
+    if x.shape[1] > 1:  # over every input row, as the distributed engines sum it
+        check_design_rank(x.T @ x, names)
     g, keep, excluded = _recode_cohorts(g, t, spec)
     if not keep.all():
         y, t, g, w, x = y[keep], t[keep], g[keep], w[keep], x[keep]
@@ -168,7 +168,6 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     periods = np.unique(t)
     if periods.size < 2:
         raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
-    _check_design_rank(x, names)
     _check_group_sizes(g, periods.size, len(names) - 1 + 5, spec)
 
     args = (y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_partitions)
@@ -225,29 +224,6 @@ def _recode_cohorts(g: np.ndarray, t: np.ndarray, spec: DidSpec
         raise DataStructureError("no rows are left after dropping cohorts treated in the "
                                  "first period")
     return g, keep, excluded
-
-
-def _check_design_rank(x: np.ndarray, names: list[str]) -> None:
-    """Refuse covariates that are collinear over the whole sample, naming them."""
-    if x.shape[1] == 1:
-        return
-    # Work on the k x k cross-product (not the n x k design, which costs a pass over all
-    # rows per Householder step): a square root of X'X has the column dependencies of X.
-    xx = x.T @ x
-    scale = np.sqrt(np.maximum(np.diag(xx), 1e-300))
-    values, vectors = np.linalg.eigh(xx / np.outer(scale, scale))
-    root = np.sqrt(np.clip(values, 0.0, None))[:, None] * vectors.T
-    _, r, piv = scipy.linalg.qr(root, pivoting=True)
-    diag = np.abs(np.diag(r))
-    # Forming X'X costs half the digits, so the threshold sits above sqrt(eps).
-    rank = int((diag > diag[0] * 1e-7).sum())
-    if rank < x.shape[1]:
-        culprits = [names[j] for j in piv[rank:]]
-        raise SingularDesignError(
-            f"the covariate design is singular: {', '.join(culprits)} "
-            f"{'is a linear combination' if len(culprits) == 1 else 'are linear combinations'}"
-            " of the other covariates (or constant); drop or recode them"
-        )
 
 
 def _check_group_sizes(g: np.ndarray, n_periods: int, required: int, spec: DidSpec) -> None:

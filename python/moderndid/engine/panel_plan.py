@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from moderndid._warnings import warn_user
+from moderndid.core.design import check_design_rank
 from moderndid.did.preprocess import DidData, DidSpec
 from moderndid.engine.panel_blocks import PanelLayout, RowColumns
 from moderndid.errors import (
     ColumnTypeError,
     DataStructureError,
     MissingValuesError,
-    SingularDesignError,
 )
 
 ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
@@ -340,17 +340,9 @@ def build_metadata(kind: str, periods: np.ndarray, counts: dict[float, int], pla
 
 
 def check_covariate_rank(xx: np.ndarray, covariates: list[str]) -> None:
-    """Refuse globally collinear covariates, from their cross-product matrix."""
-    if not covariates:
-        return
-    k = xx.shape[0]
-    scale = np.sqrt(np.maximum(np.diag(xx), 1e-300))
-    eig = np.linalg.eigvalsh(xx / np.outer(scale, scale))
-    if eig[0] <= eig[-1] * k * np.finfo(float).eps * 1e3:
-        raise SingularDesignError(
-            f"the covariate design ({' + '.join(covariates)}) is singular: some covariates "
-            "are linear combinations of the others (or constant); drop or recode them"
-        )
+    """Refuse collinear covariates from their cross-product matrix (intercept first)."""
+    if covariates:
+        check_design_rank(xx, ["(Intercept)", *covariates])
 
 
 def cohort_labels(raw: np.ndarray, periods: np.ndarray, plan: CohortPlan,
