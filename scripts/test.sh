@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 EXTRAS=dev bash scripts/setup.sh
 .venv/bin/ruff check python tests benchmarks scripts
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/python -m pytest -q "$@"

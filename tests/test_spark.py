@@ -29,6 +29,7 @@ if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
 
 import moderndid
 from moderndid import MPResult, aggte, att_gt
+from moderndid.engine.executor import BootstrapRequest
 from moderndid.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
@@ -253,6 +254,7 @@ def test_no_never_treated_units(frames, control_group):
 def test_unbalanced_panel_group_sizes_are_units(spark, frames):
     """The small-group check counts units (not units / periods) for unbalanced panels, as
     in memory: no 'Small groups' warning for mpdta's 20-unit 2004 cohort (prepare only)."""
+    from moderndid.did.plan import PLANNER
     from moderndid.did.preprocess import DidSpec, prepare_did
     from moderndid.spark.prepare import prepare_spark
 
@@ -263,7 +265,7 @@ def test_unbalanced_panel_group_sizes_are_units(spark, frames):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         mem = prepare_did(pdf, spec)  # no warning in memory
-        prepared = prepare_spark(sdf, spec, spark, 2)
+        prepared = prepare_spark(sdf, spec, spark, 2, PLANNER)
     prepared.table.unpersist()
     assert prepared.meta.kind == mem.kind == "unbalanced"
     assert prepared.meta.n_units == mem.n_units
@@ -296,7 +298,7 @@ def test_an_executor_running_another_version_fails_clearly(frames, monkeypatch):
     """The workers compare their moderndid version with the driver's (here the driver
     pretends to run another one): a typed error naming both, not a Python traceback."""
     import moderndid.spark.executor as executor_module
-    from moderndid.spark.session import SparkVersionError
+    from moderndid.errors import SparkVersionError
 
     monkeypatch.setattr(executor_module, "__version__", "0.0.0.driver")
     _, sdf = frames["mpdta"]
@@ -407,7 +409,7 @@ def test_unclustered_bootstrap_on_spark_matches_memory(spark, frames, monkeypatc
     assert any(c is not None for c in calls) == jar
     assert sum(c is not None for c in calls) == int(jar)  # the moments pass only
     if jar:
-        assert (2**64 - 3, 301) in calls
+        assert BootstrapRequest(2**64 - 3, 301) in calls
     assert_same(spark_res, mem_res)
 
 
@@ -437,6 +439,7 @@ def test_jarless_executor_with_fit_att_gt(spark, frames):
     """SparkExecutor(jvm_aggregators=False) driven by fit_att_gt directly."""
     from moderndid.did.att_gt import build_mp_result, validate_options
     from moderndid.did.fit import fit_att_gt
+    from moderndid.did.plan import PLANNER
     from moderndid.did.preprocess import DidSpec
     from moderndid.spark.executor import SparkExecutor
     from moderndid.spark.prepare import prepare_spark
@@ -450,7 +453,7 @@ def test_jarless_executor_with_fit_att_gt(spark, frames):
                    xformla="~ cov1 + cov2", weightsname=None, clustervars=[], panel=True,
                    allow_unbalanced_panel=False, anticipation=0.0,
                    control_group="notyettreated")
-    prepared = prepare_spark(sdf, spec, spark, 2)
+    prepared = prepare_spark(sdf, spec, spark, 2, PLANNER)
     try:
         executor = SparkExecutor(spark, prepared.table, prepared.to_partition, False,
                                  prepared.n_partitions)

@@ -7,6 +7,7 @@ is also a :class:`ValueError`, so generic ``except ValueError`` handlers keep wo
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable
 
 
@@ -72,3 +73,41 @@ class ConvergenceError(ModernDiDError):
 
 class UnsupportedInputError(ModernDiDError, TypeError):
     """The data object is of a kind moderndid cannot read."""
+
+
+class SparkVersionError(ModernDiDError):
+    """The moderndid jar or an executor runs another moderndid version than the driver."""
+
+
+class SparkEnvironmentError(ModernDiDError):
+    """Spark's Python workers cannot run moderndid (missing packages, wrong interpreter)."""
+
+
+# Errors raised in a remote Python worker (a Spark executor) reach the driver as the text
+# of a JVM exception. The worker writes the class name and message after this marker, and
+# the driver raises the same class again: the class travels, not a guess from the text.
+_REMOTE_MARKER = "moderndid-remote-error:"
+
+
+def remote_error_text(exc: ModernDiDError) -> str:
+    """The text a remote worker raises for ``exc`` (see :func:`error_from_remote`)."""
+    return _REMOTE_MARKER + json.dumps({"class": type(exc).__name__, "message": str(exc)})
+
+
+def error_from_remote(text: str) -> ModernDiDError | None:
+    """The error a remote worker raised (by :func:`remote_error_text`), found in the text
+    of the engine's exception; None when the text carries none."""
+    start = text.find(_REMOTE_MARKER)
+    if start < 0:
+        return None
+    try:
+        payload, _ = json.JSONDecoder().raw_decode(text, start + len(_REMOTE_MARKER))
+        cls = globals()[payload["class"]]
+        message = str(payload["message"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(cls, type) and issubclass(cls, ModernDiDError)):
+        return None
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)  # classes with their own __init__ (ColumnNotFound)
+    return error

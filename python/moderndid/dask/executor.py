@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from moderndid.engine.executor import BootstrapRequest
 from moderndid.engine.partial import Partial
 
 logger = logging.getLogger("moderndid")
@@ -42,13 +43,16 @@ class DaskExecutor:
         self.blocks = blocks
         self.to_partition = to_partition
         self.n_partitions = len(blocks)
-        self.native_bootstrap = False
+        self.capabilities: frozenset[str] = frozenset()
 
-    def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True) -> Partial:
+    def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True,
+            bootstrap: BootstrapRequest | None = None) -> Partial:
         """Run ``kernel`` on every block on the workers; combine the partials in a tree of
         tasks so the client receives one Partial. ``keyed`` changes nothing here."""
         import dask
 
+        if bootstrap is not None:
+            raise ValueError("internal error: the Dask executor has no native bootstrap")
         start = time.perf_counter()
         apply = dask.delayed(_apply, pure=False)
         level = [apply(b, self.to_partition, kernel, state) for b in self.blocks]

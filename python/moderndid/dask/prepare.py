@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from moderndid.did.preprocess import NUMERIC_ROLES, DidData, DidSpec, column_roles
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
     PanelLayout,
@@ -31,9 +30,10 @@ from moderndid.engine.panel_plan import (
     flag_checks,
     formula_covariates,
     partition_count,
-    plan_panel,
     row_columns,
 )
+from moderndid.engine.protocol import Planner
+from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec, column_roles
 from moderndid.engine.unit_table import (
     FLAG_DUPLICATE,
 )
@@ -62,7 +62,8 @@ class DaskDidData:
         return partition_from_blocks(pa.Table.from_batches([blocks]), self.layout)
 
 
-def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None) -> DaskDidData:
+def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None,
+                 planner: Planner) -> DaskDidData:
     """Validate ``ddf`` and build the persisted unit-table blocks (panels only)."""
     import dask
 
@@ -107,7 +108,7 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None) -> DaskDidDa
             add_histogram(out, values)
         return out
 
-    plan = plan_panel(info, spec, covariates, ordered, cols, count_units,
+    plan = planner.plan_panel(info, spec, covariates, ordered, cols, count_units,
                       lambda flags: _raise_flag(flags, ddf, spec))
     return DaskDidData(plan.meta, blocks, plan.layout, plan.two_period, plan.subgroups)
 

@@ -9,7 +9,7 @@ to the reported cells.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,11 +17,15 @@ import pyarrow as pa
 
 from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
-from moderndid.did.att_gt import validate_options
+from moderndid.did.att_gt import engine_settings, run_on_engine, validate_options
 from moderndid.did.cells import Cell, build_cells
 from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
-from moderndid.did.preprocess import DidData, DidSpec, normalize_clustervars, prepare_did
+from moderndid.did.plan import group_coding
+from moderndid.did.preprocess import normalize_clustervars, prepare_did
 from moderndid.engine.executor import LocalExecutor
+from moderndid.engine.protocol import Prepared
+from moderndid.engine.registry import engine_for
+from moderndid.engine.spec import DidData, DidSpec
 from moderndid.errors import DataStructureError, InvalidOptionError
 
 
@@ -68,6 +72,7 @@ def ddd(
     cband: bool = False,
     n_partitions: int | None = None,
     spark: Any = None,
+    max_cohorts: int | None = None,
 ) -> Any:
     """Triple-difference ATTs, two-period or with staggered adoption.
 
@@ -105,18 +110,14 @@ def ddd(
         Panel data (default) or repeated cross-sections; unbalanced panels.
     cband : bool, default False
         Simultaneous bands (with ``boot=True``).
-    n_partitions : int, optional
-        Partitions of the unit table (in memory or on Spark).
-    spark : SparkSession, optional
-        Session for a Spark DataFrame (default: the active session). A PySpark DataFrame
-        runs distributed, like :func:`moderndid.att_gt`.
+    n_partitions, spark, max_cohorts, n_jobs
+        Engine settings, as in :func:`moderndid.att_gt`: a PySpark or Dask DataFrame runs
+        distributed.
 
     Returns
     -------
     DDDPanelResult, DDDRCResult, DDDMultiPeriodResult or DDDMultiPeriodRCResult
     """
-    from moderndid.did.att_gt import is_spark_dataframe
-
     if boot_type != "multiplier":
         raise InvalidOptionError(f"boot_type must be 'multiplier', got {boot_type!r}")
     if not isinstance(trim_level, int | float) or not 0 < trim_level <= 1:
@@ -128,9 +129,9 @@ def ddd(
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
         control_group=control_group, anticipation=0, base_period=base_period,
-        random_state=random_state, backend=backend, collect_influence=True,
+        random_state=random_state, backend=backend, collect_influence=False,
     )
-    opts.trim_level = float(trim_level)
+    opts = replace(opts, trim_level=float(trim_level))
     if not isinstance(panel, bool | np.bool_):
         raise InvalidOptionError(f"panel must be True or False, got {panel!r}")
     spec = DidSpec(
@@ -139,42 +140,38 @@ def ddd(
         panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
         anticipation=0.0, control_group=control_group, pname=pname,
     )
-    if is_spark_dataframe(data):
-        from moderndid.spark.ddd import spark_ddd_fit
+    settings = engine_settings(n_partitions=n_partitions, spark=spark, n_jobs=n_jobs,
+                               max_cohorts=max_cohorts)
+    engine = engine_for(data)
+    if engine is not None:
+        def fit_prepared(prepared: Prepared) -> DDDFit:
+            check_subgroups(prepared.subgroups, pname)
+            return fit_ddd(prepared.meta, prepared.executor, opts, prepared.two_period)
 
-        fit, prepared = spark_ddd_fit(data, spec, opts, n_partitions, spark)
-        return _result(fit, prepared, spec, opts, "spark")
-    from moderndid.dask import is_dask_dataframe
-
-    if is_dask_dataframe(data):
-        from moderndid.dask import dask_ddd_fit
-
-        fit, prepared = dask_ddd_fit(data, spec, opts, n_partitions)
-        return _result(fit, prepared, spec, opts, "dask")
+        fit, meta = run_on_engine(engine, data, spec, settings, fit_prepared)
+        return _result(fit, meta, spec, opts, engine.name)
     table = to_arrow_table(data)
-    table, two_period = _two_period_coding(table, tname, gname)
+    table, two_period = _two_period_coding(table, spec)
     prepared = prepare_did(table, spec, 1 if n_partitions is None else n_partitions)
     check_subgroups(_subgroup_counts_local(prepared), pname)
+    opts = replace(opts, collect_influence=True)
     fit = fit_ddd(prepared, LocalExecutor(prepared.partitions), opts, two_period)
     return _result(fit, prepared, spec, opts, "in-memory")
 
 
-def _two_period_coding(table: pa.Table, tname: str, gname: str) -> tuple[pa.Table, bool]:
-    """Two periods with a 0/1 treatment column: recode treated to the second period."""
-    require_columns(table, [(tname, "time (tname)"), (gname, "group (gname)")])
-    t = numeric_column(table, tname, "time (tname)")
-    g = numeric_column(table, gname, "group (gname)")
-    periods = np.unique(t)
-    if periods.size != 2:
-        return table, False
-    values = np.unique(g)
-    if np.isin(values, [0.0, 1.0]).all() and values.size == 2:
-        recoded = np.where(g == 1, periods[1], 0.0)
-        table = table.set_column(table.schema.get_field_index(gname), gname, pa.array(recoded))
-        return table, True
-    if values.size == 2 and values[0] == 0 and values[1] == periods[1]:
-        return table, True
-    return table, False
+def _two_period_coding(table: pa.Table, spec: DidSpec) -> tuple[pa.Table, bool]:
+    """The planner's two-period coding (:func:`moderndid.did.plan.group_coding`) applied
+    to the rows: the treated code becomes the second period."""
+    require_columns(table, [(spec.tname, "time (tname)"), (spec.gname, "group (gname)")])
+    t = numeric_column(table, spec.tname, "time (tname)")
+    g = numeric_column(table, spec.gname, "group (gname)")
+    # eligibility values are checked with the other columns when the data are prepared
+    two_period, group_map = group_coding(spec, np.unique(t), np.unique(g), {0.0, 1.0})
+    for raw, first_treated in group_map.items():
+        g = np.where(g == raw, first_treated, g)
+        index = table.schema.get_field_index(spec.gname)
+        table = table.set_column(index, spec.gname, pa.array(g))
+    return table, two_period
 
 
 def _subgroup_counts_local(data: DidData) -> dict[tuple[float, float], int]:

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import numpy as np
 
 from moderndid.core.multipliers import seed_from_random_state
 from moderndid.did.fit import FitOptions, FitOutput, fit_att_gt
-from moderndid.did.preprocess import DidData, DidSpec, normalize_clustervars, prepare_did
+from moderndid.did.plan import PLANNER
+from moderndid.did.preprocess import normalize_clustervars, prepare_did
 from moderndid.did.results import MPResult
 from moderndid.engine.executor import LocalExecutor
+from moderndid.engine.protocol import Engine, EngineSettings, Prepared
+from moderndid.engine.registry import engine_for
+from moderndid.engine.spec import DidData, DidSpec
 from moderndid.errors import InvalidOptionError
 
 # Materialise the (units x cells) influence-function matrix for in-memory fits up to this
 # many entries (80 MB); beyond it, inference runs from the Gram matrix alone.
 MAX_INFLUENCE_ENTRIES = 10_000_000
+
+T = TypeVar("T")
 
 
 def att_gt(
@@ -44,6 +52,7 @@ def att_gt(
     *,
     n_partitions: int | None = None,
     spark: Any = None,
+    max_cohorts: int | None = None,
 ) -> MPResult:
     """Group-time average treatment effects ATT(g, t) with staggered adoption.
 
@@ -56,8 +65,8 @@ def att_gt(
     data : DataFrame or Arrow table
         Long data (one row per unit and period, or per observation for repeated cross
         sections): pandas, polars, pyarrow, or any Arrow-compatible table. A PySpark
-        DataFrame (classic or Spark Connect) runs on Spark, distributed
-        (see :func:`moderndid.spark.spark_att_gt`).
+        DataFrame (classic or Spark Connect) runs on Spark and a Dask DataFrame on Dask,
+        distributed: only column statistics and per-pass partial sums reach the driver.
     yname, tname, idname, gname : str
         Outcome, time period, unit id and first-treated period columns. ``gname`` is 0
         for never-treated units (and for units first treated after the last period).
@@ -95,56 +104,72 @@ def att_gt(
     random_state : int, numpy Generator or None
         Seed of the bootstrap multipliers.
     n_jobs : int, default 1
-        Accepted for compatibility; the in-memory engine runs in one process.
+        Accepted for compatibility; the in-memory engine runs in one process, and Spark
+        and Dask use their own parallelism (a note is logged when it is not 1).
     backend : {None, "numpy"}
         Array backend.
     n_partitions : int, optional
         Number of partitions the unit table is split into, in memory or on Spark (results
         agree across partitionings up to floating-point reduction order).
     spark : SparkSession, optional
-        Session for a Spark DataFrame (default: the active session).
+        Session for a Spark DataFrame: by default the active session, else a new local
+        session with the moderndid jar (``local[*]``).
+    max_cohorts : int, optional
+        Accepted for ModernDiD compatibility; it has no effect on any engine. ModernDiD
+        uses it to cap executor memory; here every pass handles the cells one at a time,
+        and the moments pass, which needs all cells together, holds at most about 4
+        million values of the units' influence-function rows at once (fewer units per
+        block when there are many cells), so executor memory is bounded by the partition
+        size (``n_partitions``) whatever the number of cohorts.
 
     Returns
     -------
     MPResult
     """
-    if is_spark_dataframe(data):
-        from moderndid.spark import spark_att_gt
-
-        return spark_att_gt(
-            data, yname, tname, idname=idname, gname=gname, xformla=xformla,
-            weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
-            clustervars=clustervars, est_method=est_method, panel=panel,
-            allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
-            anticipation=anticipation, base_period=base_period, random_state=random_state,
-            n_jobs=n_jobs, backend=backend, n_partitions=n_partitions, spark=spark,
-        )
-    from moderndid.dask import is_dask_dataframe
-
-    if is_dask_dataframe(data):
-        from moderndid.dask import dask_att_gt
-
-        return dask_att_gt(
-            data, yname, tname, idname=idname, gname=gname, xformla=xformla,
-            weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
-            clustervars=clustervars, est_method=est_method, panel=panel,
-            allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
-            anticipation=anticipation, base_period=base_period, random_state=random_state,
-            n_jobs=n_jobs, backend=backend, n_partitions=n_partitions,
-        )
     opts, spec = validate_call(
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
         weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
         clustervars=clustervars, est_method=est_method, panel=panel,
         allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
         anticipation=anticipation, base_period=base_period, random_state=random_state,
-        backend=backend, collect_influence=True,
+        backend=backend, collect_influence=False,
     )
+    settings = engine_settings(n_partitions=n_partitions, spark=spark, n_jobs=n_jobs,
+                               max_cohorts=max_cohorts)
+    engine = engine_for(data)
+    if engine is not None:
+        out, meta = run_on_engine(
+            engine, data, spec, settings, lambda p: fit_att_gt(p.meta, p.executor, opts))
+        return build_mp_result(out, meta, spec, opts, engine=engine.name)
     prepared = prepare_did(data, spec, 1 if n_partitions is None else n_partitions)
     n_cells_estimate = prepared.n_units * prepared.cohorts.size * prepared.periods.size
-    opts.collect_influence = n_cells_estimate <= MAX_INFLUENCE_ENTRIES
+    opts = replace(opts, collect_influence=n_cells_estimate <= MAX_INFLUENCE_ENTRIES)
     out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
     return build_mp_result(out, prepared, spec, opts, engine="in-memory")
+
+
+def engine_settings(*, n_partitions: Any, spark: Any, n_jobs: Any,
+                    max_cohorts: Any) -> EngineSettings:
+    """The engine options of a call, checked the same way for every engine."""
+    if n_partitions is not None and (not isinstance(n_partitions, numbers.Integral)
+                                     or isinstance(n_partitions, bool) or n_partitions < 1):
+        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
+    if max_cohorts is not None and (not isinstance(max_cohorts, numbers.Integral)
+                                    or isinstance(max_cohorts, bool) or max_cohorts < 1):
+        raise InvalidOptionError(f"max_cohorts must be a positive integer, got {max_cohorts!r}")
+    return EngineSettings(n_partitions=None if n_partitions is None else int(n_partitions),
+                          session=spark, n_jobs=n_jobs)
+
+
+def run_on_engine(engine: Engine, data: Any, spec: DidSpec, settings: EngineSettings,
+                  fit: Callable[[Prepared], T]) -> tuple[T, DidData]:
+    """Prepare ``data`` on a distributed engine with the estimators' planner, run ``fit``
+    on it, and release what the engine persisted."""
+    prepared = engine.prepare(data, spec, settings, PLANNER)
+    try:
+        return fit(prepared), prepared.meta
+    finally:
+        prepared.release()
 
 
 def validate_call(*, yname: str, tname: str, idname: str | None, gname: str | None,
@@ -171,13 +196,6 @@ def validate_call(*, yname: str, tname: str, idname: str | None, gname: str | No
         anticipation=float(anticipation), control_group=control_group,
     )
     return opts, spec
-
-
-def is_spark_dataframe(data: Any) -> bool:
-    """Whether ``data`` is a PySpark DataFrame (classic or Spark Connect), without importing
-    pyspark."""
-    cls = type(data)
-    return cls.__name__ == "DataFrame" and cls.__module__.startswith("pyspark.sql")
 
 
 def validate_options(*, alpha: Any, cband: Any, boot: Any, biters: Any, est_method: Any,

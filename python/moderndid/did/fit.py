@@ -29,9 +29,9 @@ from moderndid.did.kernels import (
     moments_pass,
     summary_pass,
 )
-from moderndid.did.preprocess import DidData
-from moderndid.engine.executor import Executor
+from moderndid.engine.executor import NATIVE_BOOTSTRAP, BootstrapRequest, Executor
 from moderndid.engine.partial import Partial
+from moderndid.engine.spec import DidData
 from moderndid.errors import ConvergenceError
 
 logger = logging.getLogger("moderndid")
@@ -178,20 +178,25 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
                            for c, why in sorted(na_reason.items()))
         warn_user(f"ATT(g,t) set to NA for {len(na_reason)} cell(s): {listed}")
 
-    # Only the moments pass draws the bootstrap: set here, so the executor adds its native
-    # bootstrap reduction to this pass alone.
-    state.native_bootstrap = (opts.boot and not data.clustered and not opts.collect_influence
-                              and executor.native_bootstrap)
+    # Only the moments pass draws the bootstrap: an executor that draws it natively gets
+    # the request for this pass alone, and the kernels hand it their (key, z) blocks.
+    native = (opts.boot and not data.clustered and not opts.collect_influence
+              and NATIVE_BOOTSTRAP in executor.capabilities)
+    state.native_bootstrap = native
     moments_partial = _timed(executor, moments_pass, state, "moderndid att_gt: moments",
-                             keyed=state.clustered or state.collect_influence)
+                             keyed=state.clustered or state.collect_influence,
+                             bootstrap=BootstrapRequest(opts.seed, opts.biters) if native else None)
     moments = _moments(moments_partial, state, data)
     return _inference(cells, att, moments, opts, moments_partial, data)
 
 
 def _timed(executor: Executor, kernel: Any, state: FitState, description: str,
-           keyed: bool = False) -> Partial:
+           keyed: bool = False, bootstrap: BootstrapRequest | None = None) -> Partial:
     start = time.perf_counter()
-    result = executor.run(kernel, state, description, keyed=keyed)
+    if bootstrap is None:
+        result = executor.run(kernel, state, description, keyed=keyed)
+    else:
+        result = executor.run(kernel, state, description, keyed=keyed, bootstrap=bootstrap)
     logger.info("%s: %.2f s", description, time.perf_counter() - start)
     return result
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import numbers
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,64 +28,12 @@ from moderndid._warnings import warn_user
 from moderndid.core.design import check_design_rank, design_matrix, formula_columns, parse_rhs
 from moderndid.core.frames import key_column, numeric_column, require_columns, to_arrow_table
 from moderndid.core.multipliers import keys_from_values
+from moderndid.did.plan import check_partition_values
+from moderndid.engine.spec import DidData, DidSpec, column_roles
 from moderndid.errors import (
     DataStructureError,
     InvalidOptionError,
 )
-
-
-@dataclass
-class DidData:
-    """The validated, partitioned input of an `att_gt` estimation."""
-
-    kind: str  # "panel", "rc" or "unbalanced"
-    periods: np.ndarray
-    cohorts: np.ndarray
-    n_units: int
-    n_obs: int
-    covariate_names: list[str]
-    partitions: list[dict[str, np.ndarray]]
-    clustered: bool
-    x_time_varying: bool = False
-    cohort_counts: dict[float, int] = field(default_factory=dict)
-
-
-@dataclass
-class DidSpec:
-    """Column roles of an `att_gt` call."""
-
-    yname: str
-    tname: str
-    idname: str | None
-    gname: str
-    xformla: str | None
-    weightsname: str | None
-    clustervars: list[str]
-    panel: bool
-    allow_unbalanced_panel: bool
-    anticipation: float
-    control_group: str = "nevertreated"
-    pname: str | None = None  # eligibility (partition) column of triple differences
-
-
-def column_roles(spec: DidSpec, covariates: list[str]) -> list[tuple[str, str]]:
-    """Every column a call reads, with the role named in error messages (all engines)."""
-    roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
-             (spec.gname, "group (gname)")]
-    if spec.idname is not None:
-        roles.append((spec.idname, "unit id (idname)"))
-    elif spec.panel:
-        raise InvalidOptionError("idname is required for panel data (panel=True)")
-    if spec.weightsname is not None:
-        roles.append((spec.weightsname, "weights (weightsname)"))
-    roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
-    if spec.pname is not None:
-        roles.append((spec.pname, "partition (pname)"))
-    return roles + [(c, "covariate (xformla)") for c in covariates]
-
-
-NUMERIC_ROLES = ("outcome (yname)", "time (tname)", "group (gname)", "weights (weightsname)",
-                 "partition (pname)", "covariate (xformla)")
 
 
 def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
@@ -436,12 +383,7 @@ def _sorted_by_unit_and_period(ids: np.ndarray, tpos: np.ndarray) -> bool:
 def _partition_column(table: Any, pname: str) -> np.ndarray:
     """The eligibility column of triple differences, which must be 0/1."""
     q = numeric_column(table, pname, "partition (pname)")
-    values = np.unique(q)
-    if not np.isin(values, [0.0, 1.0]).all():
-        raise DataStructureError(
-            f"partition column {pname!r} must hold 0 (ineligible) and 1 (eligible), found "
-            f"{', '.join(f'{v:g}' for v in values[:6])}"
-        )
+    check_partition_values(pname, np.unique(q).tolist())
     return q
 
 

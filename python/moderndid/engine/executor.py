@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,20 +18,35 @@ PartitionArrays = Mapping[str, Any]
 Kernel = Callable[[PartitionArrays, Any], Partial]
 
 
+# Capability of an executor that reduces ``Partial.bootstrap_blocks`` itself (the Scala
+# multiplier-bootstrap aggregator on Spark), answering a :class:`BootstrapRequest`.
+NATIVE_BOOTSTRAP = "native_bootstrap"
+
+
+@dataclass(frozen=True)
+class BootstrapRequest:
+    """Ask an executor with :data:`NATIVE_BOOTSTRAP` to turn the pass's bootstrap blocks
+    into the sums ``sum_i v_ib z_i`` for ``b < draws`` (Mammen multipliers keyed by
+    ``(seed, unit key, draw)``; docs/multipliers.md), returned as the sum ``boot``."""
+
+    seed: int
+    draws: int
+
+
 class Executor(Protocol):
     """Runs a kernel over every partition of a prepared table and combines the partials."""
 
     n_partitions: int
-    # True when the executor reduces ``Partial.bootstrap_blocks`` itself (a native
-    # multiplier-bootstrap reduction); executors without the attribute do not.
-    native_bootstrap: bool
+    capabilities: frozenset[str]  # e.g. {NATIVE_BOOTSTRAP}
 
-    def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True) -> Partial:
+    def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True,
+            bootstrap: BootstrapRequest | None = None) -> Partial:
         """Apply ``kernel(partition, state)`` to each partition and combine the results.
 
         ``keyed=False`` promises that the kernel returns no keyed sums and the same names and
         shapes from every partition, which lets distributed executors reduce everything in
-        one flat aggregation.
+        one flat aggregation. ``bootstrap`` is only passed to executors that advertise
+        :data:`NATIVE_BOOTSTRAP`.
         """
         ...
 
@@ -51,13 +67,16 @@ class LocalExecutor:
         self.partitions = partitions
         self.xp = xp
         self.n_partitions = len(partitions)
-        self.native_bootstrap = False
+        self.capabilities: frozenset[str] = frozenset()
 
-    def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True) -> Partial:
+    def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True,
+            bootstrap: BootstrapRequest | None = None) -> Partial:
         """Apply ``kernel`` to each partition in turn and combine the partials.
 
         ``keyed`` (see :class:`Executor`) does not change anything here.
         """
+        if bootstrap is not None:
+            raise ValueError("internal error: the local executor has no native bootstrap")
         start = time.perf_counter()
         result = combine_all([kernel(part, state) for part in self.partitions])
         logger.debug("%s: %.3f s over %d partitions", description, time.perf_counter() - start,

@@ -24,9 +24,10 @@ import numpy as np
 import pyarrow as pa
 
 from moderndid._version import __version__
+from moderndid.engine.executor import NATIVE_BOOTSTRAP, BootstrapRequest
 from moderndid.engine.partial import Partial
-from moderndid.errors import InvalidOptionError
-from moderndid.spark.session import SparkVersionError, set_job_description
+from moderndid.errors import InvalidOptionError, SparkVersionError
+from moderndid.spark.session import carrying_errors, set_job_description, translated_errors
 
 logger = logging.getLogger("moderndid")
 
@@ -200,9 +201,11 @@ class SparkExecutor:
         self.n_partitions = n_partitions
         # The Scala MammenBootstrap aggregator draws and sums the bootstrap in the JVM
         # unless the session turns it off (JVM_BOOTSTRAP_CONF; see docs/distributed.md).
-        self.native_bootstrap = jvm_aggregators and _conf_flag(spark, JVM_BOOTSTRAP_CONF, True)
+        native = jvm_aggregators and _conf_flag(spark, JVM_BOOTSTRAP_CONF, True)
+        self.capabilities = frozenset([NATIVE_BOOTSTRAP] if native else [])
 
-    def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True) -> Partial:
+    def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True,
+            bootstrap: BootstrapRequest | None = None) -> Partial:
         """Run ``kernel`` on every partition and reduce the partials inside Spark.
 
         With the jar and ``keyed=False`` each partition sends one flat row and a single
@@ -214,6 +217,7 @@ class SparkExecutor:
         driver_version = __version__
         flat = self.jvm_aggregators and not keyed
 
+        @carrying_errors
         def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             from moderndid._version import __version__ as worker_version
 
@@ -237,19 +241,21 @@ class SparkExecutor:
         start = time.perf_counter()
         set_job_description(self.spark, description)
         try:
-            if flat:
-                bootstrap = ((int(state.seed), int(state.biters))
-                             if getattr(state, "native_bootstrap", False) else None)
-                result = self._reduce_flat(self.table.mapInArrow(apply, FLAT_DDL), bootstrap)
-            else:
-                result = self._reduce_rows(self.table.mapInArrow(apply, PARTIAL_DDL))
+            with translated_errors():
+                if bootstrap is not None and (not flat or NATIVE_BOOTSTRAP not in self.capabilities):
+                    raise ValueError("internal error: a native bootstrap needs a flat pass and "
+                                     "the Scala aggregators")
+                if flat:
+                    result = self._reduce_flat(self.table.mapInArrow(apply, FLAT_DDL), bootstrap)
+                else:
+                    result = self._reduce_rows(self.table.mapInArrow(apply, PARTIAL_DDL))
         finally:
             set_job_description(self.spark, None)
         logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
         return result
 
-    def _reduce_flat(self, mapped: Any, bootstrap: tuple[int, int] | None) -> Partial:
-        """One global aggregation of the flat rows; ``bootstrap = (seed, draws)`` adds the
+    def _reduce_flat(self, mapped: Any, bootstrap: BootstrapRequest | None) -> Partial:
+        """One global aggregation of the flat rows; ``bootstrap`` adds the
         Scala multiplier-bootstrap reduction of the blocks, returned as the sum ``boot``.
 
         The aggregation is observed (``DataFrame.observe``) while the rows are discarded
@@ -269,7 +275,7 @@ class SparkExecutor:
             F.expr("moderndid_array_max(maxima)").alias("maxima"),
         ]
         if bootstrap is not None:
-            seed, draws = bootstrap
+            seed, draws = bootstrap.seed, bootstrap.draws
             signed_seed = seed - (1 << 64) if seed >= 1 << 63 else seed
             columns.append(F.expr(
                 f"moderndid_mammen_bootstrap(CAST({signed_seed} AS BIGINT), {draws}, bkeys, bz)"
@@ -284,7 +290,7 @@ class SparkExecutor:
         partial = partial_from_flat(row["first"], row["sums"], row["maxima"])
         if bootstrap is not None and row["boot"]:
             boot = np.asarray(row["boot"], dtype=np.float64)
-            partial.sums["boot"] = boot.reshape(bootstrap[1], boot.size // bootstrap[1])
+            partial.sums["boot"] = boot.reshape(bootstrap.draws, boot.size // bootstrap.draws)
         return partial
 
     def _reduce_rows(self, mapped: Any) -> Partial:

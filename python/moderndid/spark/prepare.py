@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from moderndid.did.preprocess import NUMERIC_ROLES, DidData, DidSpec, column_roles
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA_DDL,
     PanelLayout,
@@ -25,17 +24,13 @@ from moderndid.engine.panel_blocks import (
 )
 from moderndid.engine.panel_plan import (
     add_histogram,
-    build_metadata,
-    check_covariate_rank,
-    cohort_labels,
-    cohort_plan,
-    ddd_group_coding,
     flag_checks,
     formula_covariates,
     partition_count,
-    plan_panel,
     row_columns,
 )
+from moderndid.engine.protocol import Planner
+from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec, column_roles
 from moderndid.engine.unit_table import (
     FLAG_DUPLICATE,
     partition_from_rows,
@@ -44,9 +39,8 @@ from moderndid.errors import (
     ColumnNotFoundError,
     ColumnTypeError,
     DataStructureError,
-    MissingValuesError,
 )
-from moderndid.spark.session import set_job_description
+from moderndid.spark.session import carrying_errors, set_job_description
 
 logger = logging.getLogger("moderndid")
 
@@ -64,7 +58,8 @@ class SparkDidData:
     subgroups: dict[tuple[float, float], int] = field(default_factory=dict)  # (G, Q) units
 
 
-def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None) -> SparkDidData:
+def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
+                  planner: Planner) -> SparkDidData:
     """Validate ``sdf`` and build the persisted unit table (panels) or row table."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -84,7 +79,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
             )
 
     if spec.panel:
-        return _prepare_panel(sdf, spec, spark, n_partitions, covariates, roles, types)
+        return _prepare_panel(sdf, spec, spark, n_partitions, covariates, roles, types, planner)
 
     # Repeated cross sections: one aggregation job (row count, missing values per column,
     # weight range, periods, cohorts, covariate cross-products), then the persisted rows.
@@ -114,37 +109,21 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
     finally:
         set_job_description(spark, None)
     logger.info("att_gt: column statistics: %.2f s", time.perf_counter() - start)
-    if stats["__rows"] == 0:
-        raise DataStructureError("the data has no rows")
-    for c, role in roles:
-        n_missing = stats[f"__miss_{checked.index(c)}"]
-        if n_missing:
-            raise MissingValuesError(
-                f"{role} column {c!r} has {n_missing} missing or non-finite value(s); "
-                "drop or impute them first"
-            )
-    if spec.weightsname and stats["__wmin"] < 0:
-        raise DataStructureError(f"weights column {spec.weightsname!r} has negative values")
-    if spec.weightsname and not stats["__wmax"] > 0:
-        raise DataStructureError(f"weights column {spec.weightsname!r} is zero everywhere")
-    for j, c in enumerate(float_ids):
-        if stats[f"__frac_{j}"]:
-            role = "unit id (idname)" if c == spec.idname else "cluster (clustervars)"
-            raise ColumnTypeError(
-                f"{role} column {c!r} holds non-integer numbers: identifiers must be integers "
-                "or strings")
-
-    check_covariate_rank(_crossproduct_matrix(stats, covariates), covariates)
+    planner.check_statistics(
+        spec, roles, int(stats["__rows"]), [stats[f"__miss_{checked.index(c)}"] for c, _ in roles],
+        stats["__wmin"] if spec.weightsname else 1.0, stats["__wmax"] if spec.weightsname else 1.0,
+        {c: int(stats[f"__frac_{j}"]) for j, c in enumerate(float_ids)},
+        _crossproduct_matrix(stats, covariates), covariates)
     periods = np.array(stats["__periods"], dtype=np.float64)
     raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
     g = _col(spec.gname).cast("double")
-    two_period, group_map = ddd_group_coding(
+    two_period, group_map = planner.group_coding(
         spec, periods, raw_cohorts, set(stats["__partition"]) if spec.pname else set())
     if group_map:
         g = F.when(g == 1, F.lit(float(periods[1]))).otherwise(F.lit(0.0))
         raw_cohorts = np.array([0.0, periods[1]])
-    plan = cohort_plan(raw_cohorts, periods, spec)
-    labels = cohort_labels(raw_cohorts, periods, plan, spec)
+    plan = planner.cohort_plan(raw_cohorts, periods, spec)
+    labels = planner.cohort_labels(raw_cohorts, periods, plan, spec)
 
     G = F.when((g == 0) | (g > float(periods[-1] + spec.anticipation)), F.lit(math.inf))
     for value in plan.to_never:
@@ -189,7 +168,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
                        *_subgroup_aggs(labels, spec)).collect()[0]
     counts = {g: int(summary[f"c{i}"] or 0) for i, g in enumerate(labels)}
     counts = {g: c for g, c in counts.items() if c}
-    meta = build_metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
+    meta = planner.metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
                      n_units=sum(counts.values()), clustered=clustered, xtv=False, spec=spec)
     has_id = spec.idname is not None
 
@@ -202,7 +181,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None)
 
 def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
                    covariates: list[str], roles: list[tuple[str, str]],
-                   types: dict[str, Any]) -> SparkDidData:
+                   types: dict[str, Any], planner: Planner) -> SparkDidData:
     """Panels: one shuffle by unit id and one pass over the rows on the executors, which
     checks them, gathers the statistics and builds the persisted unit-table blocks."""
     from pyspark.sql import types as T
@@ -229,6 +208,7 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
 
     n_parts = partition_count(n_partitions, sdf.count, _default_parallelism(spark))
 
+    @carrying_errors
     def build(batches: Any) -> Any:
         import pyarrow as pa
 
@@ -251,7 +231,7 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
         set_job_description(spark, None)
     logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
     try:
-        plan = plan_panel([r.asDict() for r in info], spec, covariates, ordered, cols,
+        plan = planner.plan_panel([r.asDict() for r in info], spec, covariates, ordered, cols,
                           lambda layout: _count_units(blocks, layout, spark),
                           lambda flags: _raise_flag(flags, sdf, spec))
     except BaseException:
