@@ -81,15 +81,15 @@ def design_matrix(table: pa.Table, formula: Formula | None) -> tuple[np.ndarray,
         x = np.empty((n, len(simple) + 1))
         x[:, 0] = 1.0
         for j, c in enumerate(simple):
-            x[:, j + 1] = numeric_column(table, c, "covariate")
+            x[:, j + 1] = numeric_column(table, c, "covariate (xformla)")
         return x, ["(Intercept)", *simple]
     frame = table.select(columns).to_pandas()
     for c in columns:
         missing = frame[c].isna()
         if missing.any():
             raise MissingValuesError(
-                f"covariate column {c!r} has {int(missing.sum())} missing value(s); "
-                "drop or impute them first"
+                f"covariate (xformla) column {c!r} has {int(missing.sum())} missing or "
+                "non-finite value(s); drop or impute them first"
             )
     try:
         # Inputs are free of nulls (checked above); nulls made by a transform such as
@@ -101,7 +101,7 @@ def design_matrix(table: pa.Table, formula: Formula | None) -> tuple[np.ndarray,
     # R's (and the fast path's) name of the intercept, which the logit fit looks for.
     names = ["(Intercept)" if c == "Intercept" else str(c) for c in matrix.columns]
     for j, name in enumerate(names):
-        check_no_missing(x[:, j], name, "covariate")
+        check_no_missing(x[:, j], name, "covariate (xformla) term")
     return x, names
 
 

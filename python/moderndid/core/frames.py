@@ -143,7 +143,7 @@ def numeric_column(table: pa.Table, column: str, role: str, *, allow_missing: bo
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
             or pa.types.is_boolean(kind) or pa.types.is_decimal(kind)):
         raise ColumnTypeError(
-            f"{role} column {column!r} must be numeric, but has type {arr.type}"
+            f"{role} column {column!r} must be numeric, but has type {type_label(arr.type)}"
         )
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(kind)
@@ -154,14 +154,21 @@ def numeric_column(table: pa.Table, column: str, role: str, *, allow_missing: bo
     return values
 
 
+def type_label(kind: Any) -> str:
+    """A column type as messages name it on every engine: Arrow's ``large_string`` and
+    Spark's ``string`` are both ``string``."""
+    text = str(kind)
+    return text.removeprefix("large_") if text in ("large_string", "large_binary") else text
+
+
 def check_no_missing(values: np.ndarray, column: str, role: str) -> None:
     """Raise :class:`MissingValuesError` if a float column holds NaN (or infinities)."""
     bad = ~np.isfinite(values)
     if bad.any():
         n_bad = int(bad.sum())
         raise MissingValuesError(
-            f"{role} column {column!r} has {n_bad} missing or non-finite value(s) "
-            f"(first at row {int(np.flatnonzero(bad)[0])}); drop or impute them first"
+            f"{role} column {column!r} has {n_bad} missing or non-finite value(s); "
+            "drop or impute them first"
         )
 
 
@@ -174,9 +181,8 @@ def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
     """
     arr = table.column(column)
     if arr.null_count:
-        first = int(np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))[0])
-        raise MissingValuesError(f"{role} column {column!r} has {arr.null_count} missing "
-                                 f"value(s) (first at row {first}); drop them first")
+        raise MissingValuesError(f"{role} column {column!r} has {arr.null_count} missing or "
+                                 "non-finite value(s); drop or impute them first")
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     kind = arr.type
@@ -192,8 +198,8 @@ def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
         bad = (values != np.round(values)) | (np.abs(values) >= 2.0**63)
         if bad.any():
             raise ColumnTypeError(
-                f"{role} column {column!r} holds non-integer numbers (e.g. "
-                f"{float(values[bad][0])!r}); identifiers must be integers or strings"
+                f"{role} column {column!r} holds non-integer numbers: identifiers must be "
+                "integers or strings"
             )
     return np.asarray(values)
 

@@ -162,7 +162,7 @@ def _raise_flag(flags: int, ddf: Any, spec: DidSpec) -> None:
         sizes = ddf.groupby([spec.idname, spec.tname]).size().compute()
         unit, period = sizes[sizes > 1].index[0]
         raise DataStructureError(
-            f"unit {unit!r} has more than one row in period {period}: panel data need one "
+            f"unit {_show(unit)} has more than one row in period {period}: panel data need one "
             f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
         )
     for bit, column, what in flag_checks(spec):
@@ -170,6 +170,11 @@ def _raise_flag(flags: int, ddf: Any, spec: DidSpec) -> None:
             distinct = ddf.groupby(spec.idname)[column].nunique().compute()
             unit = distinct[distinct > 1].index[0]
             raise DataStructureError(
-                f"{what} column {column!r} varies over time within unit {unit!r}; it must "
+                f"{what} column {column!r} varies over time within unit {_show(unit)}; it must "
                 "be constant for each unit in panel data"
             )
+
+
+def _show(value: Any) -> str:
+    """A value for a message: ``8001``, not numpy's ``np.int64(8001)`` (as every engine)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)

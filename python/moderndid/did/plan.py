@@ -201,7 +201,9 @@ def cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPl
     """
     g = np.where((raw == 0) | (raw > periods[-1] + spec.anticipation), np.inf, raw)
     if (g < 0).any():
-        raise DataStructureError(f"group column {spec.gname!r} has negative values")
+        raise DataStructureError(
+            f"group column {spec.gname!r} has negative values ({g[g < 0][0]:g}); it holds "
+            "the first treated period, or 0 for never treated")
     treated = np.isfinite(g)
     bad = treated & (g <= periods[-1]) & ~np.isin(g, periods)
     if bad.any():
@@ -223,7 +225,11 @@ def cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPl
         else:
             excluded = frozenset([latest])
     cohorts = g[np.isfinite(g) & ~np.isin(g, to_never)]
-    first = periods[0] if cutoff is None else periods[periods < cutoff][0]
+    before = periods if cutoff is None else periods[periods < cutoff]
+    if before.size == 0:
+        raise DataStructureError("no rows are left after dropping cohorts treated in the "
+                                 "first period")
+    first = before[0]
     dropped = [float(v) for v in cohorts if v <= first + spec.anticipation]
     if dropped:
         what = "units" if spec.panel else "observations"
@@ -236,29 +242,49 @@ def cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPl
 
 
 def metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: CohortPlan,
-              names: list[str], n_rows: int, n_units: int, clustered: bool, xtv: bool,
-              spec: DidSpec) -> DidData:
-    cohorts = np.array(sorted(g for g in counts if np.isfinite(g) and g not in plan.excluded))
-    if cohorts.size == 0:
-        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
-                                 "treated (group 0) or was dropped")
-    required = len(names) - 1 + 5
-    # counts are units, except for repeated cross sections (observations over all periods)
-    per_period = periods.size if kind == "rc" else 1
-    small = {g: c / per_period for g, c in counts.items() if c / per_period < required}
-    if small:
-        if math.inf in small and spec.control_group == "nevertreated" and math.inf in counts:
-            raise DataStructureError(
-                f"the never-treated group has only about {small[math.inf]:g} units; at least "
-                f"{required} are needed with these covariates (try control_group='notyettreated')"
-            )
-        listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
-                           for g, s in sorted(small.items()))
-        warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
-                  "estimates for them may be unreliable")
+             names: list[str], n_rows: int, n_units: int, clustered: bool, xtv: bool,
+             spec: DidSpec) -> DidData:
+    """The metadata of prepared data, after the small-group rule (``counts``: units per
+    recoded cohort, or observations for repeated cross sections)."""
+    cohorts = estimable_cohorts(counts, plan.excluded)
+    check_group_sizes(kind, periods, counts, names, spec)
     return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
                    covariate_names=names, partitions=[], clustered=clustered,
                    x_time_varying=xtv, cohort_counts=counts)
+
+
+def estimable_cohorts(counts: Mapping[float, int], excluded: frozenset[float]) -> np.ndarray:
+    """The treated cohorts to estimate, from the recoded cohorts present in the data."""
+    cohorts = np.array(sorted(g for g, c in counts.items()
+                              if c and np.isfinite(g) and g not in excluded))
+    if cohorts.size == 0:
+        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
+                                 "treated (group 0) or was dropped")
+    return cohorts
+
+
+def check_group_sizes(kind: str, periods: np.ndarray, counts: Mapping[float, int],
+                      names: list[str], spec: DidSpec) -> None:
+    """R `did`'s small-group rule: fewer than (covariates + 5) units in a cohort warns; a
+    never-treated comparison group that small is refused.
+
+    ``counts`` are units per recoded cohort after balancing (observations over all periods
+    for repeated cross sections, which count as observations per period).
+    """
+    required = len(names) - 1 + 5
+    per_period = periods.size if kind == "rc" else 1
+    small = {g: c / per_period for g, c in counts.items() if c and c / per_period < required}
+    if not small:
+        return
+    if math.inf in small and spec.control_group == "nevertreated":
+        raise DataStructureError(
+            f"the never-treated group has only about {small[math.inf]:g} units; at least "
+            f"{required} are needed with these covariates (try control_group='notyettreated')"
+        )
+    listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
+                       for g, s in sorted(small.items()))
+    warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
+              "estimates for them may be unreliable")
 
 
 def cohort_labels(raw: np.ndarray, periods: np.ndarray, plan: CohortPlan,

@@ -28,7 +28,12 @@ from moderndid._warnings import warn_user
 from moderndid.core.design import check_design_rank, design_matrix, formula_columns, parse_rhs
 from moderndid.core.frames import key_column, numeric_column, require_columns, to_arrow_table
 from moderndid.core.multipliers import keys_from_values
-from moderndid.did.plan import check_partition_values
+from moderndid.did.plan import (
+    check_group_sizes,
+    check_partition_values,
+    cohort_plan,
+    estimable_cohorts,
+)
 from moderndid.engine.spec import DidData, DidSpec, column_roles
 from moderndid.errors import (
     DataStructureError,
@@ -84,10 +89,7 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     if spec.weightsname is not None:
         w = numeric_column(table, spec.weightsname, "weights (weightsname)")
         if (w < 0).any():
-            raise DataStructureError(
-                f"weights column {spec.weightsname!r} has negative values "
-                f"(first at row {int(np.flatnonzero(w < 0)[0])})"
-            )
+            raise DataStructureError(f"weights column {spec.weightsname!r} has negative values")
         if not (w > 0).any():  # every estimator would divide by a zero total weight
             raise DataStructureError(f"weights column {spec.weightsname!r} is zero everywhere")
     else:
@@ -98,12 +100,6 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     ids = key_column(table, spec.idname, "unit id (idname)") if spec.idname else None
     q = _partition_column(table, spec.pname) if spec.pname is not None else None
 
-    if (g < 0).any():
-        first = int(np.flatnonzero(g < 0)[0])
-        raise DataStructureError(
-            f"group column {spec.gname!r} has negative values (first at row {first}: "
-            f"{g[first]:g}); it holds the first treated period, or 0 for never treated"
-        )
     if x.shape[1] > 1:  # over every input row, as the distributed engines sum it
         check_design_rank(x.T @ x, names)
     g, keep, excluded = _recode_cohorts(g, t, spec)
@@ -115,90 +111,31 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     periods = np.unique(t)
     if periods.size < 2:
         raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
-    _check_group_sizes(g, periods.size, len(names) - 1 + 5, spec)
 
     args = (y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_partitions)
     if spec.panel:
-        return _panel_table(*args, force_unbalanced=force_unbalanced)
-    return _rc_table(*args)
+        prepared = _panel_table(*args, force_unbalanced=force_unbalanced)
+    else:
+        prepared = _rc_table(*args)
+    check_group_sizes(prepared.kind, prepared.periods, prepared.cohort_counts, names, spec)
+    return prepared
 
 
 def _recode_cohorts(g: np.ndarray, t: np.ndarray, spec: DidSpec
                     ) -> tuple[np.ndarray, np.ndarray, frozenset[float]]:
-    """Recode cohorts as R `did` 2.3 does; return cohorts, rows to keep, cohorts not estimated.
-
-    - 0 means never treated (recoded to ``inf``), and so does a first-treated period after
-      the last period plus anticipation;
-    - without never-treated units, the last cohort becomes the comparison group and periods
-      from its treatment (less anticipation) on are dropped, with a warning;
-    - units treated (allowing for anticipation) in the first period have no untreated period
-      and are dropped with a warning.
-    """
+    """Apply the planner's cohort recoding (:func:`moderndid.did.plan.cohort_plan`) to the
+    rows; return cohorts (``inf`` = never treated), rows to keep, cohorts not estimated."""
     periods = np.unique(t)
-    g = np.where(g == 0, np.inf, g)
-    g = np.where(g > periods[-1] + spec.anticipation, np.inf, g)
-    treated = np.isfinite(g)
-    bad = treated & (g <= periods[-1]) & ~np.isin(g, periods)
-    if bad.any():
-        raise DataStructureError(
-            f"group column {spec.gname!r} has first-treated period {g[bad][0]:g}, which is "
-            f"not one of the time periods in {spec.tname!r}"
-        )
-    keep = np.ones(g.size, dtype=bool)
-    excluded: frozenset[float] = frozenset()
-    if treated.all():
-        latest = float(g.max())
-        warn_user(
-            f"No never-treated units: cohort {latest:g} (the last treated) serves as the "
-            f"comparison group and periods from {latest - spec.anticipation:g} on are dropped"
-        )
-        keep &= t < latest - spec.anticipation
-        if spec.control_group == "nevertreated":
-            g = np.where(g == latest, np.inf, g)
-        else:
-            excluded = frozenset([latest])
-    early = np.isfinite(g) & (g <= periods[0] + spec.anticipation) & keep
-    if early.any():
-        what = "units" if spec.panel else "observations"
-        n_early = np.unique(g[early]).size
-        warn_user(
-            f"Dropped the {what} of {n_early} cohort(s) already treated in the first period "
-            f"(allowing for anticipation = {spec.anticipation:g}): "
-            f"{', '.join(f'{v:g}' for v in np.unique(g[early]))}"
-        )
-        keep &= ~early
+    plan = cohort_plan(np.unique(g), periods, spec)
+    never = (g == 0) | (g > periods[-1] + spec.anticipation) | np.isin(g, plan.to_never)
+    g = np.where(never, np.inf, g)
+    keep = ~np.isin(g, plan.dropped)
+    if plan.period_cutoff is not None:
+        keep &= t < plan.period_cutoff
     if not keep.any():
         raise DataStructureError("no rows are left after dropping cohorts treated in the "
                                  "first period")
-    return g, keep, excluded
-
-
-def _check_group_sizes(g: np.ndarray, n_periods: int, required: int, spec: DidSpec) -> None:
-    """R `did`'s small-group checks: warn on small cohorts, refuse a tiny comparison group."""
-    values, counts = np.unique(g, return_counts=True)
-    sizes = counts / n_periods
-    small = [(v, s) for v, s in zip(values, sizes, strict=True) if s < required]
-    if not small:
-        return
-    never_small = any(np.isinf(v) for v, _ in small)
-    if never_small and spec.control_group == "nevertreated" and np.isinf(g).any():
-        raise DataStructureError(
-            f"the never-treated group has only about {sizes[np.isinf(values)][0]:g} units; at "
-            f"least {required} are needed with these covariates (try "
-            "control_group='notyettreated')"
-        )
-    listed = ", ".join(f"{'never treated' if np.isinf(v) else f'{v:g}'} ({s:g})" for v, s in small)
-    warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
-              "estimates for them may be unreliable")
-
-
-def _estimable_cohorts(g: np.ndarray, excluded: frozenset[float]) -> np.ndarray:
-    cohorts = np.unique(g[np.isfinite(g)])
-    cohorts = cohorts[~np.isin(cohorts, list(excluded))]
-    if cohorts.size == 0:
-        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
-                                 "treated (group 0) or was dropped")
-    return cohorts
+    return g, keep, plan.excluded
 
 
 def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_partitions,
@@ -282,7 +219,7 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec,
     return DidData(
         kind="panel",
         periods=periods,
-        cohorts=_estimable_cohorts(unit_cols["G"], excluded),
+        cohorts=estimable_cohorts(_cohort_counts(unit_cols["G"]), excluded),
         n_units=n_units,
         n_obs=n_units * n_periods,
         covariate_names=names,
@@ -332,7 +269,7 @@ def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, q, periods, 
     return DidData(
         kind="unbalanced",
         periods=periods,
-        cohorts=_estimable_cohorts(unit_g, excluded),
+        cohorts=estimable_cohorts(_cohort_counts(unit_g), excluded),
         n_units=n_units,
         n_obs=int(y.size),
         covariate_names=names,
@@ -362,7 +299,7 @@ def _rc_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec, n_
     return DidData(
         kind="rc",
         periods=periods,
-        cohorts=_estimable_cohorts(g, excluded),
+        cohorts=estimable_cohorts(_cohort_counts(g), excluded),
         n_units=n,
         n_obs=n,
         covariate_names=names,

@@ -76,7 +76,7 @@ def _missing(column: pa.ChunkedArray | pa.Array) -> int:
     count = column.null_count
     if pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False)
-        count = int(np.isnan(values).sum())  # nulls arrive as NaN
+        count = int((~np.isfinite(values)).sum())  # nulls arrive as NaN; infinities count
     return int(count)
 
 

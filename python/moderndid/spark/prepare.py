@@ -88,7 +88,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     for c in dict.fromkeys(checked):
         missing = _col(c).isNull()
         if isinstance(types[c], T.FloatType | T.DoubleType):
-            missing = missing | F.isnan(_col(c))
+            missing = missing | F.isnan(_col(c)) | (F.abs(_col(c)) == F.lit(math.inf))
         aggs.append(F.sum(missing.cast("long")).alias(f"__miss_{checked.index(c)}"))
     if spec.weightsname:
         aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
