@@ -129,3 +129,29 @@ def test_moments_blocks_shrink_with_many_cells_and_give_the_same_numbers(monkeyp
     np.testing.assert_allclose(blocked.se_gt, whole.se_gt, rtol=0, atol=1e-12)
     np.testing.assert_allclose(blocked.moments.gram, whole.moments.gram, rtol=0, atol=1e-12)
     np.testing.assert_allclose(blocked.moments.boot, whole.moments.boot, rtol=0, atol=1e-12)
+
+
+def test_each_pass_gets_its_own_state(monkeypatch):
+    """Every pass receives a snapshot of the driver's state: a kernel run later (a lazy
+    executor, a retried task) still sees the logit coefficients of its own pass."""
+    from moderndid.engine.executor import LocalExecutor
+
+    seen: list[tuple[str, object, dict]] = []
+    original = LocalExecutor.run
+
+    def recording_run(self, kernel, state, description, **kwargs):
+        seen.append((description, state,
+                     {key: np.array(value) for key, value in state.gammas.items()}))
+        return original(self, kernel, state, description, **kwargs)
+
+    monkeypatch.setattr(LocalExecutor, "run", recording_run)
+    data = moderndid.gen_did_scalable(n=4_000, n_periods=4, n_cohorts=3, n_covariates=4,
+                                      random_state=3)["data"]
+    moderndid.att_gt(data, yname="y", tname="time", idname="id", gname="group",
+                     xformla="~ cov1 + cov2", est_method="dr", n_partitions=40)
+    logit_passes = [entry for entry in seen if "logit iteration" in entry[0]]
+    assert len(logit_passes) >= 2  # the coefficients changed between passes
+    assert len({id(state) for _, state, _ in seen}) == len(seen)
+    for _, state, at_call in seen:
+        for key, gamma in at_call.items():
+            np.testing.assert_array_equal(state.gammas[key], gamma)

@@ -193,10 +193,11 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
 def _timed(executor: Executor, kernel: Any, state: FitState, description: str,
            keyed: bool = False, bootstrap: BootstrapRequest | None = None) -> Partial:
     start = time.perf_counter()
+    snapshot = state.for_pass()
     if bootstrap is None:
-        result = executor.run(kernel, state, description, keyed=keyed)
+        result = executor.run(kernel, snapshot, description, keyed=keyed)
     else:
-        result = executor.run(kernel, state, description, keyed=keyed, bootstrap=bootstrap)
+        result = executor.run(kernel, snapshot, description, keyed=keyed, bootstrap=bootstrap)
     logger.info("%s: %.2f s", description, time.perf_counter() - start)
     return result
 

@@ -15,7 +15,7 @@ Kernels import neither pyspark nor dask; the array module is numpy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -66,6 +66,20 @@ class FitState:
     # the units' (key, z) blocks instead of computing the draws in Python. Set by the driver
     # for the moments pass only.
     native_bootstrap: bool = False
+
+    def for_pass(self) -> FitState:
+        """The state one pass sends to the kernels: a copy whose containers the driver no
+        longer changes, so a lazy executor (Dask builds its graph before running it) or a
+        retried task sees the coefficients of its own pass, never later ones."""
+        return replace(
+            self,
+            cells=list(self.cells),
+            logit_keys=list(self.logit_keys),
+            gammas={key: np.array(value) for key, value in self.gammas.items()},
+            betas=[{name: np.array(v) for name, v in b.items()} for b in self.betas],
+            active_logits=list(self.active_logits),
+            finals=list(self.finals),
+        )
 
     def params(self, c: int) -> dict[str, np.ndarray]:
         """Nuisance parameters of cell ``c``."""
