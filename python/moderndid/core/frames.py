@@ -140,8 +140,7 @@ def numeric_column(table: pa.Table, column: str, role: str, *, allow_missing: bo
     kind = arr.type
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
-            or pa.types.is_boolean(kind) or pa.types.is_decimal(kind)):
+    if not is_numeric_type(kind):
         raise ColumnTypeError(
             f"{role} column {column!r} must be numeric, but has type {type_label(arr.type)}"
         )
@@ -152,6 +151,14 @@ def numeric_column(table: pa.Table, column: str, role: str, *, allow_missing: bo
     if not allow_missing:
         check_no_missing(values, column, role)
     return values
+
+
+def is_numeric_type(kind: pa.DataType) -> bool:
+    """Whether an Arrow type (or a dictionary of it) holds numbers (booleans count)."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                or pa.types.is_boolean(kind) or pa.types.is_decimal(kind))
 
 
 def type_label(kind: Any) -> str:

@@ -33,13 +33,11 @@ from moderndid.engine.panel_plan import (
     row_columns,
 )
 from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec, column_roles
+from moderndid.engine.spec import DidData, DidSpec, column_roles
 from moderndid.engine.unit_table import (
     FLAG_DUPLICATE,
 )
 from moderndid.errors import (
-    ColumnNotFoundError,
-    ColumnTypeError,
     DataStructureError,
     UnsupportedInputError,
 )
@@ -76,15 +74,10 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None,
     covariates = formula_covariates(spec.xformla, "Dask")
     roles = column_roles(spec, covariates)
     columns = list(ddf.columns)
-    for column, role in roles:
-        if column not in columns:
-            raise ColumnNotFoundError(column, role, columns)
     dtypes = ddf.dtypes
-    for column, role in [(c, r) for c, r in roles if r in NUMERIC_ROLES]:
-        dtype = dtypes[column]
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            raise ColumnTypeError(f"{role} column {column!r} must be numeric, but has type "
-                                  f"{dtype}")
+    planner.check_columns(roles, columns, lambda c: (
+        pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]),
+        str(dtypes[c])))
     float_columns = {c for c in columns if pd.api.types.is_float_dtype(dtypes[c])}
     cols, ordered = row_columns(spec, covariates, roles, float_columns)
     sources = _sources(spec, covariates)

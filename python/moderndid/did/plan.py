@@ -21,12 +21,34 @@ from moderndid.core.design import check_design_rank
 from moderndid.engine.panel_blocks import PanelLayout, RowColumns
 from moderndid.engine.panel_plan import add_histogram, recoded_histogram
 from moderndid.engine.protocol import CohortPlan, PanelPlan
-from moderndid.engine.spec import DidData, DidSpec
+from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec
 from moderndid.errors import (
+    ColumnNotFoundError,
     ColumnTypeError,
     DataStructureError,
     MissingValuesError,
 )
+
+
+def check_columns(roles: Sequence[tuple[Any, str]], available: Sequence[str],
+                  describe: Callable[[str], tuple[bool, str]]) -> None:
+    """Refuse a call whose columns are not in the data or not of a usable type.
+
+    ``roles`` are (column, role) in the call's order (:func:`column_roles`); ``describe``
+    gives, for a column of the data, whether its type is numeric (or boolean) and the
+    type's name as the user's engine calls it (see :func:`moderndid.core.frames.type_label`).
+    """
+    for column, role in roles:
+        if not isinstance(column, str):
+            raise ColumnTypeError(f"{role} must be a column name (str), got {column!r}")
+        if column not in available:
+            raise ColumnNotFoundError(column, role, available)
+    for column, role in roles:
+        if role in NUMERIC_ROLES:
+            numeric, label = describe(column)
+            if not numeric:
+                raise ColumnTypeError(
+                    f"{role} column {column!r} must be numeric, but has type {label}")
 
 
 def check_statistics(spec: DidSpec, ordered: Sequence[tuple[str, str]], rows: int,
@@ -299,6 +321,7 @@ class DidPlanner:
     """The planner handed to engines (:class:`moderndid.engine.protocol.Planner`)."""
 
     plan_panel = staticmethod(plan_panel)
+    check_columns = staticmethod(check_columns)
     check_statistics = staticmethod(check_statistics)
     group_coding = staticmethod(group_coding)
     cohort_plan = staticmethod(cohort_plan)

@@ -26,9 +26,16 @@ import numpy as np
 
 from moderndid._warnings import warn_user
 from moderndid.core.design import check_design_rank, design_matrix, formula_columns, parse_rhs
-from moderndid.core.frames import key_column, numeric_column, require_columns, to_arrow_table
+from moderndid.core.frames import (
+    is_numeric_type,
+    key_column,
+    numeric_column,
+    to_arrow_table,
+    type_label,
+)
 from moderndid.core.multipliers import keys_from_values
 from moderndid.did.plan import (
+    check_columns,
     check_group_sizes,
     check_partition_values,
     cohort_plan,
@@ -81,7 +88,9 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     table = to_arrow_table(data, [c for c in needed if isinstance(c, str)])
     if table.num_rows == 0:
         raise DataStructureError("the data has no rows")
-    require_columns(table, column_roles(spec, formula_columns(formula)))
+    check_columns(column_roles(spec, formula_columns(formula)), table.column_names,
+                  lambda c: (is_numeric_type(table.schema.field(c).type),
+                             type_label(table.schema.field(c).type)))
 
     y = numeric_column(table, spec.yname, "outcome (yname)")
     t = numeric_column(table, spec.tname, "time (tname)")

@@ -54,6 +54,12 @@ class Planner(Protocol):
         """Validate block statistics, recode cohorts, count units (panels)."""
         ...
 
+    def check_columns(self, roles: Sequence[tuple[Any, str]], available: Sequence[str],
+                      describe: Callable[[str], tuple[bool, str]]) -> None:
+        """Refuse missing columns and non-numeric types (``describe(column)`` gives
+        whether the column is numeric and its type's name)."""
+        ...
+
     def check_statistics(self, spec: DidSpec, ordered: Sequence[tuple[str, str]],
                          rows: int, missing: Sequence[int], wmin: float, wmax: float,
                          fractional: Mapping[str, int], xx: np.ndarray | None,

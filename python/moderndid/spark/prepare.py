@@ -30,14 +30,12 @@ from moderndid.engine.panel_plan import (
     row_columns,
 )
 from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec, column_roles
+from moderndid.engine.spec import DidData, DidSpec, column_roles
 from moderndid.engine.unit_table import (
     FLAG_DUPLICATE,
     partition_from_rows,
 )
 from moderndid.errors import (
-    ColumnNotFoundError,
-    ColumnTypeError,
     DataStructureError,
 )
 from moderndid.spark.session import carrying_errors, set_job_description
@@ -67,16 +65,9 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     columns = sdf.columns
     covariates = formula_covariates(spec.xformla, "Spark")
     roles = column_roles(spec, covariates)
-    for column, role in roles:
-        if column not in columns:
-            raise ColumnNotFoundError(column, role, columns)
     types = {f.name: f.dataType for f in sdf.schema.fields}
-    for column, role in [(c, r) for c, r in roles if r in NUMERIC_ROLES]:
-        if not isinstance(types[column], T.NumericType | T.BooleanType):
-            raise ColumnTypeError(
-                f"{role} column {column!r} must be numeric, but has type "
-                f"{types[column].simpleString()}"
-            )
+    planner.check_columns(roles, columns, lambda c: (
+        isinstance(types[c], T.NumericType | T.BooleanType), types[c].simpleString()))
 
     if spec.panel:
         return _prepare_panel(sdf, spec, spark, n_partitions, covariates, roles, types, planner)
