@@ -72,6 +72,7 @@ def ddd(
     cband: bool = False,
     n_partitions: int | None = None,
     spark: Any = None,
+    client: Any = None,
     max_cohorts: int | None = None,
 ) -> Any:
     """Triple-difference ATTs, two-period or with staggered adoption.
@@ -110,7 +111,7 @@ def ddd(
         Panel data (default) or repeated cross-sections; unbalanced panels.
     cband : bool, default False
         Simultaneous bands (with ``boot=True``).
-    n_partitions, spark, max_cohorts, n_jobs
+    n_partitions, spark, client, max_cohorts, n_jobs
         Engine settings, as in :func:`moderndid.att_gt`: a PySpark or Dask DataFrame runs
         distributed.
 
@@ -140,8 +141,8 @@ def ddd(
         panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
         anticipation=0.0, control_group=control_group, pname=pname,
     )
-    settings = engine_settings(n_partitions=n_partitions, spark=spark, n_jobs=n_jobs,
-                               max_cohorts=max_cohorts)
+    settings = engine_settings(n_partitions=n_partitions, spark=spark, client=client,
+                               n_jobs=n_jobs, max_cohorts=max_cohorts)
     engine = engine_for(data)
     if engine is not None:
         def fit_prepared(prepared: Prepared) -> DDDFit:

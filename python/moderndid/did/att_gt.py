@@ -52,6 +52,7 @@ def att_gt(
     *,
     n_partitions: int | None = None,
     spark: Any = None,
+    client: Any = None,
     max_cohorts: int | None = None,
 ) -> MPResult:
     """Group-time average treatment effects ATT(g, t) with staggered adoption.
@@ -114,6 +115,8 @@ def att_gt(
     spark : SparkSession, optional
         Session for a Spark DataFrame: by default the active session, else a new local
         session with the moderndid jar (``local[*]``).
+    client : distributed.Client, optional
+        Dask client for a Dask DataFrame (see :func:`moderndid.dask.dask_att_gt`).
     max_cohorts : int, optional
         Accepted for ModernDiD compatibility; it has no effect on any engine. ModernDiD
         uses it to cap executor memory; here every pass handles the cells one at a time,
@@ -134,8 +137,8 @@ def att_gt(
         anticipation=anticipation, base_period=base_period, random_state=random_state,
         backend=backend, collect_influence=False,
     )
-    settings = engine_settings(n_partitions=n_partitions, spark=spark, n_jobs=n_jobs,
-                               max_cohorts=max_cohorts)
+    settings = engine_settings(n_partitions=n_partitions, spark=spark, client=client,
+                               n_jobs=n_jobs, max_cohorts=max_cohorts)
     engine = engine_for(data)
     if engine is not None:
         out, meta = run_on_engine(
@@ -148,7 +151,7 @@ def att_gt(
     return build_mp_result(out, prepared, spec, opts, engine="in-memory")
 
 
-def engine_settings(*, n_partitions: Any, spark: Any, n_jobs: Any,
+def engine_settings(*, n_partitions: Any, spark: Any, client: Any, n_jobs: Any,
                     max_cohorts: Any) -> EngineSettings:
     """The engine options of a call, checked the same way for every engine."""
     if n_partitions is not None and (not isinstance(n_partitions, numbers.Integral)
@@ -158,7 +161,8 @@ def engine_settings(*, n_partitions: Any, spark: Any, n_jobs: Any,
                                     or isinstance(max_cohorts, bool) or max_cohorts < 1):
         raise InvalidOptionError(f"max_cohorts must be a positive integer, got {max_cohorts!r}")
     return EngineSettings(n_partitions=None if n_partitions is None else int(n_partitions),
-                          session=spark, n_jobs=n_jobs)
+                          session=spark, client=client, n_jobs=n_jobs,
+                          max_cohorts=None if max_cohorts is None else int(max_cohorts))
 
 
 def run_on_engine(engine: Engine, data: Any, spec: DidSpec, settings: EngineSettings,

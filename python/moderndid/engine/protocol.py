@@ -94,7 +94,9 @@ class EngineSettings:
 
     n_partitions: int | None = None
     session: Any = None  # a SparkSession for Spark
+    client: Any = None  # a distributed.Client for Dask
     n_jobs: int | None = 1
+    max_cohorts: int | None = None  # accepted for ModernDiD compatibility (no effect)
 
 
 @dataclass
