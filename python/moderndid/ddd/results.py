@@ -49,6 +49,7 @@ from moderndid.core.report import (
 from moderndid.did.results import (
     AGGREGATION_LABELS,
     AGGREGATION_TYPES,
+    EVENT_STUDY_TYPES,
     AggregateResultBase,
     AggregationLabels,
     AGGTEResult,
@@ -68,11 +69,15 @@ __all__ = [
 
 _REFERENCE = "Reference: Ortiz-Villavicencio and Sant'Anna (2025)"
 _EST_PREFIX = {"dr": "DR-DDD", "ipw": "IPW-DDD", "reg": "RA-DDD"}
-# R triplediff calls the event study "eventstudy" and words its labels differently
-_LABELS: dict[str, AggregationLabels] = {
-    ("eventstudy" if kind == "dynamic" else kind): AGGREGATION_LABELS[kind]
-    for kind in AGGREGATION_TYPES
-}
+
+
+def _ddd_type(kind: str) -> str:
+    """R ``triplediff``'s name of an aggregation type (``eventstudy`` for ``dynamic``)."""
+    return "eventstudy" if kind in EVENT_STUDY_TYPES else kind
+
+
+# R triplediff words the event-study labels differently
+_LABELS = {_ddd_type(kind): AGGREGATION_LABELS[kind] for kind in AGGREGATION_TYPES}
 _LABELS["eventstudy"] = _LABELS["eventstudy"]._replace(
     overall_heading="Overall summary of ATT's based on event-study aggregation:",
     table_heading="Event Study:",
@@ -751,7 +756,7 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
 
     def __post_init__(self) -> None:
         _normalise_params(self)
-        kind = "eventstudy" if self.aggregation_type == "dynamic" else self.aggregation_type
+        kind = _ddd_type(self.aggregation_type)
         if kind not in _AGG_TYPES:
             raise InvalidOptionError(
                 f"aggregation_type must be one of {_AGG_TYPES}, got {self.aggregation_type!r}"
@@ -803,10 +808,9 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         """
         if not isinstance(agg, AGGTEResult):
             raise TypeError(f"from_aggte expects an AGGTEResult, got {type(agg).__name__}")
-        kind = "eventstudy" if agg.aggregation_type == "dynamic" else agg.aggregation_type
+        kind = _ddd_type(agg.aggregation_type)
         if aggregation_type is not None:
-            wanted = "eventstudy" if aggregation_type == "dynamic" else aggregation_type
-            if wanted != kind:
+            if _ddd_type(aggregation_type) != kind:
                 raise InvalidOptionError(
                     f"aggregation_type {aggregation_type!r} does not match the aggregation "
                     f"{agg.aggregation_type!r}"
