@@ -86,12 +86,12 @@ def _cohort_periods(n_periods: int, n_cohorts: int) -> NDArray:
     return periods
 
 
-def _att_table(cohorts: NDArray, n_periods: int, att_base: float) -> NDArray:
-    """ATT(g, t) for rows (never-treated, cohort_1, ..., cohort_C) and columns t = 1..T."""
+def _att_table(cohorts: NDArray, n_periods: int, att_base: float) -> tuple[NDArray, NDArray]:
+    """ATT(g, t) and post-treatment mask, rows (never-treated, cohort_1..C), columns t = 1..T."""
     t = np.arange(1, n_periods + 1)
     g = np.concatenate([[0], cohorts])[:, None]
     post = (g > 0) & (t[None, :] >= g)
-    return np.where(post, att_base * (1.0 + _ATT_SLOPE * (t[None, :] - g)), 0.0)
+    return np.where(post, att_base * (1.0 + _ATT_SLOPE * (t[None, :] - g)), 0.0), post
 
 
 def _draw_cohorts(s: NDArray, kappa: NDArray, alpha: NDArray, u: NDArray) -> NDArray:
@@ -301,7 +301,7 @@ def gen_did_scalable(
     T, K, C = n_periods, n_covariates, n_cohorts
     n_draw = n if panel else n * T  # one draw per unit, or per (period, unit) in RC
     cohorts = _cohort_periods(T, C)
-    att = _att_table(cohorts, T, att_base)  # (C + 1, T)
+    att, _ = _att_table(cohorts, T, att_base)  # (C + 1, T)
 
     # --- covariates: one contiguous row per covariate ---------------------------------------
     x = rng.standard_normal((K, n_draw))
