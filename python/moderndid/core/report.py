@@ -37,11 +37,9 @@ __all__ = [
     "fmt_label",
     "fmt_num",
     "is_missing",
-    "label_of",
     "level_label",
     "normal_quantile",
     "param",
-    "uniform_bands",
 ]
 
 _T = TypeVar("_T", bound="ResultBase")
@@ -204,27 +202,6 @@ def normal_quantile(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
 
 
-def label_of(value: Any, labels: Mapping[str, str]) -> str:
-    """Printed name of a setting: its entry in ``labels``, or the value itself.
-
-    Parameters
-    ----------
-    value : Any
-        A setting; a callable prints as ``Custom (name)``, ``None`` as ``NA``.
-    labels : mapping
-        Lower-case value -> printed name.
-
-    Returns
-    -------
-    str
-    """
-    if value is None:
-        return "NA"
-    if callable(value):
-        return f"Custom ({getattr(value, '__name__', type(value).__name__)})"
-    return labels.get(str(value).lower(), str(value))
-
-
 # ---------------------------------------------------------------------------------------
 # confidence bands
 # ---------------------------------------------------------------------------------------
@@ -286,26 +263,6 @@ def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
         else:
             out.append((f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", _excludes_zero(a, b)))
     return out
-
-
-def uniform_bands(params: Mapping[str, Any]) -> bool:
-    """Whether simultaneous (bootstrap uniform) bands were computed.
-
-    Parameters
-    ----------
-    params : mapping
-        Call settings: ``cband``, or ModernDiD 0.4.1's ``uniform_bands`` with
-        ``bootstrap``.
-
-    Returns
-    -------
-    bool
-    """
-    if "cband" in params:
-        return bool(params["cband"])
-    if "uniform_bands" in params:  # ModernDiD 0.4.1 spelling
-        return bool(params["uniform_bands"]) and bool(params.get("bootstrap", False))
-    return False
 
 
 # ---------------------------------------------------------------------------------------

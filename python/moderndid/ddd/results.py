@@ -44,7 +44,6 @@ from moderndid.core.report import (
     level_label,
     normal_quantile,
     param,
-    uniform_bands,
 )
 from moderndid.did.results import (
     AGGREGATION_LABELS,
@@ -53,8 +52,7 @@ from moderndid.did.results import (
     AggregateResultBase,
     AggregationLabels,
     AGGTEResult,
-    group_time_columns,
-    group_time_table,
+    GroupTimeResultBase,
     info_sections,
 )
 from moderndid.errors import InvalidOptionError
@@ -420,7 +418,7 @@ DDDRCResult.__doc__ = _TWO_PERIOD_DOC.format(
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class _DDDMultiPeriod(_DDDBase):
+class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
     att: np.ndarray
     se: np.ndarray
     uci: np.ndarray | None
@@ -513,10 +511,8 @@ class _DDDMultiPeriod(_DDDBase):
         """Alias of :attr:`n` (units; observations for repeated cross-sections)."""
         return self.n
 
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
-        return uniform_bands(self.args)
+    def _level(self) -> float:
+        return self.alpha_level
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """The stored bands ``(lci, uci)``.
@@ -585,12 +581,7 @@ class _DDDMultiPeriod(_DDDBase):
         )
         heading = f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
         if self.att.size:
-            lo, hi = self.confidence_bands()
-            table = group_time_table(
-                self.groups, self.times, self.att, self.se, lo, hi,
-                alpha=self.alpha_level, uniform=self.uniform_bands,
-            )  # fmt: skip
-            block = Block.of_table(table, heading)
+            block = Block.of_table(self._gt_table(), heading)
         else:
             block = Block(
                 heading, " No group-time cells were estimated.", "<p>No group-time cells.</p>"
@@ -598,10 +589,6 @@ class _DDDMultiPeriod(_DDDBase):
         return Report(
             "Triple Difference-in-Differences, staggered adoption", [block], sections, _REFERENCE
         )
-
-    def _columns(self) -> dict[str, Any]:
-        lo, hi = self.confidence_bands()
-        return group_time_columns(self.groups, self.times, self.att, self.se, lo, hi)
 
 
 _MULTI_DOC = """{title}

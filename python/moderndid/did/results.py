@@ -12,9 +12,9 @@ report in the spirit of R ``did``'s ``summary()``; notebooks render :meth:`_repr
 :func:`to_df` and :func:`to_arrow` export the estimates with their confidence bands.
 
 The triple-differences results (:mod:`moderndid.ddd.results`) build on the public helpers
-here: :class:`AggregateResultBase` (everything an aggregation prints and exports),
-:data:`AGGREGATION_TYPES` with :data:`AGGREGATION_LABELS`, :func:`info_sections` and the
-group-time table and columns.
+here: :class:`GroupTimeResultBase` and :class:`AggregateResultBase` (what ATT(g, t) and an
+aggregation print and export), :data:`AGGREGATION_TYPES` with :data:`AGGREGATION_LABELS`,
+and :func:`info_sections`.
 """
 
 from __future__ import annotations
@@ -38,11 +38,9 @@ from moderndid.core.report import (
     fmt_label,
     fmt_num,
     is_missing,
-    label_of,
     level_label,
     normal_quantile,
     param,
-    uniform_bands,
 )
 from moderndid.errors import InvalidOptionError
 
@@ -109,6 +107,24 @@ AGGREGATION_LABELS: Mapping[str, AggregationLabels] = {
 }
 """Labels of each of :data:`AGGREGATION_TYPES`."""
 
+def _uniform_bands(params: Mapping[str, Any]) -> bool:
+    """Whether simultaneous (bootstrap uniform) bands were computed."""
+    if "cband" in params:
+        return bool(params["cband"])
+    if "uniform_bands" in params:  # ModernDiD 0.4.1 spelling
+        return bool(params["uniform_bands"]) and bool(params.get("bootstrap", False))
+    return False
+
+
+def _label_of(value: Any, labels: Mapping[str, str]) -> str:
+    """Printed name of a setting (a callable prints as ``Custom (name)``)."""
+    if value is None:
+        return "NA"
+    if callable(value):
+        return f"Custom ({getattr(value, '__name__', type(value).__name__)})"
+    return labels.get(str(value).lower(), str(value))
+
+
 _CONTROL_GROUP_LABELS = {
     "nevertreated": "Never Treated",
     "notyettreated": "Not Yet Treated",
@@ -165,7 +181,7 @@ def info_sections(
     if yname is not None:
         data.append(("Outcome", str(yname)))
     data.append(
-        ("Control Group", label_of(param(params, "control_group"), _CONTROL_GROUP_LABELS))
+        ("Control Group", _label_of(param(params, "control_group"), _CONTROL_GROUP_LABELS))
     )
     antic = param(params, "anticipation", "anticipation_periods", default=0)
     data.append(("Anticipation Periods", fmt_label(antic)))
@@ -192,7 +208,7 @@ def info_sections(
 
     details: list[tuple[str, str]] = []
     est = param(params, "est_method", "estimation_method")
-    details.append(("Estimation Method", label_of(est, _EST_METHOD_LABELS)))
+    details.append(("Estimation Method", _label_of(est, _EST_METHOD_LABELS)))
     xformla = param(params, "xformla")
     details.append(("Covariates", str(xformla) if xformla not in (None, "", "~1") else "None"))
     base = param(params, "base_period")
@@ -229,101 +245,78 @@ def info_sections(
     return [("Data Info", data), ("Estimation Details", details), ("Inference", inference)]
 
 
-def group_time_table(
-    groups: np.ndarray,
-    times: np.ndarray,
-    att: np.ndarray,
-    se: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    *,
-    alpha: float,
-    uniform: bool,
-) -> Table:
-    """The ATT(g, t) table of a summary.
-
-    Parameters
-    ----------
-    groups, times, att, se : numpy.ndarray
-        Cohort, period, estimate and standard error of each cell.
-    lo, hi : numpy.ndarray
-        The cells' band.
-    alpha : float
-        Significance level.
-    uniform : bool
-        Whether the bands are simultaneous.
-
-    Returns
-    -------
-    Table
-    """
-    cells = band_cells(lo, hi)
-    kind = "Simult." if uniform else "Pointwise"
-    headers = [
-        "Group",
-        "Time",
-        "ATT(g,t)",
-        "Std. Error",
-        f"[{level_label(alpha)} {kind} Conf. Band]",
-    ]
-    rows = [
-        [fmt_label(g), fmt_label(t), fmt_num(a), fmt_num(s), b[0]]
-        for g, t, a, s, b in zip(groups, times, att, se, cells, strict=True)
-    ]
-    return Table(headers, rows, ["r", "r", "r", "r", "l"], [b[1] for b in cells])
-
-
-def group_time_columns(
-    groups: np.ndarray,
-    times: np.ndarray,
-    att: np.ndarray,
-    se: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-) -> dict[str, Any]:
-    """Columns of ``to_df`` / ``to_arrow`` for ATT(g, t).
-
-    Parameters
-    ----------
-    groups, times, att, se : numpy.ndarray
-        Cohort, period, estimate and standard error of each cell.
-    lo, hi : numpy.ndarray
-        The cells' band.
-
-    Returns
-    -------
-    dict
-        ``group``, ``time``, ``att``, ``se``, ``ci_lower``, ``ci_upper``, ``event_time``
-        (``time - group``, NaN for non-numeric labels) and ``treatment_status``.
-    """
-    try:
-        event_time = times - groups
-    except TypeError:  # non-numeric labels
-        event_time = np.full(times.shape, np.nan)
-    status: list[str | None]
-    try:
-        status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
-    except TypeError:
-        status = [None] * len(times)
-    return {
-        "group": groups,
-        "time": times,
-        "att": att,
-        "se": se,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "event_time": event_time,
-        "treatment_status": status,
-    }
-
-
 # ---------------------------------------------------------------------------------------
 # group-time effects
 # ---------------------------------------------------------------------------------------
 
 
+class GroupTimeResultBase(ResultBase):
+    """ATT(g, t) table, band kind and exports shared by :class:`MPResult` and ``ddd``'s
+    staggered results (which alias ``att_gt``, ``se_gt`` and ``estimation_params``)."""
+
+    groups: np.ndarray
+    times: np.ndarray
+
+    if TYPE_CHECKING:  # fields of one subclass, aliases (properties) of the other
+
+        @property
+        def att_gt(self) -> np.ndarray: ...
+        @property
+        def se_gt(self) -> np.ndarray: ...
+        @property
+        def estimation_params(self) -> dict[str, Any]: ...
+        def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]: ...
+        def _level(self) -> float: ...  # significance level in effect
+
+    @property
+    def uniform_bands(self) -> bool:
+        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
+        return _uniform_bands(self.estimation_params)
+
+    def _gt_table(self) -> Table:
+        cells = band_cells(*self.confidence_bands())
+        kind = "Simult." if self.uniform_bands else "Pointwise"
+        headers = [
+            "Group",
+            "Time",
+            "ATT(g,t)",
+            "Std. Error",
+            f"[{level_label(self._level())} {kind} Conf. Band]",
+        ]
+        rows = [
+            [fmt_label(g), fmt_label(t), fmt_num(a), fmt_num(s), b[0]]
+            for g, t, a, s, b in zip(
+                self.groups, self.times, self.att_gt, self.se_gt, cells, strict=True
+            )
+        ]
+        return Table(headers, rows, ["r", "r", "r", "r", "l"], [b[1] for b in cells])
+
+    def _columns(self) -> dict[str, Any]:
+        groups, times = self.groups, self.times
+        lo, hi = self.confidence_bands()
+        try:
+            event_time = times - groups
+        except TypeError:  # non-numeric labels
+            event_time = np.full(times.shape, np.nan)
+        status: list[str | None]
+        try:
+            status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
+        except TypeError:
+            status = [None] * len(times)
+        return {
+            "group": groups,
+            "time": times,
+            "att": self.att_gt,
+            "se": self.se_gt,
+            "ci_lower": lo,
+            "ci_upper": hi,
+            "event_time": event_time,
+            "treatment_status": status,
+        }
+
+
 @dataclass(frozen=True, eq=False, repr=False)
-class MPResult(ResultBase):
+class MPResult(GroupTimeResultBase):
     """Group-time average treatment effects returned by ``att_gt``.
 
     The first sixteen fields carry the names and order of ModernDiD 0.4.1's ``MPResult``.
@@ -425,10 +418,8 @@ class MPResult(ResultBase):
 
     # -- derived quantities ------------------------------------------------------------
 
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
-        return uniform_bands(self.estimation_params)
+    def _level(self) -> float:
+        return self.alpha
 
     def _critical(self) -> float:
         cv = self.critical_value
@@ -455,11 +446,7 @@ class MPResult(ResultBase):
         return line
 
     def _report(self) -> Report:
-        lo, hi = self.confidence_bands()
-        table = group_time_table(
-            self.groups, self.times, self.att_gt, self.se_gt, lo, hi,
-            alpha=self.alpha, uniform=self.uniform_bands,
-        )  # fmt: skip
+        table = self._gt_table()
         text = table.to_text() if self.att_gt.size else " No group-time cells were estimated."
         sections = info_sections(
             self.estimation_params,
@@ -476,10 +463,6 @@ class MPResult(ResultBase):
             _REFERENCE,
             footer=self._pretest_line(),
         )
-
-    def _columns(self) -> dict[str, Any]:
-        lo, hi = self.confidence_bands()
-        return group_time_columns(self.groups, self.times, self.att_gt, self.se_gt, lo, hi)
 
 
 # ---------------------------------------------------------------------------------------
@@ -548,7 +531,7 @@ class AggregateResultBase(ResultBase):
     @property
     def uniform_bands(self) -> bool:
         """Whether the disaggregated bands are simultaneous (uniform) bands."""
-        return uniform_bands(self.estimation_params)
+        return _uniform_bands(self.estimation_params)
 
     def overall_confidence_interval(self) -> tuple[float, float]:
         """Pointwise normal interval of the overall ATT.
