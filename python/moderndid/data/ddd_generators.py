@@ -38,9 +38,10 @@ from moderndid.data.generators import (
     N_CLUSTERS,
     _att_table,
     _check_int,
+    _cohort_logit,
     _cohort_periods,
     _draw_cohorts,
-    _ks_transform,
+    _working_covariates,
 )
 from moderndid.data.generators import _att_config as _did_att_config
 from moderndid.data.mpdta import _import_pandas
@@ -97,22 +98,6 @@ def _check_finite(name: str, value: Any) -> float:
 
 def _logistic(z: NDArray) -> NDArray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
-def _cohort_logit(n_cohorts: int, confounding: bool) -> tuple[NDArray, NDArray]:
-    """Slopes ``kappa`` and intercepts of the cohort multinomial logit."""
-    kappa = np.linspace(1.0, 0.25, n_cohorts) if n_cohorts > 1 else np.ones(1)
-    if not confounding:
-        return kappa, np.zeros(n_cohorts)
-    return kappa, -0.5 * kappa**2 * float(_PS_COEF @ _PS_COEF)
-
-
-def _working_covariates(x4: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
-    """Covariate rows driving subgroup membership and the outcome (shape (4, n) each)."""
-    z = _ks_transform(x4) if dgp_type != 1 else x4
-    w_ps = z if dgp_type in (2, 4) else x4
-    w_or = z if dgp_type in (3, 4) else x4
-    return w_ps, w_or
 
 
 def _membership_indices(w_ps: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:

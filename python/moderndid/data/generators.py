@@ -75,6 +75,22 @@ def _ks_transform(x: NDArray) -> NDArray:
     return np.stack([(r - m) / s for r, m, s in zip(raws, means, sds, strict=True)])
 
 
+def _cohort_logit(n_cohorts: int, confounding: bool) -> tuple[NDArray, NDArray]:
+    """Slopes ``kappa`` and intercepts of the cohort multinomial logit."""
+    kappa = np.linspace(1.0, 0.25, n_cohorts) if n_cohorts > 1 else np.ones(1)
+    if not confounding:
+        return kappa, np.zeros(n_cohorts)
+    return kappa, -0.5 * kappa**2 * float(_PS_COEF @ _PS_COEF)
+
+
+def _working_covariates(x4: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
+    """Covariate rows driving treatment timing (membership) and the outcome (shape (4, n) each)."""
+    z = _ks_transform(x4) if dgp_type != 1 else x4
+    w_ps = z if dgp_type in (2, 4) else x4
+    w_or = z if dgp_type in (3, 4) else x4
+    return w_ps, w_or
+
+
 def _cohort_periods(n_periods: int, n_cohorts: int) -> NDArray:
     """Evenly spaced, distinct first-treatment periods in ``[2, n_periods]``."""
     if n_cohorts == 1:
@@ -305,14 +321,10 @@ def gen_did_scalable(
 
     # --- covariates: one contiguous row per covariate ---------------------------------------
     x = rng.standard_normal((K, n_draw))
-    x_true = x[:4]
-    z = _ks_transform(x_true) if dgp_type != 1 else x_true
-    w_ps = z if dgp_type in (2, 4) else x_true  # drives treatment timing
-    w_or = z if dgp_type in (3, 4) else x_true  # drives the outcome level and trend
+    w_ps, w_or = _working_covariates(x[:4], dgp_type)
 
     # --- cohort assignment: multinomial logit over (never, cohort_1..cohort_C) ---------------
-    kappa = np.linspace(1.0, 0.25, C) if C > 1 else np.ones(1)
-    alpha = -0.5 * kappa**2 * float(_PS_COEF @ _PS_COEF)
+    kappa, alpha = _cohort_logit(C, confounding=True)
     code = _draw_cohorts(_PS_COEF @ w_ps, kappa, alpha, rng.random(n_draw))
     group = np.concatenate([[0], cohorts]).astype(np.int64)[code]
 
@@ -323,7 +335,7 @@ def gen_did_scalable(
     level = m + group / T + rng.standard_normal(n_draw)
     if K > 4:
         level += (_EXTRA_LEVEL_LOADING / (K - 4)) * x[4:].sum(axis=0)
-    del w_or, w_ps, z, x_true
+    del w_or, w_ps
 
     cov_names = [f"cov{k + 1}" for k in range(K)]
     if panel:

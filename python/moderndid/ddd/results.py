@@ -398,18 +398,16 @@ class DDDRCResult(_DDDTwoPeriod):
     _panel: ClassVar[bool] = False
 
 
-DDDPanelResult.__doc__ = _TWO_PERIOD_DOC.format(
-    title="Two-period triple-differences ATT estimated from panel data.",
-    name="DDDPanelResult",
-    unit="unit",
-    units="units",
-)
-DDDRCResult.__doc__ = _TWO_PERIOD_DOC.format(
-    title="Two-period triple-differences ATT estimated from repeated cross-sections.",
-    name="DDDRCResult",
-    unit="observation",
-    units="observations",
-)
+def _document(cls: type[_DDDBase], template: str, title: str) -> None:
+    """Fill a panel / repeated cross-section class's docstring from the shared template."""
+    data, unit = ("panel data", "unit") if cls._panel else ("repeated cross-sections", "observation")
+    cls.__doc__ = template.format(
+        title=f"{title} estimated from {data}.", name=cls.__name__, unit=unit, units=f"{unit}s"
+    )
+
+
+_document(DDDPanelResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
+_document(DDDRCResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
 
 
 # ---------------------------------------------------------------------------------------
@@ -654,18 +652,8 @@ class DDDMultiPeriodRCResult(_DDDMultiPeriod):
     _panel: ClassVar[bool] = False
 
 
-DDDMultiPeriodResult.__doc__ = _MULTI_DOC.format(
-    title="Staggered triple-differences ATT(g, t) estimated from panel data.",
-    name="DDDMultiPeriodResult",
-    units="units",
-    unit="unit",
-)
-DDDMultiPeriodRCResult.__doc__ = _MULTI_DOC.format(
-    title="Staggered triple-differences ATT(g, t) estimated from repeated cross-sections.",
-    name="DDDMultiPeriodRCResult",
-    units="observations",
-    unit="observation",
-)
+_document(DDDMultiPeriodResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
+_document(DDDMultiPeriodRCResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
 
 
 # ---------------------------------------------------------------------------------------

@@ -62,18 +62,12 @@ EVENT_STUDY_TYPES = ("dynamic", "eventstudy")
 class AggregationLabels(NamedTuple):
     """What a summary, an export and a plot call one aggregation type."""
 
-    title_suffix: str
-    """Appended to the summary's title, e.g. ``" (Event Study)"``."""
-    overall_heading: str
-    """Line above the overall ATT."""
-    table_heading: str
-    """Line above the table of disaggregated effects."""
-    label_header: str
-    """Heading of the label column (and axis label of the plots)."""
-    column: str
-    """Name of the label column of ``to_df`` / ``to_arrow``."""
-    description: str
-    """The ``Aggregation`` line of the estimation details."""
+    title_suffix: str  # appended to the summary's title, e.g. " (Event Study)"
+    overall_heading: str  # line above the overall ATT
+    table_heading: str  # line above the table of disaggregated effects
+    label_header: str  # heading of the label column (and axis label of the plots)
+    column: str  # name of the label column of to_df / to_arrow
+    description: str  # the "Aggregation" line of the estimation details
 
 
 AGGREGATION_LABELS: Mapping[str, AggregationLabels] = {
