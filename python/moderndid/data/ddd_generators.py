@@ -41,6 +41,7 @@ from moderndid.data.generators import (
     _cohort_logit,
     _cohort_periods,
     _draw_cohorts,
+    _long_columns,
     _working_covariates,
 )
 from moderndid.data.generators import _att_config as _did_att_config
@@ -188,16 +189,7 @@ def _simulate(
                 block = np.ix_(rows, periods)
                 y[block] += att[c, periods][None, :] + effect_dev[rows][:, None]
         ids = np.arange(1, n + 1, dtype=np.int64)
-        cols: dict[str, NDArray] = {
-            "id": np.repeat(ids, T),
-            "group": np.repeat(group, T),
-            "partition": np.repeat(partition, T),
-            "time": np.tile(np.arange(1, T + 1, dtype=np.int64), n),
-            "y": y.reshape(-1),
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = np.repeat(x[k], T)
-        cols["cluster"] = np.repeat(cluster, T)
+        cols = _long_columns({"group": group, "partition": partition}, y, x, cluster, None)
         data_wide = None
         if wide_prefix is not None:
             wide: dict[str, NDArray] = {"id": ids, "group": group, "partition": partition}
@@ -215,16 +207,7 @@ def _simulate(
         y += slope_t * time
         mask = post[code, time - 1] & treated
         y += np.where(mask, att[code, time - 1] + effect_dev, 0.0)
-        cols = {
-            "id": np.arange(1, n_draw + 1, dtype=np.int64),
-            "group": group,
-            "partition": partition,
-            "time": time,
-            "y": y,
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = x[k]
-        cols["cluster"] = cluster
+        cols = _long_columns({"group": group, "partition": partition}, y, x, cluster, time)
         data_wide = None
         time_unit = time
     return {

@@ -91,6 +91,28 @@ def _working_covariates(x4: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
     return w_ps, w_or
 
 
+def _long_columns(
+    units: dict[str, NDArray], y: NDArray, x: NDArray, cluster: NDArray, time: NDArray | None
+) -> dict[str, NDArray]:
+    """Columns ``id``, ``units``, ``time``, ``y``, ``cov1..covK``, ``cluster`` of long data.
+
+    Panel data (``time`` None, ``y`` of shape (n, T)) repeat each unit's values over the
+    periods; repeated cross-sections (``time`` given) have one row per draw already.
+    """
+    n, T = (y.shape[0], y.shape[1]) if time is None else (y.shape[0], 1)
+
+    def spread(v: NDArray) -> NDArray:
+        return np.repeat(v, T) if time is None else v
+
+    cols = {"id": spread(np.arange(1, n + 1, dtype=np.int64))}
+    cols.update((name, spread(v)) for name, v in units.items())
+    cols["time"] = np.tile(np.arange(1, T + 1, dtype=np.int64), n) if time is None else time
+    cols["y"] = y.reshape(-1)
+    cols.update((f"cov{k + 1}", spread(x[k])) for k in range(x.shape[0]))
+    cols["cluster"] = spread(cluster)
+    return cols
+
+
 def _cohort_periods(n_periods: int, n_cohorts: int) -> NDArray:
     """Evenly spaced, distinct first-treatment periods in ``[2, n_periods]``."""
     if n_cohorts == 1:
@@ -344,16 +366,8 @@ def gen_did_scalable(
         y += level[:, None]
         y += t[None, :] * (1.0 + m[:, None])
         y += att[code]
+        cols = _long_columns({"group": group}, y, x, cluster, None)
         ids = np.arange(1, n + 1, dtype=np.int64)
-        cols: dict[str, NDArray] = {
-            "id": np.repeat(ids, T),
-            "group": np.repeat(group, T),
-            "time": np.tile(np.arange(1, T + 1, dtype=np.int64), n),
-            "y": y.reshape(-1),
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = np.repeat(x[k], T)
-        cols["cluster"] = np.repeat(cluster, T)
         wide_cols: dict[str, NDArray] = {"id": ids, "group": group, "cluster": cluster}
         for k, name in enumerate(cov_names):
             wide_cols[name] = x[k]
@@ -367,16 +381,7 @@ def gen_did_scalable(
         y += level
         y += time * (1.0 + m)
         y += att[code, time - 1]
-        cols = {
-            "id": np.arange(1, n_draw + 1, dtype=np.int64),
-            "group": group,
-            "time": time,
-            "y": y,
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = x[k]
-        cols["cluster"] = cluster
-        data = _frame(pd, cols)
+        data = _frame(pd, _long_columns({"group": group}, y, x, cluster, time))
         data_wide = None
 
     return {
