@@ -400,7 +400,9 @@ class DDDRCResult(_DDDTwoPeriod):
 
 def _document(cls: type[_DDDBase], template: str, title: str) -> None:
     """Fill a panel / repeated cross-section class's docstring from the shared template."""
-    data, unit = ("panel data", "unit") if cls._panel else ("repeated cross-sections", "observation")
+    data, unit = (
+        ("panel data", "unit") if cls._panel else ("repeated cross-sections", "observation")
+    )
     cls.__doc__ = template.format(
         title=f"{title} estimated from {data}.", name=cls.__name__, unit=unit, units=f"{unit}s"
     )

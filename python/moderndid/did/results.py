@@ -101,6 +101,7 @@ AGGREGATION_LABELS: Mapping[str, AggregationLabels] = {
 }
 """Labels of each of :data:`AGGREGATION_TYPES`."""
 
+
 def _uniform_bands(params: Mapping[str, Any]) -> bool:
     """Whether simultaneous (bootstrap uniform) bands were computed."""
     if "cband" in params:
@@ -174,9 +175,7 @@ def info_sections(
     yname = param(params, "yname")
     if yname is not None:
         data.append(("Outcome", str(yname)))
-    data.append(
-        ("Control Group", _label_of(param(params, "control_group"), _CONTROL_GROUP_LABELS))
-    )
+    data.append(("Control Group", _label_of(param(params, "control_group"), _CONTROL_GROUP_LABELS)))
     antic = param(params, "anticipation", "anticipation_periods", default=0)
     data.append(("Anticipation Periods", fmt_label(antic)))
     panel = param(params, "panel")
@@ -245,8 +244,10 @@ def info_sections(
 
 
 class GroupTimeResultBase(ResultBase):
-    """ATT(g, t) table, band kind and exports shared by :class:`MPResult` and ``ddd``'s
-    staggered results (which alias ``att_gt``, ``se_gt`` and ``estimation_params``)."""
+    """ATT(g, t) table, band kind and exports shared by MPResult and the staggered DDD results.
+
+    The DDD classes provide ``att_gt``, ``se_gt`` and ``estimation_params`` as aliases.
+    """
 
     groups: np.ndarray
     times: np.ndarray
@@ -657,8 +658,7 @@ class AggregateResultBase(ResultBase):
         }
         if self.aggregation_type in EVENT_STUDY_TYPES:
             cols["treatment_status"] = [
-                None if is_missing(e) else ("Post" if e >= 0 else "Pre")
-                for e in self.event_times
+                None if is_missing(e) else ("Post" if e >= 0 else "Pre") for e in self.event_times
             ]
         return cols
 
