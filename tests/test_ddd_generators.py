@@ -1,4 +1,4 @@
-"""Tests of the triple-differences data generators (moderndid.ddd.generators).
+"""Tests of the triple-differences data generators (moderndid.data.ddd_generators).
 
 Besides shapes, determinism and the within-unit structure, the designs are checked against
 their truth on large samples with fixed seeds: the DDD of subgroup means recovers the ATT
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moderndid.ddd import generators as G
-from moderndid.ddd.generators import gen_ddd_2periods, gen_ddd_mult_periods, gen_ddd_scalable
+from moderndid.data import ddd_generators as G
+from moderndid.data import gen_ddd_2periods, gen_ddd_mult_periods, gen_ddd_scalable
 from moderndid.errors import InvalidOptionError
 
 COVS4 = ["cov1", "cov2", "cov3", "cov4"]

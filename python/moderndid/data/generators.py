@@ -75,6 +75,44 @@ def _ks_transform(x: NDArray) -> NDArray:
     return np.stack([(r - m) / s for r, m, s in zip(raws, means, sds, strict=True)])
 
 
+def _cohort_logit(n_cohorts: int, confounding: bool) -> tuple[NDArray, NDArray]:
+    """Slopes ``kappa`` and intercepts of the cohort multinomial logit."""
+    kappa = np.linspace(1.0, 0.25, n_cohorts) if n_cohorts > 1 else np.ones(1)
+    if not confounding:
+        return kappa, np.zeros(n_cohorts)
+    return kappa, -0.5 * kappa**2 * float(_PS_COEF @ _PS_COEF)
+
+
+def _working_covariates(x4: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
+    """Covariate rows driving treatment timing (membership) and the outcome (shape (4, n) each)."""
+    z = _ks_transform(x4) if dgp_type != 1 else x4
+    w_ps = z if dgp_type in (2, 4) else x4
+    w_or = z if dgp_type in (3, 4) else x4
+    return w_ps, w_or
+
+
+def _long_columns(
+    units: dict[str, NDArray], y: NDArray, x: NDArray, cluster: NDArray, time: NDArray | None
+) -> dict[str, NDArray]:
+    """Columns ``id``, ``units``, ``time``, ``y``, ``cov1..covK``, ``cluster`` of long data.
+
+    Panel data (``time`` None, ``y`` of shape (n, T)) repeat each unit's values over the
+    periods; repeated cross-sections (``time`` given) have one row per draw already.
+    """
+    n, T = (y.shape[0], y.shape[1]) if time is None else (y.shape[0], 1)
+
+    def spread(v: NDArray) -> NDArray:
+        return np.repeat(v, T) if time is None else v
+
+    cols = {"id": spread(np.arange(1, n + 1, dtype=np.int64))}
+    cols.update((name, spread(v)) for name, v in units.items())
+    cols["time"] = np.tile(np.arange(1, T + 1, dtype=np.int64), n) if time is None else time
+    cols["y"] = y.reshape(-1)
+    cols.update((f"cov{k + 1}", spread(x[k])) for k in range(x.shape[0]))
+    cols["cluster"] = spread(cluster)
+    return cols
+
+
 def _cohort_periods(n_periods: int, n_cohorts: int) -> NDArray:
     """Evenly spaced, distinct first-treatment periods in ``[2, n_periods]``."""
     if n_cohorts == 1:
@@ -86,12 +124,12 @@ def _cohort_periods(n_periods: int, n_cohorts: int) -> NDArray:
     return periods
 
 
-def _att_table(cohorts: NDArray, n_periods: int, att_base: float) -> NDArray:
-    """ATT(g, t) for rows (never-treated, cohort_1, ..., cohort_C) and columns t = 1..T."""
+def _att_table(cohorts: NDArray, n_periods: int, att_base: float) -> tuple[NDArray, NDArray]:
+    """ATT(g, t) and post-treatment mask, rows (never-treated, cohort_1..C), columns t = 1..T."""
     t = np.arange(1, n_periods + 1)
     g = np.concatenate([[0], cohorts])[:, None]
     post = (g > 0) & (t[None, :] >= g)
-    return np.where(post, att_base * (1.0 + _ATT_SLOPE * (t[None, :] - g)), 0.0)
+    return np.where(post, att_base * (1.0 + _ATT_SLOPE * (t[None, :] - g)), 0.0), post
 
 
 def _draw_cohorts(s: NDArray, kappa: NDArray, alpha: NDArray, u: NDArray) -> NDArray:
@@ -301,18 +339,14 @@ def gen_did_scalable(
     T, K, C = n_periods, n_covariates, n_cohorts
     n_draw = n if panel else n * T  # one draw per unit, or per (period, unit) in RC
     cohorts = _cohort_periods(T, C)
-    att = _att_table(cohorts, T, att_base)  # (C + 1, T)
+    att, _ = _att_table(cohorts, T, att_base)  # (C + 1, T)
 
     # --- covariates: one contiguous row per covariate ---------------------------------------
     x = rng.standard_normal((K, n_draw))
-    x_true = x[:4]
-    z = _ks_transform(x_true) if dgp_type != 1 else x_true
-    w_ps = z if dgp_type in (2, 4) else x_true  # drives treatment timing
-    w_or = z if dgp_type in (3, 4) else x_true  # drives the outcome level and trend
+    w_ps, w_or = _working_covariates(x[:4], dgp_type)
 
     # --- cohort assignment: multinomial logit over (never, cohort_1..cohort_C) ---------------
-    kappa = np.linspace(1.0, 0.25, C) if C > 1 else np.ones(1)
-    alpha = -0.5 * kappa**2 * float(_PS_COEF @ _PS_COEF)
+    kappa, alpha = _cohort_logit(C, confounding=True)
     code = _draw_cohorts(_PS_COEF @ w_ps, kappa, alpha, rng.random(n_draw))
     group = np.concatenate([[0], cohorts]).astype(np.int64)[code]
 
@@ -323,7 +357,7 @@ def gen_did_scalable(
     level = m + group / T + rng.standard_normal(n_draw)
     if K > 4:
         level += (_EXTRA_LEVEL_LOADING / (K - 4)) * x[4:].sum(axis=0)
-    del w_or, w_ps, z, x_true
+    del w_or, w_ps
 
     cov_names = [f"cov{k + 1}" for k in range(K)]
     if panel:
@@ -332,16 +366,8 @@ def gen_did_scalable(
         y += level[:, None]
         y += t[None, :] * (1.0 + m[:, None])
         y += att[code]
+        cols = _long_columns({"group": group}, y, x, cluster, None)
         ids = np.arange(1, n + 1, dtype=np.int64)
-        cols: dict[str, NDArray] = {
-            "id": np.repeat(ids, T),
-            "group": np.repeat(group, T),
-            "time": np.tile(np.arange(1, T + 1, dtype=np.int64), n),
-            "y": y.reshape(-1),
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = np.repeat(x[k], T)
-        cols["cluster"] = np.repeat(cluster, T)
         wide_cols: dict[str, NDArray] = {"id": ids, "group": group, "cluster": cluster}
         for k, name in enumerate(cov_names):
             wide_cols[name] = x[k]
@@ -355,16 +381,7 @@ def gen_did_scalable(
         y += level
         y += time * (1.0 + m)
         y += att[code, time - 1]
-        cols = {
-            "id": np.arange(1, n_draw + 1, dtype=np.int64),
-            "group": group,
-            "time": time,
-            "y": y,
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = x[k]
-        cols["cluster"] = cluster
-        data = _frame(pd, cols)
+        data = _frame(pd, _long_columns({"group": group}, y, x, cluster, time))
         data_wide = None
 
     return {

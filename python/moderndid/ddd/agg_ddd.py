@@ -6,10 +6,8 @@ import math
 from typing import Any
 
 from moderndid.did.aggte import aggregate
+from moderndid.did.results import AGGREGATION_TYPES, EVENT_STUDY_TYPES
 from moderndid.errors import InvalidOptionError
-
-_TYPES = {"simple": "simple", "eventstudy": "dynamic", "dynamic": "dynamic", "group": "group",
-          "calendar": "calendar"}
 
 
 def agg_ddd(
@@ -53,13 +51,13 @@ def agg_ddd(
             "agg_ddd needs a staggered (multi-period) result of ddd; two-period results "
             "have a single ATT already"
         )
-    if type not in _TYPES:
+    if type not in (*AGGREGATION_TYPES, *EVENT_STUDY_TYPES):
         raise InvalidOptionError(
             f"type must be 'simple', 'eventstudy', 'group' or 'calendar', got {type!r}")
     params = dict(ddd_result.estimation_params)
     params.setdefault("cband_requested", params.get("cband", False))
     agg = aggregate(moments, ddd_result.groups, ddd_result.times, ddd_result.att,
-                    params, type=_TYPES[type], balance_e=balance_e, min_e=min_e,
+                    params, type="dynamic" if type in EVENT_STUDY_TYPES else type, balance_e=balance_e, min_e=min_e,
                     max_e=max_e, na_rm=na_rm, boot=boot, biters=biters, cband=cband,
                     alpha=alpha, random_state=random_state)
-    return DDDAggResult.from_aggte(agg, "eventstudy" if type == "dynamic" else type)
+    return DDDAggResult.from_aggte(agg)

@@ -21,42 +21,41 @@ notebooks render :meth:`_repr_html_`; ``to_df`` / ``to_arrow`` export the estima
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from moderndid.core.report import (
+    Block,
+    Report,
+    ResultBase,
+    Section,
+    Table,
+    as_array,
+    band_cells,
+    bands,
+    fmt_label,
+    fmt_num,
+    is_missing,
+    level_label,
+    normal_quantile,
+    param,
+)
 from moderndid.did.results import (
-    _HEAVY_RULE,
-    _LIGHT_RULE,
-    _SIGNIF_NOTE,
+    AGGREGATION_LABELS,
+    AGGREGATION_TYPES,
+    EVENT_STUDY_TYPES,
+    AggregateResultBase,
+    AggregationLabels,
     AGGTEResult,
-    _as_array,
-    _band_cells,
-    _bands,
-    _fmt_label,
-    _fmt_num,
-    _info_sections,
-    _is_missing,
-    _level_label,
-    _normal_quantile,
-    _param,
-    _ResultBase,
-    _Section,
-    _sections_html,
-    _sections_text,
-    _Table,
-    _uniform_bands,
+    GroupTimeResultBase,
+    info_sections,
 )
 from moderndid.errors import InvalidOptionError
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pandas as pd
-    import pyarrow as pa
 
 __all__ = [
     "DDDAggResult",
@@ -67,39 +66,22 @@ __all__ = [
 ]
 
 _REFERENCE = "Reference: Ortiz-Villavicencio and Sant'Anna (2025)"
-_AGG_TYPES = ("simple", "eventstudy", "group", "calendar")
 _EST_PREFIX = {"dr": "DR-DDD", "ipw": "IPW-DDD", "reg": "RA-DDD"}
-# aggregation type -> (title suffix, overall heading, table heading, first column, df column)
-_AGG_LABELS = {
-    "simple": ("", "Overall ATT:", "", "", ""),
-    "eventstudy": (
-        " (Event Study)",
-        "Overall summary of ATT's based on event-study aggregation:",
-        "Event Study:",
-        "Event time",
-        "event_time",
-    ),
-    "group": (
-        " (Group/Cohort)",
-        "Overall summary of ATT's based on group/cohort aggregation:",
-        "Group Effects:",
-        "Group",
-        "group",
-    ),
-    "calendar": (
-        " (Calendar Time)",
-        "Overall summary of ATT's based on calendar time aggregation:",
-        "Time Effects:",
-        "Time",
-        "time",
-    ),
-}
-_AGG_NAMES = {
-    "simple": "Simple (weighted average of post-treatment ATT(g,t))",
-    "eventstudy": "Event study (by time since treatment)",
-    "group": "Group / cohort",
-    "calendar": "Calendar time",
-}
+
+
+def _ddd_type(kind: str) -> str:
+    """R ``triplediff``'s name of an aggregation type (``eventstudy`` for ``dynamic``)."""
+    return "eventstudy" if kind in EVENT_STUDY_TYPES else kind
+
+
+# R triplediff words the event-study labels differently
+_LABELS = {_ddd_type(kind): AGGREGATION_LABELS[kind] for kind in AGGREGATION_TYPES}
+_LABELS["eventstudy"] = _LABELS["eventstudy"]._replace(
+    overall_heading="Overall summary of ATT's based on event-study aggregation:",
+    table_heading="Event Study:",
+    description="Event study (by time since treatment)",
+)
+_AGG_TYPES = tuple(_LABELS)
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,12 +90,12 @@ _AGG_NAMES = {
 
 
 def _method_prefix(params: Mapping[str, Any]) -> str:
-    est = _param(params, "est_method", "estimation_method")
+    est = param(params, "est_method", "estimation_method")
     return _EST_PREFIX.get(str(est).lower(), "DDD") if isinstance(est, str) else "DDD"
 
 
 def _algorithm_details(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    est = _param(params, "est_method", "estimation_method")
+    est = param(params, "est_method", "estimation_method")
     est = str(est).lower() if isinstance(est, str) else None
     out = []
     if est in ("dr", "reg"):
@@ -124,7 +106,7 @@ def _algorithm_details(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _p_value(att: float, se: float) -> float:
-    if _is_missing(att) or _is_missing(se) or not float(se) > 0.0:
+    if is_missing(att) or is_missing(se) or not float(se) > 0.0:
         return math.nan
     return 2.0 * (1.0 - NormalDist().cdf(abs(float(att) / float(se))))
 
@@ -147,16 +129,16 @@ def _ddd_sections(
     uniform: bool,
     n_units: Any,
     n_groups: int | None = None,
-    extra_sections: Sequence[_Section] = (),
+    extra_sections: Sequence[Section] = (),
     extra_details: Sequence[tuple[str, str]] = (),
-) -> list[_Section]:
+) -> list[Section]:
     """Key/value sections of a DDD summary (built on the ``att_gt`` ones)."""
     p = dict(params)
     p.setdefault("panel", panel)
     if not p["panel"] and n_units is not None:
         p.setdefault("n_obs", n_units)
         n_units = None
-    sections = _info_sections(
+    sections = info_sections(
         p,
         alpha=alpha,
         critical_value=critical_value,
@@ -168,14 +150,14 @@ def _ddd_sections(
     (data_title, data), (details_title, details), *rest = sections
     # the two-period DDD has no comparison-cohort choice, anticipation or base period
     drop = set() if staggered else {"Anticipation Periods", "Treated Cohorts", "Control Group"}
-    if _param(p, "control_group") is None:
+    if param(p, "control_group") is None:
         drop.add("Control Group")
     data = [(k, v) for k, v in data if k not in drop]
     if not staggered:
         details = [(k, v) for k, v in details if k != "Base Period"]
     at = next((i + 1 for i, (k, _) in enumerate(details) if k == "Estimation Method"), 0)
     details[at:at] = _algorithm_details(p)
-    pname = _param(p, "pname")
+    pname = param(p, "pname")
     if pname is not None:
         at = 1 if data and data[0][0] == "Outcome" else 0
         data.insert(at, ("Partition Variable", str(pname)))
@@ -205,53 +187,13 @@ def _subgroup_label(key: Any) -> str:
     return str(key)
 
 
-def _gt_columns(
-    groups: np.ndarray,
-    times: np.ndarray,
-    att: np.ndarray,
-    se: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-) -> dict[str, Any]:
-    try:
-        event_time = times - groups
-    except TypeError:  # non-numeric labels
-        event_time = np.full(times.shape, np.nan)
-    status: list[str | None]
-    try:
-        status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
-    except TypeError:
-        status = [None] * len(times)
-    return {
-        "group": groups,
-        "time": times,
-        "att": att,
-        "se": se,
-        "ci_lower": lo,
-        "ci_upper": hi,
-        "event_time": event_time,
-        "treatment_status": status,
-    }
-
-
-def _to_pandas(cols: dict[str, Any]) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame(cols)
-
-
-def _to_arrow(cols: dict[str, Any]) -> pa.Table:
-    import pyarrow as pa
-
-    return pa.table({k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()})
-
-
-class _DDDBase(_ResultBase):
-    """Printing / export plumbing shared by the DDD result classes."""
+class _DDDBase(ResultBase):
+    """Settings access shared by the DDD result classes."""
 
     _panel: ClassVar[bool] = True
 
     args: dict[str, Any]
+    alpha: float | None
 
     @property
     def estimation_params(self) -> dict[str, Any]:
@@ -263,27 +205,12 @@ class _DDDBase(_ResultBase):
         """Whether the estimates come from panel data (else repeated cross-sections)."""
         return self._panel
 
-    def _columns(self) -> dict[str, Any]:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def to_df(self) -> pd.DataFrame:
-        """Estimates and confidence bands as a pandas DataFrame.
-
-        Returns
-        -------
-        pandas.DataFrame
-            See the class documentation for the columns.
-        """
-        return _to_pandas(self._columns())
-
-    def to_arrow(self) -> pa.Table:
-        """Estimates and confidence bands as a pyarrow Table (same columns as ``to_df``).
-
-        Returns
-        -------
-        pyarrow.Table
-        """
-        return _to_arrow(self._columns())
+    @property
+    def alpha_level(self) -> float:
+        """Significance level (``alpha`` or ``args['alpha']``, default 0.05)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return float(self.args.get("alpha", 0.05))
 
 
 def _normalise_params(obj: Any, name: str = "args") -> None:
@@ -322,7 +249,7 @@ class _DDDTwoPeriod(_DDDBase):
         object.__setattr__(self, "att", att)
         object.__setattr__(self, "se", se)
         if self.uci is None or self.lci is None:
-            lo, hi = _bands(np.array([att]), np.array([se]), _normal_quantile(self.alpha_level))
+            lo, hi = bands(np.array([att]), np.array([se]), normal_quantile(self.alpha_level))
             if self.lci is None:
                 object.__setattr__(self, "lci", float(lo[0]))
             if self.uci is None:
@@ -330,23 +257,16 @@ class _DDDTwoPeriod(_DDDBase):
         object.__setattr__(self, "uci", float(self.uci))  # type: ignore[arg-type]
         object.__setattr__(self, "lci", float(self.lci))  # type: ignore[arg-type]
         if self.boots is not None:
-            object.__setattr__(self, "boots", _as_array(self.boots, dtype=float))
+            object.__setattr__(self, "boots", as_array(self.boots, dtype=float))
         if self.att_inf_func is not None:
-            object.__setattr__(self, "att_inf_func", _as_array(self.att_inf_func, dtype=float))
+            object.__setattr__(self, "att_inf_func", as_array(self.att_inf_func, dtype=float))
 
     # -- derived quantities ------------------------------------------------------------
 
     @property
-    def alpha_level(self) -> float:
-        """Significance level (``alpha`` or ``args['alpha']``, default 0.05)."""
-        if self.alpha is not None:
-            return float(self.alpha)
-        return float(self.args.get("alpha", 0.05))
-
-    @property
     def boot(self) -> bool:
         """Whether the standard error comes from the multiplier bootstrap."""
-        return bool(_param(self.args, "boot", "bootstrap", default=self.boots is not None))
+        return bool(param(self.args, "boot", "bootstrap", default=self.boots is not None))
 
     @property
     def influence_func(self) -> np.ndarray | None:
@@ -364,26 +284,26 @@ class _DDDTwoPeriod(_DDDBase):
 
     def _critical(self) -> float:
         implied = _implied_critical(np.array([self.att]), np.array([self.se]), np.array([self.uci]))
-        return _normal_quantile(self.alpha_level) if implied is None else implied
+        return normal_quantile(self.alpha_level) if implied is None else implied
 
-    # -- printing ----------------------------------------------------------------------
+    # -- printing and export -----------------------------------------------------------
 
-    def _table(self) -> _Table:
-        ((band, star),) = _band_cells(np.array([self.lci]), np.array([self.uci]))
+    def _table(self) -> Table:
+        ((band, star),) = band_cells(np.array([self.lci]), np.array([self.uci]))
         headers = [
             "ATT",
             "Std. Error",
             "Pr(>|t|)",
-            f"[{_level_label(self.alpha_level)} Conf. Int.]",
+            f"[{level_label(self.alpha_level)} Conf. Int.]",
         ]
-        rows = [[_fmt_num(self.att), _fmt_num(self.se), _fmt_num(self.p_value), band]]
-        return _Table(headers, rows, ["r", "r", "r", "l"], [star])
+        rows = [[fmt_num(self.att), fmt_num(self.se), fmt_num(self.p_value), band]]
+        return Table(headers, rows, ["r", "r", "r", "l"], [star])
 
-    def _sections(self) -> list[_Section]:
-        extra: list[_Section] = []
+    def _report(self) -> Report:
+        extra: list[Section] = []
         if self.subgroup_counts:
             label = "Units per Subgroup" if self._panel else "Observations per Subgroup"
-            items = [(_subgroup_label(k), _fmt_label(v)) for k, v in self.subgroup_counts.items()]
+            items = [(_subgroup_label(k), fmt_label(v)) for k, v in self.subgroup_counts.items()]
             if all(isinstance(k, tuple) for k in self.subgroup_counts):
                 items.sort(reverse=True)  # R triplediff order: subgroup 4 first
             extra.append((label, items))
@@ -391,7 +311,7 @@ class _DDDTwoPeriod(_DDDBase):
             items = []
             for k, v in self.did_atts.items():
                 try:
-                    text = _fmt_num(float(v))
+                    text = fmt_num(float(v))
                 except (TypeError, ValueError):
                     text = str(v)
                 items.append((str(k), text))
@@ -400,7 +320,7 @@ class _DDDTwoPeriod(_DDDBase):
         if self.boots is not None:
             params.setdefault("boot", True)
             params.setdefault("biters", int(np.asarray(self.boots).shape[0]))
-        return _ddd_sections(
+        sections = _ddd_sections(
             params,
             panel=self._panel,
             staggered=False,
@@ -410,44 +330,12 @@ class _DDDTwoPeriod(_DDDBase):
             n_units=self.n_units,
             extra_sections=extra,
         )
-
-    def _heading(self) -> str:
-        return f"{_method_prefix(self.args)} estimation for the ATT:"
-
-    def summary(self) -> str:
-        """Return the printed summary (R ``triplediff``-style) as a string.
-
-        Returns
-        -------
-        str
-            The ATT with its standard error, p-value and confidence interval ('*' when the
-            interval excludes zero), the subgroup sizes and the estimation settings.
-        """
-        lines = [
-            _HEAVY_RULE,
-            " Triple Difference-in-Differences",
-            _HEAVY_RULE,
-            "",
-            f" {self._heading()}",
-            "",
-            self._table().to_text(),
-            "",
-            _LIGHT_RULE,
-            f" {_SIGNIF_NOTE}",
-        ]
-        lines += _sections_text(self._sections())
-        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
-        return "\n".join(lines)
-
-    def _html_body(self) -> str:
-        esc = html.escape
-        return (
-            "<h4>Triple Difference-in-Differences</h4>"
-            + f"<p>{esc(self._heading())}</p>"
-            + self._table().to_html()
-            + f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>"
-            + _sections_html(self._sections())
-            + f"<p><small>{esc(_REFERENCE)}</small></p>"
+        heading = f"{_method_prefix(self.args)} estimation for the ATT:"
+        return Report(
+            "Triple Difference-in-Differences",
+            [Block.of_table(self._table(), heading)],
+            sections,
+            _REFERENCE,
         )
 
     def _columns(self) -> dict[str, Any]:
@@ -510,18 +398,18 @@ class DDDRCResult(_DDDTwoPeriod):
     _panel: ClassVar[bool] = False
 
 
-DDDPanelResult.__doc__ = _TWO_PERIOD_DOC.format(
-    title="Two-period triple-differences ATT estimated from panel data.",
-    name="DDDPanelResult",
-    unit="unit",
-    units="units",
-)
-DDDRCResult.__doc__ = _TWO_PERIOD_DOC.format(
-    title="Two-period triple-differences ATT estimated from repeated cross-sections.",
-    name="DDDRCResult",
-    unit="observation",
-    units="observations",
-)
+def _document(cls: type[_DDDBase], template: str, title: str) -> None:
+    """Fill a panel / repeated cross-section class's docstring from the shared template."""
+    data, unit = (
+        ("panel data", "unit") if cls._panel else ("repeated cross-sections", "observation")
+    )
+    cls.__doc__ = template.format(
+        title=f"{title} estimated from {data}.", name=cls.__name__, unit=unit, units=f"{unit}s"
+    )
+
+
+_document(DDDPanelResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
+_document(DDDRCResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
 
 
 # ---------------------------------------------------------------------------------------
@@ -530,7 +418,7 @@ DDDRCResult.__doc__ = _TWO_PERIOD_DOC.format(
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class _DDDMultiPeriod(_DDDBase):
+class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
     att: np.ndarray
     se: np.ndarray
     uci: np.ndarray | None
@@ -555,10 +443,10 @@ class _DDDMultiPeriod(_DDDBase):
     def __post_init__(self) -> None:
         _normalise_params(self)
         cls = type(self).__name__
-        att = np.atleast_1d(_as_array(self.att, dtype=float))
-        se = np.atleast_1d(_as_array(self.se, dtype=float))
-        groups = np.atleast_1d(_as_array(self.groups))
-        times = np.atleast_1d(_as_array(self.times))
+        att = np.atleast_1d(as_array(self.att, dtype=float))
+        se = np.atleast_1d(as_array(self.se, dtype=float))
+        groups = np.atleast_1d(as_array(self.groups))
+        times = np.atleast_1d(as_array(self.times))
         n_cells = att.shape[0]
         for name, arr in (("att", att), ("se", se), ("groups", groups), ("times", times)):
             if arr.ndim != 1 or arr.shape[0] != n_cells:
@@ -569,15 +457,15 @@ class _DDDMultiPeriod(_DDDBase):
         for name, value in (("att", att), ("se", se), ("groups", groups), ("times", times)):
             object.__setattr__(self, name, value)
         object.__setattr__(
-            self, "glist", np.unique(groups) if self.glist is None else _as_array(self.glist)
+            self, "glist", np.unique(groups) if self.glist is None else as_array(self.glist)
         )
         object.__setattr__(
-            self, "tlist", np.unique(times) if self.tlist is None else _as_array(self.tlist)
+            self, "tlist", np.unique(times) if self.tlist is None else as_array(self.tlist)
         )
         stored: dict[str, np.ndarray | None] = {}
         for name in ("uci", "lci"):
             value = getattr(self, name)
-            band = None if value is None else np.atleast_1d(_as_array(value, dtype=float))
+            band = None if value is None else np.atleast_1d(as_array(value, dtype=float))
             if band is not None and band.shape != (n_cells,):
                 raise InvalidOptionError(
                     f"{cls}.{name} must have one entry per cell ({n_cells}), got shape {band.shape}"
@@ -587,19 +475,19 @@ class _DDDMultiPeriod(_DDDBase):
         if self.critical_value is None:
             upper = stored["uci"]
             implied = None if upper is None else _implied_critical(att, se, upper)
-            crit = _normal_quantile(self.alpha_level) if implied is None else implied
+            crit = normal_quantile(self.alpha_level) if implied is None else implied
         else:
             crit = float(self.critical_value)
         object.__setattr__(self, "critical_value", crit)
-        lo, hi = _bands(att, se, crit)
+        lo, hi = bands(att, se, crit)
         object.__setattr__(self, "uci", hi if stored["uci"] is None else stored["uci"])
         object.__setattr__(self, "lci", lo if stored["lci"] is None else stored["lci"])
         for name in ("inf_func_mat", "vcov_analytical", "unit_weights"):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, _as_array(getattr(self, name), dtype=float))
+                object.__setattr__(self, name, as_array(getattr(self, name), dtype=float))
         for name in ("unit_groups", "unit_clusters", "unit_partition"):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, _as_array(getattr(self, name)))
+                object.__setattr__(self, name, as_array(getattr(self, name)))
 
     # -- aliases and derived quantities -------------------------------------------------
 
@@ -623,17 +511,8 @@ class _DDDMultiPeriod(_DDDBase):
         """Alias of :attr:`n` (units; observations for repeated cross-sections)."""
         return self.n
 
-    @property
-    def alpha_level(self) -> float:
-        """Significance level (``alpha`` or ``args['alpha']``, default 0.05)."""
-        if self.alpha is not None:
-            return float(self.alpha)
-        return float(self.args.get("alpha", 0.05))
-
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
-        return _uniform_bands(self.args)
+    def _level(self) -> float:
+        return self.alpha_level
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """The stored bands ``(lci, uci)``.
@@ -645,24 +524,7 @@ class _DDDMultiPeriod(_DDDBase):
         assert self.lci is not None and self.uci is not None
         return self.lci, self.uci
 
-    # -- printing ----------------------------------------------------------------------
-
-    def _table(self) -> _Table:
-        lo, hi = self.confidence_bands()
-        bands = _band_cells(lo, hi)
-        kind = "Simult." if self.uniform_bands else "Pointwise"
-        headers = [
-            "Group",
-            "Time",
-            "ATT(g,t)",
-            "Std. Error",
-            f"[{_level_label(self.alpha_level)} {kind} Conf. Band]",
-        ]
-        rows = [
-            [_fmt_label(g), _fmt_label(t), _fmt_num(a), _fmt_num(s), b[0]]
-            for g, t, a, s, b in zip(self.groups, self.times, self.att, self.se, bands, strict=True)
-        ]
-        return _Table(headers, rows, ["r", "r", "r", "r", "l"], [b[1] for b in bands])
+    # -- printing and export -----------------------------------------------------------
 
     def _cohort_partition_counts(self) -> dict[Any, tuple[int, int] | int] | None:
         """Cohort -> (eligible, ineligible) counts (or a total without partitions)."""
@@ -690,13 +552,13 @@ class _DDDMultiPeriod(_DDDBase):
             return {g: (v[0], v[1]) for g, v in sorted(pairs.items(), key=lambda kv: kv[0])}
         return None
 
-    def _count_section(self) -> list[_Section]:
+    def _count_section(self) -> list[Section]:
         counts = self._cohort_partition_counts()
         if not counts:
             return []
         items = []
         for g, value in counts.items():
-            label = "Never treated" if _is_never(g) else f"Cohort {_fmt_label(g)}"
+            label = "Never treated" if _is_never(g) else f"Cohort {fmt_label(g)}"
             if isinstance(value, tuple):
                 items.append((label, f"{value[0]} eligible, {value[1]} ineligible"))
             else:
@@ -705,8 +567,8 @@ class _DDDMultiPeriod(_DDDBase):
         title = "Units per Cohort" if self._panel else "Observations per Cohort"
         return [(title, items)]
 
-    def _sections(self) -> list[_Section]:
-        return _ddd_sections(
+    def _report(self) -> Report:
+        sections = _ddd_sections(
             self.args,
             panel=self._panel,
             staggered=True,
@@ -717,51 +579,16 @@ class _DDDMultiPeriod(_DDDBase):
             n_groups=int(np.unique(self.groups).size) if self.groups.size else 0,
             extra_sections=self._count_section(),
         )
-
-    def _heading(self) -> str:
-        return f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
-
-    def summary(self) -> str:
-        """Return the printed summary (R ``triplediff``-style) as a string.
-
-        Returns
-        -------
-        str
-            Table of ATT(g,t) with standard errors and confidence bands ('*' where the band
-            excludes zero), the units per cohort and partition and the estimation settings.
-        """
-        lines = [
-            _HEAVY_RULE,
-            " Triple Difference-in-Differences, staggered adoption",
-            _HEAVY_RULE,
-            "",
-            f" {self._heading()}",
-            "",
-        ]
+        heading = f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
         if self.att.size:
-            lines.append(self._table().to_text())
+            block = Block.of_table(self._gt_table(), heading)
         else:
-            lines.append(" No group-time cells were estimated.")
-        lines += ["", _LIGHT_RULE, f" {_SIGNIF_NOTE}"]
-        lines += _sections_text(self._sections())
-        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
-        return "\n".join(lines)
-
-    def _html_body(self) -> str:
-        esc = html.escape
-        table = self._table().to_html() if self.att.size else "<p>No group-time cells.</p>"
-        return (
-            "<h4>Triple Difference-in-Differences, staggered adoption</h4>"
-            + f"<p>{esc(self._heading())}</p>"
-            + table
-            + f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>"
-            + _sections_html(self._sections())
-            + f"<p><small>{esc(_REFERENCE)}</small></p>"
+            block = Block(
+                heading, " No group-time cells were estimated.", "<p>No group-time cells.</p>"
+            )
+        return Report(
+            "Triple Difference-in-Differences, staggered adoption", [block], sections, _REFERENCE
         )
-
-    def _columns(self) -> dict[str, Any]:
-        lo, hi = self.confidence_bands()
-        return _gt_columns(self.groups, self.times, self.att, self.se, lo, hi)
 
 
 _MULTI_DOC = """{title}
@@ -827,18 +654,8 @@ class DDDMultiPeriodRCResult(_DDDMultiPeriod):
     _panel: ClassVar[bool] = False
 
 
-DDDMultiPeriodResult.__doc__ = _MULTI_DOC.format(
-    title="Staggered triple-differences ATT(g, t) estimated from panel data.",
-    name="DDDMultiPeriodResult",
-    units="units",
-    unit="unit",
-)
-DDDMultiPeriodRCResult.__doc__ = _MULTI_DOC.format(
-    title="Staggered triple-differences ATT(g, t) estimated from repeated cross-sections.",
-    name="DDDMultiPeriodRCResult",
-    units="observations",
-    unit="observation",
-)
+_document(DDDMultiPeriodResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
+_document(DDDMultiPeriodRCResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -847,7 +664,7 @@ DDDMultiPeriodRCResult.__doc__ = _MULTI_DOC.format(
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class DDDAggResult(_DDDBase):
+class DDDAggResult(AggregateResultBase, _DDDBase):
     """Aggregated triple-differences effects returned by ``agg_ddd``.
 
     The first ten fields carry the names and order of ModernDiD 0.4.1's ``DDDAggResult``;
@@ -910,9 +727,13 @@ class DDDAggResult(_DDDBase):
     max_event_time: int | None = None
     balanced_event_threshold: int | None = None
 
+    _labels: ClassVar[Mapping[str, AggregationLabels]] = _LABELS
+    _title: ClassVar[str] = "Aggregate Triple DiD Treatment Effects"
+    _reference: ClassVar[str] = _REFERENCE
+
     def __post_init__(self) -> None:
         _normalise_params(self)
-        kind = "eventstudy" if self.aggregation_type == "dynamic" else self.aggregation_type
+        kind = _ddd_type(self.aggregation_type)
         if kind not in _AGG_TYPES:
             raise InvalidOptionError(
                 f"aggregation_type must be one of {_AGG_TYPES}, got {self.aggregation_type!r}"
@@ -922,22 +743,13 @@ class DDDAggResult(_DDDBase):
         se = math.nan if self.overall_se is None else float(self.overall_se)
         object.__setattr__(self, "overall_se", se)
         if self.crit_val is not None:
-            cv = _as_array(self.crit_val, dtype=float)
+            cv = as_array(self.crit_val, dtype=float)
             object.__setattr__(self, "crit_val", float(cv) if cv.ndim == 0 else cv)
         if self.egt is not None:
-            ev = np.atleast_1d(_as_array(self.egt))
+            ev = np.atleast_1d(as_array(self.egt))
             object.__setattr__(self, "egt", ev)
             n_ev = ev.shape[0]
-            for name in ("att_egt", "se_egt"):
-                arr = _as_array(getattr(self, name), dtype=float)
-                if arr is not None and arr.ndim == 0:
-                    arr = np.full(n_ev, float(arr))
-                if arr is not None and arr.shape != (n_ev,):
-                    raise InvalidOptionError(
-                        f"DDDAggResult.{name} must have one entry per event ({n_ev}), "
-                        f"got shape {arr.shape}"
-                    )
-                object.__setattr__(self, name, arr)
+            self._set_per_event(("att_egt", "se_egt"), n_ev)
             if isinstance(self.crit_val, np.ndarray) and self.crit_val.shape != (n_ev,):
                 raise InvalidOptionError(
                     f"DDDAggResult.crit_val must be a scalar or have one entry per event "
@@ -945,7 +757,7 @@ class DDDAggResult(_DDDBase):
                 )
         for name in ("inf_func", "inf_func_overall", "vcov_analytical"):
             if getattr(self, name) is not None:
-                object.__setattr__(self, name, _as_array(getattr(self, name), dtype=float))
+                object.__setattr__(self, name, as_array(getattr(self, name), dtype=float))
 
     @classmethod
     def from_aggte(cls, agg: AGGTEResult, aggregation_type: str | None = None) -> DDDAggResult:
@@ -973,10 +785,9 @@ class DDDAggResult(_DDDBase):
         """
         if not isinstance(agg, AGGTEResult):
             raise TypeError(f"from_aggte expects an AGGTEResult, got {type(agg).__name__}")
-        kind = "eventstudy" if agg.aggregation_type == "dynamic" else agg.aggregation_type
+        kind = _ddd_type(agg.aggregation_type)
         if aggregation_type is not None:
-            wanted = "eventstudy" if aggregation_type == "dynamic" else aggregation_type
-            if wanted != kind:
+            if _ddd_type(aggregation_type) != kind:
                 raise InvalidOptionError(
                     f"aggregation_type {aggregation_type!r} does not match the aggregation "
                     f"{agg.aggregation_type!r}"
@@ -1034,7 +845,7 @@ class DDDAggResult(_DDDBase):
             return None
         n_ev = self.egt.shape[0]
         if self.crit_val is None:
-            return np.full(n_ev, _normal_quantile(self.alpha_level))
+            return np.full(n_ev, normal_quantile(self.alpha_level))
         return np.broadcast_to(np.asarray(self.crit_val, dtype=float), (n_ev,)).copy()
 
     @property
@@ -1047,27 +858,6 @@ class DDDAggResult(_DDDBase):
         """Alias of :attr:`inf_func_overall`."""
         return self.inf_func_overall
 
-    @property
-    def alpha_level(self) -> float:
-        """Significance level (``alpha`` or ``args['alpha']``, default 0.05)."""
-        if self.alpha is not None:
-            return float(self.alpha)
-        return float(self.args.get("alpha", 0.05))
-
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether the disaggregated bands are simultaneous (uniform) bands."""
-        return _uniform_bands(self.args)
-
-    def overall_confidence_interval(self) -> tuple[float, float]:
-        """Pointwise normal interval of the overall ATT, ``(lower, upper)``."""
-        lo, hi = _bands(
-            np.array([self.overall_att]),
-            np.array([self.overall_se]),
-            _normal_quantile(self.alpha_level),
-        )
-        return float(lo[0]), float(hi[0])
-
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Bands of the disaggregated effects, ``att_egt -/+ crit_val * se_egt``.
 
@@ -1076,149 +866,23 @@ class DDDAggResult(_DDDBase):
         tuple of numpy.ndarray
             ``(lower, upper)``; empty arrays without disaggregated effects.
         """
-        cvals = self.critical_values
-        if self.att_egt is None or cvals is None:
+        if self.att_egt is None or self.egt is None:
             return np.empty(0), np.empty(0)
-        se = self.se_egt if self.se_egt is not None else np.full(self.att_egt.shape, np.nan)
-        return _bands(self.att_egt, se, cvals)
+        return self._event_bands()
 
-    # -- printing ----------------------------------------------------------------------
-
-    def _has_events(self) -> bool:
-        return (
-            self.aggregation_type != "simple"
-            and self.egt is not None
-            and (self.att_egt is not None)
-        )
-
-    def _overall_table(self) -> _Table:
-        lo, hi = self.overall_confidence_interval()
-        ((band, star),) = _band_cells(np.array([lo]), np.array([hi]))
-        headers = ["ATT", "Std. Error", f"[{_level_label(self.alpha_level)} Conf. Int.]"]
-        rows = [[_fmt_num(self.overall_att), _fmt_num(self.overall_se), band]]
-        return _Table(headers, rows, ["r", "r", "l"], [star])
-
-    def _event_table(self) -> _Table:
-        assert self.egt is not None and self.att_egt is not None
-        se = self.se_egt if self.se_egt is not None else np.full(self.att_egt.shape, np.nan)
-        lo, hi = self.confidence_bands()
-        bands = _band_cells(lo, hi)
-        kind = "Simult." if self.uniform_bands else "Pointwise"
-        headers = [
-            _AGG_LABELS[self.aggregation_type][3],
-            "Estimate",
-            "Std. Error",
-            f"[{_level_label(self.alpha_level)} {kind} Conf. Band]",
-        ]
-        rows = [
-            [_fmt_label(e), _fmt_num(a), _fmt_num(s), b[0]]
-            for e, a, s, b in zip(self.egt, self.att_egt, se, bands, strict=True)
-        ]
-        return _Table(headers, rows, ["r", "r", "r", "l"], [b[1] for b in bands])
-
-    def _aggregation_details(self) -> list[tuple[str, str]]:
-        out = [("Aggregation", _AGG_NAMES[self.aggregation_type])]
-        if self.aggregation_type == "eventstudy":
-            if self.min_event_time is not None or self.max_event_time is not None:
-                lo = "-Inf" if self.min_event_time is None else _fmt_label(self.min_event_time)
-                hi = "Inf" if self.max_event_time is None else _fmt_label(self.max_event_time)
-                out.append(("Event Window", f"[{lo}, {hi}]"))
-            if self.balanced_event_threshold is not None:
-                out.append(
-                    (
-                        "Balanced Cohorts",
-                        f"observed for event times 0..{_fmt_label(self.balanced_event_threshold)}",
-                    )
-                )
-        return out
-
-    def _sections(self) -> list[_Section]:
-        crit: float | None = _normal_quantile(self.alpha_level)
-        if self._has_events():
-            cvals = self.critical_values
-            finite = cvals[np.isfinite(cvals)] if cvals is not None else np.empty(0)
-            crit = float(finite[0]) if finite.size else None
+    def _info_sections(
+        self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
+    ) -> list[Section]:
         return _ddd_sections(
             self.args,
-            panel=bool(_param(self.args, "panel", default=True)),
+            panel=bool(param(self.args, "panel", default=True)),
             staggered=True,
             alpha=self.alpha_level,
-            critical_value=crit,
-            uniform=self.uniform_bands and self._has_events(),
+            critical_value=critical_value,
+            uniform=uniform,
             n_units=None,
-            extra_details=self._aggregation_details(),
+            extra_details=extra_details,
         )
-
-    def summary(self) -> str:
-        """Return the printed summary (R ``triplediff``-style) as a string.
-
-        Returns
-        -------
-        str
-            The overall ATT with its interval, the table of disaggregated effects for
-            ``eventstudy``/``group``/``calendar`` and the estimation settings.
-        """
-        suffix, overall_head, table_head, _, _ = _AGG_LABELS[self.aggregation_type]
-        lines = [
-            _HEAVY_RULE,
-            f" Aggregate Triple DiD Treatment Effects{suffix}",
-            _HEAVY_RULE,
-            "",
-            f" {overall_head}",
-            "",
-            self._overall_table().to_text(),
-        ]
-        if self._has_events():
-            lines += ["", "", f" {table_head}", "", self._event_table().to_text()]
-        lines += ["", _LIGHT_RULE, f" {_SIGNIF_NOTE}"]
-        lines += _sections_text(self._sections())
-        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
-        return "\n".join(lines)
-
-    def _html_body(self) -> str:
-        esc = html.escape
-        suffix, overall_head, table_head, _, _ = _AGG_LABELS[self.aggregation_type]
-        parts = [
-            f"<h4>Aggregate Triple DiD Treatment Effects{esc(suffix)}</h4>",
-            f"<p>{esc(overall_head)}</p>",
-            self._overall_table().to_html(),
-        ]
-        if self._has_events():
-            parts += [f"<p>{esc(table_head)}</p>", self._event_table().to_html()]
-        parts += [
-            f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>",
-            _sections_html(self._sections()),
-            f"<p><small>{esc(_REFERENCE)}</small></p>",
-        ]
-        return "".join(parts)
-
-    def _columns(self) -> dict[str, Any]:
-        if self.aggregation_type == "simple":
-            lo_o, hi_o = self.overall_confidence_interval()
-            return {
-                "att": np.array([self.overall_att], dtype=float),
-                "se": np.array([self.overall_se], dtype=float),
-                "ci_lower": np.array([lo_o]),
-                "ci_upper": np.array([hi_o]),
-            }
-        if self.egt is None or self.att_egt is None:
-            raise InvalidOptionError(
-                f"this {self.aggregation_type!r} aggregation holds no per-event estimates"
-            )
-        se = self.se_egt if self.se_egt is not None else np.full(self.att_egt.shape, np.nan)
-        lo, hi = self.confidence_bands()
-        cols: dict[str, Any] = {
-            _AGG_LABELS[self.aggregation_type][4]: self.egt,
-            "att": self.att_egt,
-            "se": se,
-            "ci_lower": lo,
-            "ci_upper": hi,
-        }
-        if self.aggregation_type == "eventstudy":
-            cols["treatment_status"] = [
-                None if _is_missing(e) else ("Post" if e >= 0 else "Pre") for e in self.egt
-            ]
-        return cols
 
 
 # ---------------------------------------------------------------------------------------
@@ -1257,7 +921,7 @@ def build_ddd_result(
     att = np.atleast_1d(np.asarray(fit.att, dtype=float))
     se = np.atleast_1d(np.asarray(fit.se, dtype=float))
     crit = float(fit.critical_value)
-    lo, hi = _bands(att, se, crit)
+    lo, hi = bands(att, se, crit)
     n_units = getattr(data, "n_units", None)
     n_units = None if n_units is None else int(n_units)
     influence = getattr(fit, "influence", None)

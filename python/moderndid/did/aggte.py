@@ -21,10 +21,8 @@ from moderndid._warnings import warn_user
 from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
 from moderndid.core.multipliers import seed_from_random_state
 from moderndid.did.fit import SE_FLOOR, Moments
-from moderndid.did.results import AGGTEResult, MPResult
+from moderndid.did.results import AGGREGATION_TYPES, AGGTEResult, MPResult
 from moderndid.errors import InvalidOptionError, MissingValuesError
-
-AGGREGATION_TYPES = ("simple", "dynamic", "group", "calendar")
 
 
 @dataclass

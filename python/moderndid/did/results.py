@@ -10,20 +10,38 @@ after those and all have defaults.
 Printing a result (``print(res)``, ``str(res)``, ``res.summary()``) gives a fixed-width
 report in the spirit of R ``did``'s ``summary()``; notebooks render :meth:`_repr_html_`.
 :func:`to_df` and :func:`to_arrow` export the estimates with their confidence bands.
+
+The triple-differences results (:mod:`moderndid.ddd.results`) build on the public helpers
+here: :class:`GroupTimeResultBase` and :class:`AggregateResultBase` (what ATT(g, t) and an
+aggregation print and export), :data:`AGGREGATION_TYPES` with :data:`AGGREGATION_LABELS`,
+and :func:`info_sections`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import html
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from moderndid.core.report import (
+    Block,
+    Report,
+    ResultBase,
+    Section,
+    Table,
+    as_array,
+    band_cells,
+    bands,
+    fmt_label,
+    fmt_num,
+    is_missing,
+    level_label,
+    normal_quantile,
+    param,
+)
 from moderndid.errors import InvalidOptionError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -32,155 +50,56 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = ["AGGTEResult", "MPResult", "to_arrow", "to_df"]
 
-_T = TypeVar("_T", bound="_ResultBase")
-
-_RULE_WIDTH = 78
-_HEAVY_RULE = "=" * _RULE_WIDTH
-_LIGHT_RULE = "-" * _RULE_WIDTH
-_SIGNIF_NOTE = "Signif. codes: '*' confidence band does not cover 0"
 _REFERENCE = "Reference: Callaway and Sant'Anna (2021)"
 
-_AGGREGATION_TYPES = ("simple", "dynamic", "group", "calendar")
+AGGREGATION_TYPES = ("simple", "dynamic", "group", "calendar")
+"""The aggregations of ATT(g, t), in ``aggte``'s spelling."""
 
-_CONTROL_GROUP_LABELS = {
-    "nevertreated": "Never Treated",
-    "notyettreated": "Not Yet Treated",
-}
-_EST_METHOD_LABELS = {
-    "dr": "Doubly Robust",
-    "ipw": "Inverse Probability Weighting",
-    "reg": "Outcome Regression",
-}
-# aggregation type -> (title suffix, overall heading, table heading, first column, df column)
-_AGG_LABELS = {
-    "simple": ("", "Overall ATT:", "", "", ""),
-    "dynamic": (
+EVENT_STUDY_TYPES = ("dynamic", "eventstudy")
+"""Names of the event-study aggregation: ``aggte``'s and R ``triplediff``'s (``agg_ddd``)."""
+
+
+class AggregationLabels(NamedTuple):
+    """What a summary, an export and a plot call one aggregation type."""
+
+    title_suffix: str  # appended to the summary's title, e.g. " (Event Study)"
+    overall_heading: str  # line above the overall ATT
+    table_heading: str  # line above the table of disaggregated effects
+    label_header: str  # heading of the label column (and axis label of the plots)
+    column: str  # name of the label column of to_df / to_arrow
+    description: str  # the "Aggregation" line of the estimation details
+
+
+AGGREGATION_LABELS: Mapping[str, AggregationLabels] = {
+    "simple": AggregationLabels(
+        "", "Overall ATT:", "", "", "", "Simple (weighted average of post-treatment ATT(g,t))"
+    ),
+    "dynamic": AggregationLabels(
         " (Event Study)",
         "Overall summary of ATT's based on event-study/dynamic aggregation:",
         "Dynamic Effects:",
         "Event time",
         "event_time",
+        "Dynamic (event study)",
     ),
-    "group": (
+    "group": AggregationLabels(
         " (Group/Cohort)",
         "Overall summary of ATT's based on group/cohort aggregation:",
         "Group Effects:",
         "Group",
         "group",
+        "Group / cohort",
     ),
-    "calendar": (
+    "calendar": AggregationLabels(
         " (Calendar Time)",
         "Overall summary of ATT's based on calendar time aggregation:",
         "Time Effects:",
         "Time",
         "time",
+        "Calendar time",
     ),
 }
-
-
-# ---------------------------------------------------------------------------------------
-# small helpers
-# ---------------------------------------------------------------------------------------
-
-
-def _as_array(x: Any, dtype: Any = None) -> Any:
-    """Return ``x`` as a host numpy array (``None`` passes through)."""
-    if x is None:
-        return None
-    if (
-        not isinstance(x, np.ndarray)
-        and hasattr(x, "get")
-        and hasattr(x, "__cuda_array_interface__")
-    ):
-        x = x.get()  # cupy -> host
-    return np.asarray(x, dtype=dtype)
-
-
-def _param(params: Mapping[str, Any], *names: str, default: Any = None) -> Any:
-    """First of ``names`` present in ``params`` (moderndid or ModernDiD 0.4.1 spelling)."""
-    for name in names:
-        if name in params:
-            return params[name]
-    return default
-
-
-def _is_missing(x: Any) -> bool:
-    if x is None:
-        return True
-    try:
-        return bool(math.isnan(float(x)))
-    except (TypeError, ValueError):
-        return False
-
-
-def _fmt_num(x: Any, digits: int = 4) -> str:
-    """Fixed-point number, ``NA`` for missing values."""
-    if _is_missing(x):
-        return "NA"
-    s = f"{float(x):.{digits}f}"
-    if float(s) == 0.0 and s.startswith("-"):
-        s = s[1:]
-    return s
-
-
-def _fmt_label(x: Any) -> str:
-    """Group / time / event-time label: integral values print without decimals."""
-    if _is_missing(x):
-        return "NA"
-    if isinstance(x, (np.integer, int)):
-        return str(int(x))
-    try:
-        xf = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isinf(xf):
-        return "Inf" if xf > 0 else "-Inf"
-    if xf.is_integer():
-        return str(int(xf))
-    return f"{xf:g}"
-
-
-def _level_label(alpha: float) -> str:
-    level = round(100.0 * (1.0 - float(alpha)), 6)
-    return f"{level:g}%"
-
-
-def _normal_quantile(alpha: float) -> float:
-    return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
-
-
-def _bands(
-    att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``att -/+ crit * se`` (NaN wherever an input is missing)."""
-    att = np.asarray(att, dtype=float)
-    se = np.asarray(se, dtype=float)
-    crit_arr = np.broadcast_to(np.asarray(crit, dtype=float), att.shape)
-    with np.errstate(invalid="ignore"):
-        half = crit_arr * se
-        return att - half, att + half
-
-
-def _excludes_zero(lo: float, hi: float) -> bool:
-    if _is_missing(lo) or _is_missing(hi):
-        return False
-    return bool(lo > 0.0 or hi < 0.0)
-
-
-def _band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
-    """Aligned ``[lo, hi]`` strings and whether each band excludes zero."""
-    lo_s = [_fmt_num(v) for v in lo]
-    hi_s = [_fmt_num(v) for v in hi]
-    ok = [not (_is_missing(a) or _is_missing(b)) for a, b in zip(lo, hi, strict=True)]
-    wl = max((len(s) for s, k in zip(lo_s, ok, strict=True) if k), default=0)
-    wh = max((len(s) for s, k in zip(hi_s, ok, strict=True) if k), default=0)
-    out: list[tuple[str, bool]] = []
-    for a, b, s_lo, s_hi, k in zip(lo, hi, lo_s, hi_s, ok, strict=True):
-        if not k:
-            out.append(("NA", False))
-        else:
-            out.append((f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", _excludes_zero(a, b)))
-    return out
+"""Labels of each of :data:`AGGREGATION_TYPES`."""
 
 
 def _uniform_bands(params: Mapping[str, Any]) -> bool:
@@ -193,6 +112,7 @@ def _uniform_bands(params: Mapping[str, Any]) -> bool:
 
 
 def _label_of(value: Any, labels: Mapping[str, str]) -> str:
+    """Printed name of a setting (a callable prints as ``Custom (name)``)."""
     if value is None:
         return "NA"
     if callable(value):
@@ -200,74 +120,23 @@ def _label_of(value: Any, labels: Mapping[str, str]) -> str:
     return labels.get(str(value).lower(), str(value))
 
 
-class _Table:
-    """A small table rendered either as a box-drawn text table or as HTML."""
-
-    def __init__(
-        self,
-        headers: Sequence[str],
-        rows: Sequence[Sequence[str]],
-        align: Sequence[str],
-        stars: Sequence[bool] | None = None,
-    ):
-        self.headers = list(headers)
-        self.rows = [list(r) for r in rows]
-        self.align = list(align)
-        self.stars = list(stars) if stars is not None else [False] * len(self.rows)
-
-    def _text_rows(self) -> list[list[str]]:
-        # the significance star goes after the last (band) column
-        out = []
-        for row, star in zip(self.rows, self.stars, strict=True):
-            row = list(row)
-            if any(self.stars):
-                row[-1] = row[-1] + (" *" if star else "  ")
-            out.append(row)
-        return out
-
-    def to_text(self) -> str:
-        rows = self._text_rows()
-        widths = [len(h) for h in self.headers]
-        for row in rows:
-            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-
-        def line(left: str, mid: str, right: str) -> str:
-            return left + mid.join("─" * (w + 2) for w in widths) + right
-
-        def cells(values: Sequence[str]) -> str:
-            parts = [
-                f" {v:>{w}} " if a == "r" else f" {v:<{w}} "
-                for v, w, a in zip(values, widths, self.align, strict=True)
-            ]
-            return "│" + "│".join(parts) + "│"
-
-        lines = [line("┌", "┬", "┐"), cells(self.headers), line("├", "┼", "┤")]
-        lines.extend(cells(r) for r in rows)
-        lines.append(line("└", "┴", "┘"))
-        return "\n".join(lines)
-
-    def to_html(self) -> str:
-        esc = html.escape
-        head = "".join(f"<th>{esc(h)}</th>" for h in self.headers)
-        body = []
-        for row, star in zip(self.rows, self.stars, strict=True):
-            tds = []
-            for j, (v, a) in enumerate(zip(row, self.align, strict=True)):
-                text = esc(v) + (" *" if star and j == len(row) - 1 else "")
-                style = "text-align:right" if a == "r" else "text-align:left"
-                tds.append(f'<td style="{style}">{text}</td>')
-            body.append("<tr>" + "".join(tds) + "</tr>")
-        return (
-            '<table class="moderndid-table">'
-            f"<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>"
-        )
+_CONTROL_GROUP_LABELS = {
+    "nevertreated": "Never Treated",
+    "notyettreated": "Not Yet Treated",
+}
+_EST_METHOD_LABELS = {
+    "dr": "Doubly Robust",
+    "ipw": "Inverse Probability Weighting",
+    "reg": "Outcome Regression",
+}
 
 
-_Section = tuple[str, list[tuple[str, str]]]
+# ---------------------------------------------------------------------------------------
+# pieces shared with the triple-differences results
+# ---------------------------------------------------------------------------------------
 
 
-def _info_sections(
+def info_sections(
     params: Mapping[str, Any],
     *,
     alpha: float,
@@ -276,69 +145,91 @@ def _info_sections(
     n_units: Any = None,
     n_groups: int | None = None,
     extra_details: Sequence[tuple[str, str]] = (),
-) -> list[_Section]:
-    """Key/value lines shared by the text and HTML summaries."""
+) -> list[Section]:
+    """Data, estimation and inference sections of a summary.
+
+    Parameters
+    ----------
+    params : mapping
+        The call settings (``estimation_params``); moderndid's and ModernDiD 0.4.1's
+        spellings are read.
+    alpha : float
+        Significance level.
+    critical_value : float or None
+        Critical value of the bands, printed when known.
+    uniform : bool
+        Whether the bands are simultaneous.
+    n_units : Any, optional
+        Number of units (else ``params["n_units"]``).
+    n_groups : int, optional
+        Number of treated cohorts.
+    extra_details : sequence of (str, str)
+        Lines appended to the estimation details (before the engine).
+
+    Returns
+    -------
+    list of Section
+        ``Data Info``, ``Estimation Details`` and ``Inference``.
+    """
     data: list[tuple[str, str]] = []
-    yname = _param(params, "yname")
+    yname = param(params, "yname")
     if yname is not None:
         data.append(("Outcome", str(yname)))
-    data.append(
-        ("Control Group", _label_of(_param(params, "control_group"), _CONTROL_GROUP_LABELS))
-    )
-    antic = _param(params, "anticipation", "anticipation_periods", default=0)
-    data.append(("Anticipation Periods", _fmt_label(antic)))
-    panel = _param(params, "panel")
+    data.append(("Control Group", _label_of(param(params, "control_group"), _CONTROL_GROUP_LABELS)))
+    antic = param(params, "anticipation", "anticipation_periods", default=0)
+    data.append(("Anticipation Periods", fmt_label(antic)))
+    panel = param(params, "panel")
     if panel is not None:
         if not panel:
             kind = "Repeated cross-sections"
-        elif _param(params, "allow_unbalanced_panel", default=False):
+        elif param(params, "allow_unbalanced_panel", default=False):
             kind = "Panel (unbalanced allowed)"
         else:
             kind = "Balanced panel"
         data.append(("Data Type", kind))
-    units = n_units if n_units is not None else _param(params, "n_units")
+    units = n_units if n_units is not None else param(params, "n_units")
     if units is not None:
-        data.append(("Units", _fmt_label(units)))
-    n_obs = _param(params, "n_obs")
+        data.append(("Units", fmt_label(units)))
+    n_obs = param(params, "n_obs")
     if n_obs is not None:
-        data.append(("Observations", _fmt_label(n_obs)))
-    n_periods = _param(params, "n_periods")
+        data.append(("Observations", fmt_label(n_obs)))
+    n_periods = param(params, "n_periods")
     if n_periods is not None:
-        data.append(("Time Periods", _fmt_label(n_periods)))
+        data.append(("Time Periods", fmt_label(n_periods)))
     if n_groups is not None:
         data.append(("Treated Cohorts", str(n_groups)))
 
     details: list[tuple[str, str]] = []
-    est = _param(params, "est_method", "estimation_method")
+    est = param(params, "est_method", "estimation_method")
     details.append(("Estimation Method", _label_of(est, _EST_METHOD_LABELS)))
-    xformla = _param(params, "xformla")
+    xformla = param(params, "xformla")
     details.append(("Covariates", str(xformla) if xformla not in (None, "", "~1") else "None"))
-    base = _param(params, "base_period")
+    base = param(params, "base_period")
     if base is not None:
         details.append(("Base Period", str(base).capitalize()))
-    weights = _param(params, "weightsname")
+    weights = param(params, "weightsname")
     if weights is not None:
         details.append(("Sampling Weights", str(weights)))
     details.extend(extra_details)
-    engine = _param(params, "engine")
+    engine = param(params, "engine")
     if engine is not None:
         details.append(("Engine", str(engine)))
 
     inference: list[tuple[str, str]] = [("Significance Level", f"{float(alpha):g}")]
-    boot = bool(_param(params, "boot", "bootstrap", default=False))
+    boot = bool(param(params, "boot", "bootstrap", default=False))
     if boot:
-        biters = _param(params, "biters")
-        suffix = f" ({_fmt_label(biters)} draws)" if biters is not None else ""
+        biters = param(params, "biters")
+        suffix = f" ({fmt_label(biters)} draws)" if biters is not None else ""
         inference.append(("Standard Errors", "Multiplier bootstrap" + suffix))
-        seed = _param(params, "random_state")
+        seed = param(params, "random_state")
         if seed is not None and isinstance(seed, (int, np.integer)):
             inference.append(("Random State", str(int(seed))))
     else:
         inference.append(("Standard Errors", "Analytical"))
-    cv = "" if _is_missing(critical_value) else f" (critical value {_fmt_num(critical_value)})"
+    cv = "" if is_missing(critical_value) else f" (critical value {fmt_num(critical_value)})"
     band_kind = "Simultaneous (uniform)" if uniform else "Pointwise"
     inference.append(("Confidence Bands", band_kind + cv))
-    clusters = _param(params, "clustervars")
+    clusters = param(params, "clustervars")
     if isinstance(clusters, str):
         clusters = [clusters]
     if clusters:
@@ -347,79 +238,80 @@ def _info_sections(
     return [("Data Info", data), ("Estimation Details", details), ("Inference", inference)]
 
 
-def _sections_text(sections: Sequence[_Section]) -> list[str]:
-    lines: list[str] = []
-    for title, items in sections:
-        if not items:
-            continue
-        lines += ["", _LIGHT_RULE, f" {title}", _LIGHT_RULE]
-        lines += [f" {k}: {v}" for k, v in items]
-    return lines
-
-
-def _sections_html(sections: Sequence[_Section]) -> str:
-    esc = html.escape
-    parts = []
-    for title, items in sections:
-        if not items:
-            continue
-        rows = "".join(
-            f'<tr><td style="text-align:left">{esc(k)}</td>'
-            f'<td style="text-align:left">{esc(v)}</td></tr>'
-            for k, v in items
-        )
-        parts.append(
-            f"<details open><summary><b>{esc(title)}</b></summary>"
-            f'<table class="moderndid-info">{rows}</table></details>'
-        )
-    return "".join(parts)
-
-
 # ---------------------------------------------------------------------------------------
-# result classes
+# group-time effects
 # ---------------------------------------------------------------------------------------
 
 
-class _ResultBase:
-    """NamedTuple-style helpers shared by the result dataclasses."""
+class GroupTimeResultBase(ResultBase):
+    """ATT(g, t) table, band kind and exports shared by MPResult and the staggered DDD results.
 
-    _fields: ClassVar[tuple[str, ...]] = ()
+    The DDD classes provide ``att_gt``, ``se_gt`` and ``estimation_params`` as aliases.
+    """
 
-    def _asdict(self) -> dict[str, Any]:
-        """Return the fields as a ``dict`` (shallow, in field order)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+    groups: np.ndarray
+    times: np.ndarray
 
-    def _replace(self: _T, **changes: Any) -> _T:
-        """Return a copy with the given fields replaced."""
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+    if TYPE_CHECKING:  # fields of one subclass, aliases (properties) of the other
 
-    def summary(self) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
+        @property
+        def att_gt(self) -> np.ndarray: ...
+        @property
+        def se_gt(self) -> np.ndarray: ...
+        @property
+        def estimation_params(self) -> dict[str, Any]: ...
+        def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]: ...
+        def _level(self) -> float: ...  # significance level in effect
 
-    def _html_body(self) -> str:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @property
+    def uniform_bands(self) -> bool:
+        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
+        return _uniform_bands(self.estimation_params)
 
-    def __str__(self) -> str:
-        return self.summary()
+    def _gt_table(self) -> Table:
+        cells = band_cells(*self.confidence_bands())
+        kind = "Simult." if self.uniform_bands else "Pointwise"
+        headers = [
+            "Group",
+            "Time",
+            "ATT(g,t)",
+            "Std. Error",
+            f"[{level_label(self._level())} {kind} Conf. Band]",
+        ]
+        rows = [
+            [fmt_label(g), fmt_label(t), fmt_num(a), fmt_num(s), b[0]]
+            for g, t, a, s, b in zip(
+                self.groups, self.times, self.att_gt, self.se_gt, cells, strict=True
+            )
+        ]
+        return Table(headers, rows, ["r", "r", "r", "r", "l"], [b[1] for b in cells])
 
-    def __repr__(self) -> str:
-        return self.summary()
-
-    def _repr_html_(self) -> str:
-        """HTML rendering of the summary for Jupyter notebooks."""
-        return f'<div class="moderndid-result">{self._html_body()}</div>'
-
-    def to_df(self) -> pd.DataFrame:
-        """Estimates and confidence bands as a pandas DataFrame; see :func:`to_df`."""
-        return to_df(cast("MPResult | AGGTEResult", self))
-
-    def to_arrow(self) -> pa.Table:
-        """Estimates and confidence bands as a pyarrow Table; see :func:`to_arrow`."""
-        return to_arrow(cast("MPResult | AGGTEResult", self))
+    def _columns(self) -> dict[str, Any]:
+        groups, times = self.groups, self.times
+        lo, hi = self.confidence_bands()
+        try:
+            event_time = times - groups
+        except TypeError:  # non-numeric labels
+            event_time = np.full(times.shape, np.nan)
+        status: list[str | None]
+        try:
+            status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
+        except TypeError:
+            status = [None] * len(times)
+        return {
+            "group": groups,
+            "time": times,
+            "att": self.att_gt,
+            "se": self.se_gt,
+            "ci_lower": lo,
+            "ci_upper": hi,
+            "event_time": event_time,
+            "treatment_status": status,
+        }
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class MPResult(_ResultBase):
+class MPResult(GroupTimeResultBase):
     """Group-time average treatment effects returned by ``att_gt``.
 
     The first sixteen fields carry the names and order of ModernDiD 0.4.1's ``MPResult``.
@@ -497,10 +389,10 @@ class MPResult(_ResultBase):
     moments: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        groups = _as_array(self.groups)
-        times = _as_array(self.times)
-        att = _as_array(self.att_gt, dtype=float)
-        se = _as_array(self.se_gt, dtype=float)
+        groups = as_array(self.groups)
+        times = as_array(self.times)
+        att = as_array(self.att_gt, dtype=float)
+        se = as_array(self.se_gt, dtype=float)
         n = att.shape[0] if att.ndim else 1
         for name, arr in (("groups", groups), ("times", times), ("se_gt", se)):
             if arr.ndim != 1 or arr.shape[0] != n:
@@ -513,22 +405,20 @@ class MPResult(_ResultBase):
         object.__setattr__(self, "att_gt", att)
         object.__setattr__(self, "se_gt", se)
         if self.vcov_analytical is not None:
-            object.__setattr__(self, "vcov_analytical", _as_array(self.vcov_analytical, float))
+            object.__setattr__(self, "vcov_analytical", as_array(self.vcov_analytical, float))
         if self.influence_func is not None:
-            object.__setattr__(self, "influence_func", _as_array(self.influence_func))
+            object.__setattr__(self, "influence_func", as_array(self.influence_func))
         if self.estimation_params is None:
             object.__setattr__(self, "estimation_params", {})
 
     # -- derived quantities ------------------------------------------------------------
 
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
-        return _uniform_bands(self.estimation_params)
+    def _level(self) -> float:
+        return self.alpha
 
     def _critical(self) -> float:
         cv = self.critical_value
-        return _normal_quantile(self.alpha) if cv is None else float(cv)
+        return normal_quantile(self.alpha) if cv is None else float(cv)
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper band, ``att_gt -/+ critical_value * se_gt``.
@@ -538,86 +428,243 @@ class MPResult(_ResultBase):
         tuple of numpy.ndarray
             ``(lower, upper)``, ``NaN`` where the standard error is missing.
         """
-        return _bands(self.att_gt, self.se_gt, self._critical())
+        return bands(self.att_gt, self.se_gt, self._critical())
 
-    # -- printing ----------------------------------------------------------------------
-
-    def _table(self) -> _Table:
-        lo, hi = self.confidence_bands()
-        bands = _band_cells(lo, hi)
-        kind = "Simult." if self.uniform_bands else "Pointwise"
-        headers = [
-            "Group",
-            "Time",
-            "ATT(g,t)",
-            "Std. Error",
-            f"[{_level_label(self.alpha)} {kind} Conf. Band]",
-        ]
-        rows = [
-            [_fmt_label(g), _fmt_label(t), _fmt_num(a), _fmt_num(s), b[0]]
-            for g, t, a, s, b in zip(
-                self.groups, self.times, self.att_gt, self.se_gt, bands, strict=True
-            )
-        ]
-        return _Table(headers, rows, ["r", "r", "r", "r", "l"], [b[1] for b in bands])
+    # -- printing and export -----------------------------------------------------------
 
     def _pretest_line(self) -> str:
         if self.wald_pvalue is None:
             return "No pre-treatment periods to test"
-        line = f"P-value for pre-test of parallel trends assumption:  {_fmt_num(self.wald_pvalue)}"
-        if not _is_missing(self.wald_stat):
-            line += f"  (Wald statistic: {_fmt_num(self.wald_stat)})"
+        line = f"P-value for pre-test of parallel trends assumption:  {fmt_num(self.wald_pvalue)}"
+        if not is_missing(self.wald_stat):
+            line += f"  (Wald statistic: {fmt_num(self.wald_stat)})"
         return line
 
-    def _sections(self) -> list[_Section]:
-        n_groups = int(np.unique(self.groups).size) if self.groups.size else 0
-        return _info_sections(
+    def _report(self) -> Report:
+        table = self._gt_table()
+        text = table.to_text() if self.att_gt.size else " No group-time cells were estimated."
+        sections = info_sections(
             self.estimation_params,
             alpha=self.alpha,
             critical_value=self._critical(),
             uniform=self.uniform_bands,
             n_units=self.n_units,
-            n_groups=n_groups,
+            n_groups=int(np.unique(self.groups).size) if self.groups.size else 0,
+        )
+        return Report(
+            "Group-Time Average Treatment Effects",
+            [Block(None, text, table.to_html())],
+            sections,
+            _REFERENCE,
+            footer=self._pretest_line(),
         )
 
-    def summary(self) -> str:
-        """Return the printed summary (R ``did``-style) as a string.
+
+# ---------------------------------------------------------------------------------------
+# aggregations
+# ---------------------------------------------------------------------------------------
+
+
+class AggregateResultBase(ResultBase):
+    """Summary, bands and exports of an aggregation of ATT(g, t).
+
+    Shared by :class:`AGGTEResult` and the triple-differences ``DDDAggResult``. A subclass
+    provides the fields or properties read here (``overall_att``, ``overall_se``,
+    ``aggregation_type``, ``event_times``, ``att_by_event``, ``se_by_event``,
+    ``critical_values``, ``estimation_params``, ``alpha``, ``min_event_time``,
+    ``max_event_time``, ``balanced_event_threshold``), its title, reference and labels, and
+    ``_info_sections`` (the settings it prints).
+    """
+
+    _labels: ClassVar[Mapping[str, AggregationLabels]] = AGGREGATION_LABELS
+    _title: ClassVar[str] = "Aggregate Treatment Effects"
+    _reference: ClassVar[str] = _REFERENCE
+
+    overall_att: float
+    overall_se: float
+    aggregation_type: str
+    alpha: float | None
+    min_event_time: int | None
+    max_event_time: int | None
+    balanced_event_threshold: int | None
+
+    if TYPE_CHECKING:  # fields of one subclass, aliases (properties) of the other
+
+        @property
+        def estimation_params(self) -> dict[str, Any]: ...
+        @property
+        def event_times(self) -> np.ndarray | None: ...
+        @property
+        def att_by_event(self) -> np.ndarray | None: ...
+        @property
+        def se_by_event(self) -> np.ndarray | None: ...
+        @property
+        def critical_values(self) -> np.ndarray | None: ...
+
+    def _set_per_event(self, names: Sequence[str], n: int) -> None:
+        """Store the fields ``names`` as float arrays of length ``n`` (a scalar is repeated)."""
+        for name in names:
+            arr = as_array(getattr(self, name), dtype=float)
+            if arr is not None and arr.ndim == 0:
+                arr = np.full(n, float(arr))
+            if arr is not None and arr.shape != (n,):
+                raise InvalidOptionError(
+                    f"{type(self).__name__}.{name} must have one entry per event ({n}), "
+                    f"got shape {arr.shape}"
+                )
+            object.__setattr__(self, name, arr)
+
+    # -- derived quantities ------------------------------------------------------------
+
+    @property
+    def alpha_level(self) -> float:
+        """Significance level in effect (``alpha``, else the settings' ``alpha``, else 0.05)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return float(self.estimation_params.get("alpha", 0.05))
+
+    @property
+    def uniform_bands(self) -> bool:
+        """Whether the disaggregated bands are simultaneous (uniform) bands."""
+        return _uniform_bands(self.estimation_params)
+
+    def overall_confidence_interval(self) -> tuple[float, float]:
+        """Pointwise normal interval of the overall ATT.
 
         Returns
         -------
-        str
-            Table of ATT(g,t) with standard errors and confidence bands ('*' where the
-            band excludes zero), the parallel-trends pre-test and the estimation settings.
+        tuple of float
+            ``(lower, upper)``, ``NaN`` when the standard error is missing.
         """
-        lines = [
-            _HEAVY_RULE,
-            " Group-Time Average Treatment Effects",
-            _HEAVY_RULE,
-            "",
-        ]
-        if self.att_gt.size:
-            lines.append(self._table().to_text())
-        else:
-            lines.append(" No group-time cells were estimated.")
-        lines += ["", _LIGHT_RULE, f" {_SIGNIF_NOTE}", "", f" {self._pretest_line()}"]
-        lines += _sections_text(self._sections())
-        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
-        return "\n".join(lines)
-
-    def _html_body(self) -> str:
-        esc = html.escape
-        return (
-            "<h4>Group-Time Average Treatment Effects</h4>"
-            + self._table().to_html()
-            + f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>"
-            + f"<p>{esc(self._pretest_line())}</p>"
-            + _sections_html(self._sections())
-            + f"<p><small>{esc(_REFERENCE)}</small></p>"
+        lo, hi = bands(
+            np.array([self.overall_att], dtype=float),
+            np.array([self.overall_se], dtype=float),
+            normal_quantile(self.alpha_level),
         )
+        return float(lo[0]), float(hi[0])
+
+    def _event_critical(self) -> np.ndarray:
+        assert self.att_by_event is not None
+        cvals = self.critical_values
+        if cvals is None:
+            return np.full(self.att_by_event.shape, normal_quantile(self.alpha_level))
+        return np.asarray(cvals, dtype=float)
+
+    def _event_se(self) -> np.ndarray:
+        assert self.att_by_event is not None
+        se = self.se_by_event
+        return np.full(self.att_by_event.shape, np.nan) if se is None else se
+
+    def _event_bands(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bands of the disaggregated effects (NaN without standard errors)."""
+        assert self.att_by_event is not None
+        return bands(self.att_by_event, self._event_se(), self._event_critical())
+
+    def _has_events(self) -> bool:
+        return (
+            self.aggregation_type != "simple"
+            and self.event_times is not None
+            and self.att_by_event is not None
+        )
+
+    # -- printing and export -----------------------------------------------------------
+
+    def _overall_table(self) -> Table:
+        lo, hi = self.overall_confidence_interval()
+        ((band, star),) = band_cells(np.array([lo]), np.array([hi]))
+        headers = ["ATT", "Std. Error", f"[{level_label(self.alpha_level)} Conf. Int.]"]
+        rows = [[fmt_num(self.overall_att), fmt_num(self.overall_se), band]]
+        return Table(headers, rows, ["r", "r", "l"], [star])
+
+    def _event_table(self) -> Table:
+        assert self.event_times is not None and self.att_by_event is not None
+        cells = band_cells(*self._event_bands())
+        kind = "Simult." if self.uniform_bands else "Pointwise"
+        headers = [
+            self._labels[self.aggregation_type].label_header,
+            "Estimate",
+            "Std. Error",
+            f"[{level_label(self.alpha_level)} {kind} Conf. Band]",
+        ]
+        rows = [
+            [fmt_label(e), fmt_num(a), fmt_num(s), b[0]]
+            for e, a, s, b in zip(
+                self.event_times, self.att_by_event, self._event_se(), cells, strict=True
+            )
+        ]
+        return Table(headers, rows, ["r", "r", "r", "l"], [b[1] for b in cells])
+
+    def _aggregation_details(self) -> list[tuple[str, str]]:
+        out = [("Aggregation", self._labels[self.aggregation_type].description)]
+        if self.aggregation_type in EVENT_STUDY_TYPES:
+            if self.min_event_time is not None or self.max_event_time is not None:
+                lo = "-Inf" if self.min_event_time is None else fmt_label(self.min_event_time)
+                hi = "Inf" if self.max_event_time is None else fmt_label(self.max_event_time)
+                out.append(("Event Window", f"[{lo}, {hi}]"))
+            if self.balanced_event_threshold is not None:
+                out.append(
+                    (
+                        "Balanced Cohorts",
+                        f"observed for event times 0..{fmt_label(self.balanced_event_threshold)}",
+                    )
+                )
+        return out
+
+    def _info_sections(
+        self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
+    ) -> list[Section]:
+        return info_sections(
+            self.estimation_params,
+            alpha=self.alpha_level,
+            critical_value=critical_value,
+            uniform=uniform,
+            extra_details=extra_details,
+        )
+
+    def _report(self) -> Report:
+        crit: float | None = normal_quantile(self.alpha_level)
+        labels = self._labels[self.aggregation_type]
+        blocks = [Block.of_table(self._overall_table(), labels.overall_heading)]
+        if self._has_events():
+            cvals = self._event_critical()
+            finite = cvals[np.isfinite(cvals)]
+            crit = float(finite[0]) if finite.size else None
+            blocks.append(Block.of_table(self._event_table(), labels.table_heading))
+        sections = self._info_sections(
+            crit, self.uniform_bands and self._has_events(), self._aggregation_details()
+        )
+        return Report(self._title + labels.title_suffix, blocks, sections, self._reference)
+
+    def _columns(self) -> dict[str, Any]:
+        if self.aggregation_type == "simple":
+            lo_o, hi_o = self.overall_confidence_interval()
+            return {
+                "att": np.array([self.overall_att], dtype=float),
+                "se": np.array([self.overall_se], dtype=float),
+                "ci_lower": np.array([lo_o]),
+                "ci_upper": np.array([hi_o]),
+            }
+        if self.event_times is None or self.att_by_event is None:
+            raise InvalidOptionError(
+                f"this {self.aggregation_type!r} aggregation holds no per-event estimates"
+            )
+        lo, hi = self._event_bands()
+        cols: dict[str, Any] = {
+            self._labels[self.aggregation_type].column: self.event_times,
+            "att": self.att_by_event,
+            "se": self._event_se(),
+            "ci_lower": lo,
+            "ci_upper": hi,
+        }
+        if self.aggregation_type in EVENT_STUDY_TYPES:
+            cols["treatment_status"] = [
+                None if is_missing(e) else ("Post" if e >= 0 else "Pre") for e in self.event_times
+            ]
+        return cols
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class AGGTEResult(_ResultBase):
+class AGGTEResult(AggregateResultBase):
     """Aggregated treatment effects returned by ``aggte``.
 
     The first fifteen fields carry the names and order of ModernDiD 0.4.1's
@@ -684,9 +731,9 @@ class AGGTEResult(_ResultBase):
     alpha: float | None = None
 
     def __post_init__(self) -> None:
-        if self.aggregation_type not in _AGGREGATION_TYPES:
+        if self.aggregation_type not in AGGREGATION_TYPES:
             raise InvalidOptionError(
-                f"aggregation_type must be one of {_AGGREGATION_TYPES}, "
+                f"aggregation_type must be one of {AGGREGATION_TYPES}, "
                 f"got {self.aggregation_type!r}"
             )
         if self.estimation_params is None:
@@ -694,54 +741,9 @@ class AGGTEResult(_ResultBase):
         if self.call_info is None:
             object.__setattr__(self, "call_info", {})
         if self.event_times is not None:
-            ev = _as_array(self.event_times)
+            ev = as_array(self.event_times)
             object.__setattr__(self, "event_times", ev)
-            n = ev.shape[0]
-            for name in ("att_by_event", "se_by_event", "critical_values"):
-                arr = _as_array(getattr(self, name), dtype=float)
-                if arr is not None and arr.ndim == 0:
-                    arr = np.full(n, float(arr))
-                if arr is not None and arr.shape != (n,):
-                    raise InvalidOptionError(
-                        f"AGGTEResult.{name} must have one entry per event ({n}), "
-                        f"got shape {arr.shape}"
-                    )
-                object.__setattr__(self, name, arr)
-
-    # -- derived quantities ------------------------------------------------------------
-
-    @property
-    def alpha_level(self) -> float:
-        """Significance level in effect (``alpha`` or ``estimation_params['alpha']``)."""
-        if self.alpha is not None:
-            return float(self.alpha)
-        return float(self.estimation_params.get("alpha", 0.05))
-
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether the disaggregated bands are simultaneous (uniform) bands."""
-        return _uniform_bands(self.estimation_params)
-
-    def overall_confidence_interval(self) -> tuple[float, float]:
-        """Pointwise interval for the overall ATT.
-
-        Returns
-        -------
-        tuple of float
-            ``(lower, upper)``, ``NaN`` when the standard error is missing.
-        """
-        lo, hi = _bands(
-            np.array([self.overall_att], dtype=float),
-            np.array([self.overall_se], dtype=float),
-            _normal_quantile(self.alpha_level),
-        )
-        return float(lo[0]), float(hi[0])
-
-    def _event_critical(self) -> np.ndarray:
-        assert self.att_by_event is not None
-        if self.critical_values is None:
-            return np.full(self.att_by_event.shape, _normal_quantile(self.alpha_level))
-        return np.asarray(self.critical_values, dtype=float)
+            self._set_per_event(("att_by_event", "se_by_event", "critical_values"), ev.shape[0])
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Bands of the disaggregated effects, ``att -/+ critical_values * se``.
@@ -753,125 +755,7 @@ class AGGTEResult(_ResultBase):
         """
         if self.att_by_event is None or self.se_by_event is None:
             return np.empty(0), np.empty(0)
-        return _bands(self.att_by_event, self.se_by_event, self._event_critical())
-
-    # -- printing ----------------------------------------------------------------------
-
-    def _has_events(self) -> bool:
-        return (
-            self.aggregation_type != "simple"
-            and self.event_times is not None
-            and self.att_by_event is not None
-        )
-
-    def _overall_table(self) -> _Table:
-        lo, hi = self.overall_confidence_interval()
-        ((band, star),) = _band_cells(np.array([lo]), np.array([hi]))
-        headers = ["ATT", "Std. Error", f"[{_level_label(self.alpha_level)} Conf. Int.]"]
-        rows = [[_fmt_num(self.overall_att), _fmt_num(self.overall_se), band]]
-        return _Table(headers, rows, ["r", "r", "l"], [star])
-
-    def _event_table(self) -> _Table:
-        assert self.event_times is not None and self.att_by_event is not None
-        se = self.se_by_event
-        if se is None:
-            se = np.full(self.att_by_event.shape, np.nan)
-        lo, hi = self.confidence_bands() if self.se_by_event is not None else (se, se)
-        bands = _band_cells(lo, hi)
-        kind = "Simult." if self.uniform_bands else "Pointwise"
-        first_col = _AGG_LABELS[self.aggregation_type][3]
-        headers = [
-            first_col,
-            "Estimate",
-            "Std. Error",
-            f"[{_level_label(self.alpha_level)} {kind} Conf. Band]",
-        ]
-        rows = [
-            [_fmt_label(e), _fmt_num(a), _fmt_num(s), b[0]]
-            for e, a, s, b in zip(self.event_times, self.att_by_event, se, bands, strict=True)
-        ]
-        return _Table(headers, rows, ["r", "r", "r", "l"], [b[1] for b in bands])
-
-    def _aggregation_details(self) -> list[tuple[str, str]]:
-        names = {
-            "simple": "Simple (weighted average of post-treatment ATT(g,t))",
-            "dynamic": "Dynamic (event study)",
-            "group": "Group / cohort",
-            "calendar": "Calendar time",
-        }
-        out = [("Aggregation", names[self.aggregation_type])]
-        if self.aggregation_type == "dynamic":
-            if self.min_event_time is not None or self.max_event_time is not None:
-                lo = "-Inf" if self.min_event_time is None else _fmt_label(self.min_event_time)
-                hi = "Inf" if self.max_event_time is None else _fmt_label(self.max_event_time)
-                out.append(("Event Window", f"[{lo}, {hi}]"))
-            if self.balanced_event_threshold is not None:
-                out.append(
-                    (
-                        "Balanced Cohorts",
-                        f"observed for event times 0..{_fmt_label(self.balanced_event_threshold)}",
-                    )
-                )
-        return out
-
-    def _sections(self) -> list[_Section]:
-        crit: float | None = None
-        if self._has_events():
-            cvals = self._event_critical()
-            finite = cvals[np.isfinite(cvals)]
-            crit = float(finite[0]) if finite.size else None
-        else:
-            crit = _normal_quantile(self.alpha_level)
-        return _info_sections(
-            self.estimation_params,
-            alpha=self.alpha_level,
-            critical_value=crit,
-            uniform=self.uniform_bands and self._has_events(),
-            extra_details=self._aggregation_details(),
-        )
-
-    def summary(self) -> str:
-        """Return the printed summary (R ``summary(aggte(...))``-style) as a string.
-
-        Returns
-        -------
-        str
-            The overall ATT with its interval, the table of disaggregated effects for
-            ``dynamic``/``group``/``calendar`` and the estimation settings.
-        """
-        suffix, overall_head, table_head, _, _ = _AGG_LABELS[self.aggregation_type]
-        lines = [
-            _HEAVY_RULE,
-            f" Aggregate Treatment Effects{suffix}",
-            _HEAVY_RULE,
-            "",
-            f" {overall_head}",
-            "",
-            self._overall_table().to_text(),
-        ]
-        if self._has_events():
-            lines += ["", "", f" {table_head}", "", self._event_table().to_text()]
-        lines += ["", _LIGHT_RULE, f" {_SIGNIF_NOTE}"]
-        lines += _sections_text(self._sections())
-        lines += [_HEAVY_RULE, f" {_REFERENCE}"]
-        return "\n".join(lines)
-
-    def _html_body(self) -> str:
-        esc = html.escape
-        suffix, overall_head, table_head, _, _ = _AGG_LABELS[self.aggregation_type]
-        parts = [
-            f"<h4>Aggregate Treatment Effects{esc(suffix)}</h4>",
-            f"<p>{esc(overall_head)}</p>",
-            self._overall_table().to_html(),
-        ]
-        if self._has_events():
-            parts += [f"<p>{esc(table_head)}</p>", self._event_table().to_html()]
-        parts += [
-            f"<p><small>{esc(_SIGNIF_NOTE)}</small></p>",
-            _sections_html(self._sections()),
-            f"<p><small>{esc(_REFERENCE)}</small></p>",
-        ]
-        return "".join(parts)
+        return self._event_bands()
 
 
 MPResult._fields = tuple(f.name for f in dataclasses.fields(MPResult))
@@ -883,67 +767,12 @@ AGGTEResult._fields = tuple(f.name for f in dataclasses.fields(AGGTEResult))
 # ---------------------------------------------------------------------------------------
 
 
-def _columns(result: Any) -> dict[str, Any]:
-    """Column name -> values (numpy arrays or lists) for :func:`to_df` / :func:`to_arrow`."""
-    own = getattr(type(result), "_columns", None)
-    if own is not None and not isinstance(result, MPResult | AGGTEResult):
-        return own(result)  # other result families (triple differences) define their own
-    if isinstance(result, MPResult):
-        lo, hi = result.confidence_bands()
-        groups, times = result.groups, result.times
-        try:
-            event_time = times - groups
-        except TypeError:  # non-numeric labels
-            event_time = np.full(times.shape, np.nan)
-        status: list[str | None]
-        try:
-            status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
-        except TypeError:
-            status = [None] * len(times)
-        return {
-            "group": groups,
-            "time": times,
-            "att": result.att_gt,
-            "se": result.se_gt,
-            "ci_lower": lo,
-            "ci_upper": hi,
-            "event_time": event_time,
-            "treatment_status": status,
-        }
-    if isinstance(result, AGGTEResult):
-        if result.aggregation_type == "simple":
-            lo_o, hi_o = result.overall_confidence_interval()
-            return {
-                "att": np.array([result.overall_att], dtype=float),
-                "se": np.array([result.overall_se], dtype=float),
-                "ci_lower": np.array([lo_o]),
-                "ci_upper": np.array([hi_o]),
-            }
-        if result.event_times is None or result.att_by_event is None:
-            raise InvalidOptionError(
-                f"this {result.aggregation_type!r} aggregation holds no per-event estimates"
-            )
-        se = result.se_by_event
-        if se is None:
-            se = np.full(result.att_by_event.shape, np.nan)
-        lo, hi = result.confidence_bands() if result.se_by_event is not None else (se, se)
-        label = _AGG_LABELS[result.aggregation_type][4]
-        cols: dict[str, Any] = {
-            label: result.event_times,
-            "att": result.att_by_event,
-            "se": se,
-            "ci_lower": lo,
-            "ci_upper": hi,
-        }
-        if result.aggregation_type == "dynamic":
-            cols["treatment_status"] = [
-                None if _is_missing(e) else ("Post" if e >= 0 else "Pre")
-                for e in result.event_times
-            ]
-        return cols
-    raise TypeError(
-        f"to_df / to_arrow expect an MPResult or AGGTEResult, got {type(result).__name__}"
-    )
+def _result(result: Any) -> ResultBase:
+    if not isinstance(result, ResultBase):
+        raise TypeError(
+            f"to_df / to_arrow expect an MPResult or AGGTEResult, got {type(result).__name__}"
+        )
+    return result
 
 
 def to_df(result: MPResult | AGGTEResult) -> pd.DataFrame:
@@ -971,9 +800,7 @@ def to_df(result: MPResult | AGGTEResult) -> pd.DataFrame:
     TypeError
         If ``result`` is not a result object.
     """
-    import pandas as pd
-
-    return pd.DataFrame(_columns(result))
+    return _result(result).to_df()
 
 
 def to_arrow(result: MPResult | AGGTEResult) -> pa.Table:
@@ -994,7 +821,4 @@ def to_arrow(result: MPResult | AGGTEResult) -> pa.Table:
     TypeError
         If ``result`` is not a result object.
     """
-    import pyarrow as pa
-
-    cols = _columns(result)
-    return pa.table({k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()})
+    return _result(result).to_arrow()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from moderndid.core.report import fmt_label, level_label
 from moderndid.errors import InvalidOptionError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -81,11 +80,6 @@ def root_figure(ax: Axes) -> Figure:
     return fig
 
 
-def normal_quantile(alpha: float) -> float:
-    """Two-sided pointwise critical value ``z_{1 - alpha/2}``."""
-    return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
-
-
 def alpha_of(result: Any) -> float:
     """Significance level of a result (``alpha_level``, ``alpha`` or 0.05)."""
     for name in ("alpha_level", "alpha"):
@@ -104,24 +98,8 @@ def alpha_of(result: Any) -> float:
 
 def band_note(alpha: float, uniform: bool) -> str:
     """Legend title describing the intervals, e.g. ``"95% pointwise intervals"``."""
-    level = round(100.0 * (1.0 - alpha), 6)
     kind = "simultaneous bands" if uniform else "pointwise intervals"
-    return f"{level:g}% {kind}"
-
-
-def fmt_label(value: Any) -> str:
-    """Group / time / event-time label: integral values print without decimals."""
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    try:
-        xf = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(xf):
-        return "NA"
-    if math.isinf(xf):
-        return "Inf" if xf > 0 else "-Inf"
-    return str(int(xf)) if xf.is_integer() else f"{xf:g}"
+    return f"{level_label(alpha)} {kind}"
 
 
 def as_float(values: Any, name: str, n: int | None = None) -> np.ndarray:

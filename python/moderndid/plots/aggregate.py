@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from moderndid.core.report import fmt_label, normal_quantile
+from moderndid.did.results import AGGREGATION_LABELS, EVENT_STUDY_TYPES
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
     OVERALL_BAND_GID,
@@ -17,10 +19,8 @@ from moderndid.plots._common import (
     as_float,
     band_note,
     draw_points,
-    fmt_label,
     half_widths,
     new_figure,
-    normal_quantile,
     require_matplotlib,
     root_figure,
     zero_line,
@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = ["plot_agg"]
 
-_AXIS_LABELS = {"group": "Group", "calendar": "Time"}
+AGG_PLOT_TYPES = ("group", "calendar")
+"""The aggregation types :func:`plot_agg` draws."""
 _REQUIRED = ("aggregation_type", "event_times", "att_by_event", "se_by_event", "overall_att")
 
 
@@ -82,8 +83,8 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
             f"{', '.join(missing)}.{hint}"
         )
     kind = result.aggregation_type
-    if kind not in _AXIS_LABELS:
-        if kind == "dynamic":
+    if kind not in AGG_PLOT_TYPES:
+        if kind in EVENT_STUDY_TYPES:
             hint = "use plot_event_study for 'dynamic' (event-study) aggregations"
         elif kind == "simple":
             hint = "a 'simple' aggregation has only the overall ATT"
@@ -110,7 +111,7 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
         else as_float(cvals, "critical_values", n)
     )
     half = half_widths(se, crit)
-    what = _AXIS_LABELS[kind]
+    what = AGGREGATION_LABELS[kind].label_header
 
     own_figure = ax is None
     if ax is None:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from moderndid.core.report import normal_quantile
+from moderndid.did.results import EVENT_STUDY_TYPES
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
     MARKERS,
@@ -23,13 +25,13 @@ from moderndid.plots._common import (
     draw_points,
     half_widths,
     new_figure,
-    normal_quantile,
     onset_line,
     require_matplotlib,
     root_figure,
     set_integer_ticks,
     zero_line,
 )
+from moderndid.plots.aggregate import AGG_PLOT_TYPES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
@@ -61,10 +63,10 @@ def _event_series(result: Any, position: int) -> _Series:
             f"{', '.join(missing)}"
         )
     kind = getattr(result, "aggregation_type", "dynamic")
-    if kind not in ("dynamic", "eventstudy"):  # "eventstudy": triple-difference results
+    if kind not in EVENT_STUDY_TYPES:
         hint = (
             " Use plot_agg for 'group' and 'calendar' aggregations."
-            if kind in ("group", "calendar")
+            if kind in AGG_PLOT_TYPES
             else ""
         )
         raise InvalidOptionError(

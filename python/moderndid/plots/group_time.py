@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from moderndid.core.report import fmt_label, normal_quantile
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
     POST_COLOR,
@@ -18,10 +19,8 @@ from moderndid.plots._common import (
     as_float,
     band_note,
     draw_points,
-    fmt_label,
     half_widths,
     new_figure,
-    normal_quantile,
     onset_line,
     require_matplotlib,
     set_integer_ticks,

@@ -29,14 +29,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+# The DDD designs reuse the DiD simulator's covariate transforms, cohort draws, outcome
+# index and effect path, so the two families of simulated data stay comparable.
 from moderndid.data.generators import (
+    _EXTRA_LEVEL_LOADING,
+    _OR_COEF,
     _PS_COEF,
     N_CLUSTERS,
+    _att_table,
     _check_int,
+    _cohort_logit,
     _cohort_periods,
     _draw_cohorts,
-    _ks_transform,
+    _long_columns,
+    _working_covariates,
 )
+from moderndid.data.generators import _att_config as _did_att_config
 from moderndid.data.mpdta import _import_pandas
 from moderndid.errors import InvalidOptionError
 
@@ -54,8 +62,6 @@ _PART_SLOPE_UNTREATED = 1.0
 _PART_SLOPE_TREATED = -1.0
 # Bound on the membership indices built from the Kang-Schafer transforms.
 _INDEX_BOUND = 2.5
-# Outcome index m(W): level and covariate-specific trend (as in gen_did_scalable).
-_OR_COEF = np.array([2.74, 1.37, 1.37, 1.37])
 # Extra trend per period of units in treated states / cohorts (state-specific trend): from
 # STATE_TREND for the first cohort up to 1.5 * STATE_TREND for the last one ...
 STATE_TREND = 1.0
@@ -63,10 +69,6 @@ STATE_TREND = 1.0
 PARTITION_TREND = 0.5
 # Level shift of eligible units.
 _PARTITION_LEVEL = 0.5
-# Total loading of the covariates beyond the fourth on the unit level (spread evenly).
-_EXTRA_LEVEL_LOADING = 0.5
-# Slope of the dynamic treatment effect per period of exposure.
-_ATT_SLOPE = 0.1
 # Standard deviation of the unit-level treatment-effect heterogeneity (mean zero,
 # independent of everything else, so ATT(g, t) is exact for any subgroup or weighting).
 _EFFECT_SD = 1.0
@@ -99,22 +101,6 @@ def _logistic(z: NDArray) -> NDArray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-def _cohort_logit(n_cohorts: int, confounding: bool) -> tuple[NDArray, NDArray]:
-    """Slopes ``kappa`` and intercepts of the cohort multinomial logit."""
-    kappa = np.linspace(1.0, 0.25, n_cohorts) if n_cohorts > 1 else np.ones(1)
-    if not confounding:
-        return kappa, np.zeros(n_cohorts)
-    return kappa, -0.5 * kappa**2 * float(_PS_COEF @ _PS_COEF)
-
-
-def _working_covariates(x4: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
-    """Covariate rows driving subgroup membership and the outcome (shape (4, n) each)."""
-    z = _ks_transform(x4) if dgp_type != 1 else x4
-    w_ps = z if dgp_type in (2, 4) else x4
-    w_or = z if dgp_type in (3, 4) else x4
-    return w_ps, w_or
-
-
 def _membership_indices(w_ps: NDArray, dgp_type: int) -> tuple[NDArray, NDArray]:
     """Cohort index ``s`` and partition index ``r`` of the membership logits.
 
@@ -135,14 +121,6 @@ def _cohort_trends(n_cohorts: int) -> NDArray:
     """Extra trend per period by cohort code (0 = untreated state / never treated)."""
     steps = np.linspace(0.0, 0.5, n_cohorts) if n_cohorts > 1 else np.zeros(1)
     return np.concatenate([[0.0], STATE_TREND * (1.0 + steps)])
-
-
-def _att_table(cohorts: NDArray, n_periods: int, att_base: float) -> tuple[NDArray, NDArray]:
-    """ATT(g, t) and post-treatment mask, rows (untreated, cohort_1..C), columns t = 1..T."""
-    t = np.arange(1, n_periods + 1)
-    g = np.concatenate([[0], cohorts])[:, None]
-    post = (g > 0) & (t[None, :] >= g)
-    return np.where(post, att_base * (1.0 + _ATT_SLOPE * (t[None, :] - g)), 0.0), post
 
 
 def _simulate(
@@ -211,16 +189,7 @@ def _simulate(
                 block = np.ix_(rows, periods)
                 y[block] += att[c, periods][None, :] + effect_dev[rows][:, None]
         ids = np.arange(1, n + 1, dtype=np.int64)
-        cols: dict[str, NDArray] = {
-            "id": np.repeat(ids, T),
-            "group": np.repeat(group, T),
-            "partition": np.repeat(partition, T),
-            "time": np.tile(np.arange(1, T + 1, dtype=np.int64), n),
-            "y": y.reshape(-1),
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = np.repeat(x[k], T)
-        cols["cluster"] = np.repeat(cluster, T)
+        cols = _long_columns({"group": group, "partition": partition}, y, x, cluster, None)
         data_wide = None
         if wide_prefix is not None:
             wide: dict[str, NDArray] = {"id": ids, "group": group, "partition": partition}
@@ -238,16 +207,7 @@ def _simulate(
         y += slope_t * time
         mask = post[code, time - 1] & treated
         y += np.where(mask, att[code, time - 1] + effect_dev, 0.0)
-        cols = {
-            "id": np.arange(1, n_draw + 1, dtype=np.int64),
-            "group": group,
-            "partition": partition,
-            "time": time,
-            "y": y,
-        }
-        for k, name in enumerate(cov_names):
-            cols[name] = x[k]
-        cols["cluster"] = cluster
+        cols = _long_columns({"group": group, "partition": partition}, y, x, cluster, time)
         data_wide = None
         time_unit = time
     return {
@@ -263,34 +223,16 @@ def _simulate(
 
 
 def _att_config(cohorts: NDArray, n_periods: int, att_base: float, att: NDArray) -> dict:
-    true_att = {
-        (int(g), t): float(att[c + 1, t - 1])
-        for c, g in enumerate(cohorts)
-        for t in range(1, n_periods + 1)
+    config = _did_att_config(cohorts, n_periods, att_base, att)
+    config["formula"] = (  # same key order as the DiD config: only the wording changes
+        "ATT(g, t) = att_base * (1 + 0.1 * (t - g)) for eligible units of cohort g at "
+        "t >= g, else 0"
+    )
+    config["cohort_trends"] = {
+        int(g): float(v) for g, v in zip(cohorts, _cohort_trends(cohorts.size)[1:], strict=True)
     }
-    event_times = sorted({t - int(g) for g in cohorts for t in range(1, n_periods + 1)})
-    true_att_event = {
-        e: (att_base * (1.0 + _ATT_SLOPE * e) if e >= 0 else 0.0) for e in event_times
-    }
-    true_att_group = {
-        int(g): float(np.mean(att[c + 1, int(g) - 1 :])) for c, g in enumerate(cohorts)
-    }
-    return {
-        "att_base": att_base,
-        "dynamic": True,
-        "slope": _ATT_SLOPE,
-        "formula": (
-            "ATT(g, t) = att_base * (1 + 0.1 * (t - g)) for eligible units of cohort g at "
-            "t >= g, else 0"
-        ),
-        "true_att": true_att,
-        "true_att_event": true_att_event,
-        "true_att_group": true_att_group,
-        "cohort_trends": {
-            int(g): float(v) for g, v in zip(cohorts, _cohort_trends(cohorts.size)[1:], strict=True)
-        },
-        "partition_trend": PARTITION_TREND,
-    }
+    config["partition_trend"] = PARTITION_TREND
+    return config
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,7 +319,7 @@ def gen_ddd_2periods(
 
     Examples
     --------
-    >>> from moderndid.ddd.generators import gen_ddd_2periods
+    >>> from moderndid.data import gen_ddd_2periods
     >>> sim = gen_ddd_2periods(1_000, random_state=0)
     >>> list(sim["data"].columns)
     ['id', 'state', 'partition', 'time', 'y', 'cov1', 'cov2', 'cov3', 'cov4', 'cluster']

@@ -1,0 +1,560 @@
+"""Printed and HTML reports of results: tables, key/value sections, numbers, bands.
+
+Every result class of moderndid prints through this module, so all summaries share one
+layout (a heavy-ruled title, blocks of box-drawn tables, the significance note, key/value
+sections, the reference) and one way of writing numbers. Nothing here knows an estimator
+or an engine: the result classes decide what goes in, this module how it looks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = [
+    "HEAVY_RULE",
+    "LIGHT_RULE",
+    "SIGNIF_NOTE",
+    "Block",
+    "Report",
+    "ResultBase",
+    "Section",
+    "Table",
+    "as_array",
+    "band_cells",
+    "bands",
+    "fmt_label",
+    "fmt_num",
+    "is_missing",
+    "level_label",
+    "normal_quantile",
+    "param",
+]
+
+_T = TypeVar("_T", bound="ResultBase")
+
+HEAVY_RULE = "=" * 78
+LIGHT_RULE = "-" * 78
+SIGNIF_NOTE = "Signif. codes: '*' confidence band does not cover 0"
+
+Section = tuple[str, list[tuple[str, str]]]
+"""A titled list of ``(key, value)`` lines of a summary."""
+
+
+# ---------------------------------------------------------------------------------------
+# values and numbers
+# ---------------------------------------------------------------------------------------
+
+
+def as_array(x: Any, dtype: Any = None) -> Any:
+    """Return ``x`` as a host numpy array.
+
+    Parameters
+    ----------
+    x : array-like or None
+        Values; a CuPy array is copied to the host. ``None`` passes through.
+    dtype : data-type, optional
+        Passed to :func:`numpy.asarray`.
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    if x is None:
+        return None
+    if (
+        not isinstance(x, np.ndarray)
+        and hasattr(x, "get")
+        and hasattr(x, "__cuda_array_interface__")
+    ):
+        x = x.get()  # cupy -> host
+    return np.asarray(x, dtype=dtype)
+
+
+def param(params: Mapping[str, Any], *names: str, default: Any = None) -> Any:
+    """Return the first of ``names`` present in ``params``.
+
+    Parameters
+    ----------
+    params : mapping
+        Call settings of a result.
+    *names : str
+        Spellings of one setting (moderndid's first, then ModernDiD 0.4.1's).
+    default : Any, optional
+        Returned when no spelling is present.
+
+    Returns
+    -------
+    Any
+    """
+    for name in names:
+        if name in params:
+            return params[name]
+    return default
+
+
+def is_missing(x: Any) -> bool:
+    """Whether ``x`` is ``None`` or a NaN number.
+
+    Parameters
+    ----------
+    x : Any
+
+    Returns
+    -------
+    bool
+    """
+    if x is None:
+        return True
+    try:
+        return bool(math.isnan(float(x)))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_num(x: Any, digits: int = 4) -> str:
+    """Write a number in fixed point, ``NA`` when missing (never ``-0.0000``).
+
+    Parameters
+    ----------
+    x : Any
+        A number, ``None`` or NaN.
+    digits : int, default 4
+        Digits after the decimal point.
+
+    Returns
+    -------
+    str
+    """
+    if is_missing(x):
+        return "NA"
+    s = f"{float(x):.{digits}f}"
+    if float(s) == 0.0 and s.startswith("-"):
+        s = s[1:]
+    return s
+
+
+def fmt_label(x: Any) -> str:
+    """Write a group, period or event-time label; integral values print without decimals.
+
+    Parameters
+    ----------
+    x : Any
+        A label (number or text), ``None`` or NaN.
+
+    Returns
+    -------
+    str
+        ``NA`` when missing, ``Inf`` / ``-Inf`` for infinities.
+    """
+    if is_missing(x):
+        return "NA"
+    if isinstance(x, (np.integer, int)):
+        return str(int(x))
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isinf(xf):
+        return "Inf" if xf > 0 else "-Inf"
+    if xf.is_integer():
+        return str(int(xf))
+    return f"{xf:g}"
+
+
+def level_label(alpha: float) -> str:
+    """Confidence level of a significance level, e.g. ``"95%"`` for 0.05.
+
+    Parameters
+    ----------
+    alpha : float
+
+    Returns
+    -------
+    str
+    """
+    level = round(100.0 * (1.0 - float(alpha)), 6)
+    return f"{level:g}%"
+
+
+def normal_quantile(alpha: float) -> float:
+    """Two-sided normal critical value, the ``1 - alpha / 2`` quantile.
+
+    Parameters
+    ----------
+    alpha : float
+
+    Returns
+    -------
+    float
+    """
+    return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
+
+
+# ---------------------------------------------------------------------------------------
+# confidence bands
+# ---------------------------------------------------------------------------------------
+
+
+def bands(
+    att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper band ``att -/+ crit * se``.
+
+    Parameters
+    ----------
+    att, se : numpy.ndarray
+        Estimates and standard errors.
+    crit : float or numpy.ndarray
+        One critical value, or one per estimate.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(lower, upper)``, NaN wherever an input is missing.
+    """
+    att = np.asarray(att, dtype=float)
+    se = np.asarray(se, dtype=float)
+    crit_arr = np.broadcast_to(np.asarray(crit, dtype=float), att.shape)
+    with np.errstate(invalid="ignore"):
+        half = crit_arr * se
+        return att - half, att + half
+
+
+def _excludes_zero(lo: float, hi: float) -> bool:
+    if is_missing(lo) or is_missing(hi):
+        return False
+    return bool(lo > 0.0 or hi < 0.0)
+
+
+def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
+    """Aligned ``[lo, hi]`` cells of a table and whether each band excludes zero.
+
+    Parameters
+    ----------
+    lo, hi : numpy.ndarray
+        Lower and upper limits.
+
+    Returns
+    -------
+    list of (str, bool)
+        The cell text (``NA`` when a limit is missing) and the significance star.
+    """
+    lo_s = [fmt_num(v) for v in lo]
+    hi_s = [fmt_num(v) for v in hi]
+    ok = [not (is_missing(a) or is_missing(b)) for a, b in zip(lo, hi, strict=True)]
+    wl = max((len(s) for s, k in zip(lo_s, ok, strict=True) if k), default=0)
+    wh = max((len(s) for s, k in zip(hi_s, ok, strict=True) if k), default=0)
+    out: list[tuple[str, bool]] = []
+    for a, b, s_lo, s_hi, k in zip(lo, hi, lo_s, hi_s, ok, strict=True):
+        if not k:
+            out.append(("NA", False))
+        else:
+            out.append((f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", _excludes_zero(a, b)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# tables and reports
+# ---------------------------------------------------------------------------------------
+
+
+class Table:
+    """A small table rendered either as a box-drawn text table or as HTML.
+
+    Parameters
+    ----------
+    headers : sequence of str
+        Column headings.
+    rows : sequence of sequence of str
+        Cell texts.
+    align : sequence of {"l", "r"}
+        Alignment of each column.
+    stars : sequence of bool, optional
+        Rows whose last (band) cell gets the significance star.
+    """
+
+    def __init__(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        align: Sequence[str],
+        stars: Sequence[bool] | None = None,
+    ):
+        self.headers = list(headers)
+        self.rows = [list(r) for r in rows]
+        self.align = list(align)
+        self.stars = list(stars) if stars is not None else [False] * len(self.rows)
+
+    def _text_rows(self) -> list[list[str]]:
+        # the significance star goes after the last (band) column
+        out = []
+        for row, star in zip(self.rows, self.stars, strict=True):
+            row = list(row)
+            if any(self.stars):
+                row[-1] = row[-1] + (" *" if star else "  ")
+            out.append(row)
+        return out
+
+    def to_text(self) -> str:
+        """Render as a box-drawn text table.
+
+        Returns
+        -------
+        str
+        """
+        rows = self._text_rows()
+        widths = [len(h) for h in self.headers]
+        for row in rows:
+            widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+        def line(left: str, mid: str, right: str) -> str:
+            return left + mid.join("─" * (w + 2) for w in widths) + right
+
+        def cells(values: Sequence[str]) -> str:
+            parts = [
+                f" {v:>{w}} " if a == "r" else f" {v:<{w}} "
+                for v, w, a in zip(values, widths, self.align, strict=True)
+            ]
+            return "│" + "│".join(parts) + "│"
+
+        lines = [line("┌", "┬", "┐"), cells(self.headers), line("├", "┼", "┤")]
+        lines.extend(cells(r) for r in rows)
+        lines.append(line("└", "┴", "┘"))
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """Render as an HTML ``<table>``.
+
+        Returns
+        -------
+        str
+        """
+        esc = html.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in self.headers)
+        body = []
+        for row, star in zip(self.rows, self.stars, strict=True):
+            tds = []
+            for j, (v, a) in enumerate(zip(row, self.align, strict=True)):
+                text = esc(v) + (" *" if star and j == len(row) - 1 else "")
+                style = "text-align:right" if a == "r" else "text-align:left"
+                tds.append(f'<td style="{style}">{text}</td>')
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        return (
+            '<table class="moderndid-table">'
+            f"<thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
+
+
+def _sections_text(sections: Sequence[Section]) -> list[str]:
+    lines: list[str] = []
+    for title, items in sections:
+        if not items:
+            continue
+        lines += ["", LIGHT_RULE, f" {title}", LIGHT_RULE]
+        lines += [f" {k}: {v}" for k, v in items]
+    return lines
+
+
+def _sections_html(sections: Sequence[Section]) -> str:
+    esc = html.escape
+    parts = []
+    for title, items in sections:
+        if not items:
+            continue
+        rows = "".join(
+            f'<tr><td style="text-align:left">{esc(k)}</td>'
+            f'<td style="text-align:left">{esc(v)}</td></tr>'
+            for k, v in items
+        )
+        parts.append(
+            f"<details open><summary><b>{esc(title)}</b></summary>"
+            f'<table class="moderndid-info">{rows}</table></details>'
+        )
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a report's body: an optional heading over a table or a message.
+
+    Parameters
+    ----------
+    heading : str or None
+        Line printed above the content.
+    text : str
+        The content in the text report (a rendered table, or a message line).
+    html : str
+        The content in the HTML report.
+    """
+
+    heading: str | None
+    text: str
+    html: str
+
+    @classmethod
+    def of_table(cls, table: Table, heading: str | None = None) -> Block:
+        """A block showing ``table``.
+
+        Parameters
+        ----------
+        table : Table
+        heading : str, optional
+
+        Returns
+        -------
+        Block
+        """
+        return cls(heading, table.to_text(), table.to_html())
+
+
+@dataclass(frozen=True)
+class Report:
+    """A whole summary: title, body blocks, key/value sections and the reference.
+
+    Parameters
+    ----------
+    title : str
+        Title between the heavy rules.
+    blocks : sequence of Block
+        The estimates.
+    sections : sequence of Section
+        Settings printed after the significance note; empty sections are skipped.
+    reference : str
+        Last line (the paper to cite).
+    footer : str, optional
+        A line after the significance note (e.g. a pre-test).
+    """
+
+    title: str
+    blocks: Sequence[Block]
+    sections: Sequence[Section]
+    reference: str
+    footer: str | None = None
+
+    def to_text(self) -> str:
+        """Render the fixed-width text summary.
+
+        Returns
+        -------
+        str
+        """
+        lines = [HEAVY_RULE, f" {self.title}", HEAVY_RULE]
+        for i, block in enumerate(self.blocks):
+            lines += [""] if i == 0 else ["", ""]
+            if block.heading is not None:
+                lines += [f" {block.heading}", ""]
+            lines.append(block.text)
+        lines += ["", LIGHT_RULE, f" {SIGNIF_NOTE}"]
+        if self.footer is not None:
+            lines += ["", f" {self.footer}"]
+        lines += _sections_text(self.sections)
+        lines += [HEAVY_RULE, f" {self.reference}"]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """Render the HTML summary (without the enclosing ``<div>``).
+
+        Returns
+        -------
+        str
+        """
+        esc = html.escape
+        parts = [f"<h4>{esc(self.title)}</h4>"]
+        for block in self.blocks:
+            if block.heading is not None:
+                parts.append(f"<p>{esc(block.heading)}</p>")
+            parts.append(block.html)
+        parts.append(f"<p><small>{esc(SIGNIF_NOTE)}</small></p>")
+        if self.footer is not None:
+            parts.append(f"<p>{esc(self.footer)}</p>")
+        parts += [_sections_html(self.sections), f"<p><small>{esc(self.reference)}</small></p>"]
+        return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------------
+# result base
+# ---------------------------------------------------------------------------------------
+
+
+class ResultBase:
+    """Printing, export and NamedTuple-style helpers shared by the result dataclasses.
+
+    A subclass is a frozen dataclass that defines ``_report()`` (what its summary shows)
+    and ``_columns()`` (the columns of ``to_df`` / ``to_arrow``).
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def _asdict(self) -> dict[str, Any]:
+        """Return the fields as a ``dict`` (shallow, in field order)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def _replace(self: _T, **changes: Any) -> _T:
+        """Return a copy with the given fields replaced."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def _report(self) -> Report:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _columns(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def summary(self) -> str:
+        """Return the printed summary as a string.
+
+        Returns
+        -------
+        str
+            The estimates with standard errors and confidence intervals or bands ('*'
+            where one excludes zero) and the estimation settings.
+        """
+        return self._report().to_text()
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        """HTML rendering of the summary for Jupyter notebooks."""
+        return f'<div class="moderndid-result">{self._report().to_html()}</div>'
+
+    def to_df(self) -> pd.DataFrame:
+        """Estimates and confidence bands as a pandas DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            See the class documentation for the columns.
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self._columns())
+
+    def to_arrow(self) -> pa.Table:
+        """Estimates and confidence bands as a pyarrow Table (the columns of ``to_df``).
+
+        Returns
+        -------
+        pyarrow.Table
+        """
+        import pyarrow as pa
+
+        cols = self._columns()
+        return pa.table(
+            {k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()}
+        )
