@@ -211,8 +211,7 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
         cells = [c for c in cells if c.time == data.periods[-1]]
     plan = plan_ddd(cells)
     out = fit_att_gt(data, executor, opts, cells=plan.comparisons)
-    sizes = [_cell_size(data, cell) for cell in cells]
-    combo = combine(plan, out.moments, data.n_units, sizes)
+    combo = combine(plan, out.moments)
     moments = transform_moments(out.moments, combo.matrix)
     used = combo.matrix != 0
     comp_na = ~np.isfinite(out.att)
@@ -221,14 +220,19 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     R = len(cells)
     vcov = moments.gram[:R, :R]
     se = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
-    for r, variance in combo.gmm_variance.items():
-        se[r] = math.sqrt(variance)
+    # Every SE is that of the cell's own influence function (for a pooled cell, the GMM
+    # combination of its cohorts' DDDs), the one the bootstrap and agg_ddd use too. R
+    # triplediff reports the two-period cell and the pooled cells with the sample variance
+    # (centred, n - 1) of that function, so those cells keep its finite-sample convention;
+    # R's pooled-cell formula additionally scales by (S / n)^2, S the units in the cell's
+    # cohorts, which understates the SE whenever S < n (docs/ddd.md), and is not copied.
+    sample_variance = list(combo.pooled)
     if two_period:
-        # R triplediff's two-period SE is the sample standard deviation of the influence
-        # function over sqrt(n): centred, with n - 1.
-        n = data.n_units
-        centred = vcov[0, 0] - moments.zsum[0] ** 2 / n
-        se[0] = math.sqrt(max(centred, 0.0) * n / (n - 1))
+        sample_variance.append(0)
+    n = data.n_units
+    for r in sample_variance:
+        centred = vcov[r, r] - moments.zsum[r] ** 2 / n
+        se[r] = math.sqrt(max(centred, 0.0) * n / (n - 1))
     degenerate = ~np.isfinite(att) | (se <= SE_FLOOR) | np.array([c.is_base for c in cells])
     se[degenerate] = np.nan
     se, crit, cband = cell_inference(se, degenerate, moments, opts)
@@ -238,12 +242,6 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     return DDDFit(cells=cells, att=att, se=se, critical_value=crit, cband=cband, vcov=vcov,
                   moments=moments, influence=influence, two_period=two_period,
                   subgroup_counts={})
-
-
-def _cell_size(data: DidData, cell: Cell) -> int:
-    """Units in a cell's cohorts (R triplediff's ``size_gt``)."""
-    return sum(data.cohort_counts.get(float(g), 0) for g in dict.fromkeys((cell.group,
-                                                                             *cell.controls)))
 
 
 def _result(fit: DDDFit, data: DidData, spec: DidSpec, opts: FitOptions, engine: str) -> Any:
