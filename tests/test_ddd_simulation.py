@@ -51,3 +51,25 @@ def test_pooled_not_yet_treated_cells_have_honest_standard_errors():
     coverage = float((np.abs(att - truth) <= z * se).mean())
     assert 0.9 <= ratio <= 1.1, (ratio, se.mean(axis=0), att.std(axis=0, ddof=1))
     assert 0.90 <= coverage <= 0.99, coverage
+
+
+def test_every_cell_se_is_that_of_its_own_influence_function():
+    """No separate formula: SE = spread of the reported cell's influence function.
+
+    Pooled cells (and the two-period cell) keep R's sample-variance convention (centred,
+    n - 1), the other cells the ``sum(psi^2) / n^2`` of R `did`; the two differ by
+    sqrt(n / (n - 1)).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Not returning the pre-test Wald")
+        res = did.ddd(staggered_ddd_panel(5, n=600), "y", "time", "id", "g", "p",
+                      control_group="notyettreated", base_period="varying", est_method="reg")
+    psi = res.influence_func
+    n = psi.shape[0]
+    pooled = {(2, 2), *POOLED_SHORT}
+    for c, (g, t) in enumerate(zip(res.groups, res.times, strict=True)):
+        if (int(g), int(t)) in pooled:
+            expected = psi[:, c].std(ddof=1) / np.sqrt(n)
+        else:
+            expected = np.sqrt((psi[:, c] ** 2).sum()) / n
+        assert res.se[c] == pytest.approx(expected, rel=1e-10), (g, t)
