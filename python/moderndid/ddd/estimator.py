@@ -222,11 +222,13 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     se = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
     # Every SE is that of the cell's own influence function (for a pooled cell, the GMM
     # combination of its cohorts' DDDs), the one the bootstrap and agg_ddd use too. R
-    # triplediff reports the two-period cell and the pooled cells with the sample variance
-    # (centred, n - 1) of that function, so those cells keep its finite-sample convention;
-    # R's pooled-cell formula additionally scales by (S / n)^2, S the units in the cell's
-    # cohorts, which understates the SE whenever S < n (docs/ddd.md), and is not copied.
-    sample_variance = list(combo.pooled)
+    # triplediff reports the two-period cell and, without clustering, the pooled cells with
+    # the sample variance (centred, n - 1) of that function, so those cells keep its
+    # finite-sample convention (clustered, R uses the cluster-sum variance for every cell,
+    # as the Gram matrix here). R's unclustered pooled-cell formula also scales by
+    # (S / n)^2, S the units in the cell's cohorts, which understates the SE whenever
+    # S < n (docs/ddd.md); that factor is not copied.
+    sample_variance = list(combo.pooled) if moments.n_clusters is None else []
     if two_period:
         sample_variance.append(0)
     n = data.n_units
