@@ -167,9 +167,10 @@ def test_influence_function_matches_numerical_derivative():
 
 def test_bootstrap_is_reproducible_and_close_to_analytic():
     a = did.ddd(mult_periods(), "y", "time", "id", "state", "partition", xformla=COVS,
-                boot=True, biters=999, random_state=5, cband=True)
+                base_period="universal", boot=True, biters=999, random_state=5, cband=True)
     b = did.ddd(mult_periods(), "y", "time", "id", "state", "partition", xformla=COVS,
-                boot=True, biters=999, random_state=5, cband=True, n_partitions=3)
+                base_period="universal", boot=True, biters=999, random_state=5, cband=True,
+                n_partitions=3)
     np.testing.assert_allclose(a.se, b.se, rtol=1e-12)
     assert a.critical_value == pytest.approx(b.critical_value, rel=1e-12)
     analytic = staggered("nevertreated")
@@ -183,6 +184,29 @@ def test_aggregation_types_run_and_simple_is_cohort_weighted():
     for kind in ("simple", "group", "calendar", "eventstudy"):
         agg = did.agg_ddd(res, type=kind)
         assert np.isfinite(agg.overall_att) and np.isfinite(agg.overall_se)
+
+
+def test_base_period_defaults_to_varying_as_triplediff():
+    """R triplediff uses "varying" when base_period is not given; so do we (no warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = did.ddd(mult_periods(), "y", "time", "id", "state", "partition",
+                          xformla=COVS)
+    assert default.estimation_params["base_period"] == "varying"
+    varying = did.ddd(mult_periods(), "y", "time", "id", "state", "partition", xformla=COVS,
+                      base_period="varying")
+    np.testing.assert_array_equal(default.att, varying.att)
+    np.testing.assert_array_equal(default.se, varying.se)
+    universal = staggered("nevertreated")
+    cells = {(int(g), int(t)): a for g, t, a in
+             zip(universal.groups, universal.times, universal.att, strict=True)}
+    pre = {(int(g), int(t)): a for g, t, a in
+           zip(default.groups, default.times, default.att, strict=True)}
+    # post-treatment cells agree; the pre-treatment cell of cohort 3 is ATT(3,2) vs period 1
+    # with the varying base period and ATT(3,1) vs period 2 (sign flipped) with universal
+    for cell in ((2, 2), (2, 3), (3, 3)):
+        assert pre[cell] == pytest.approx(cells[cell], abs=1e-10)
+    assert pre[(3, 2)] == pytest.approx(-cells[(3, 1)], abs=1e-10)
 
 
 def test_errors_name_the_problem():

@@ -50,7 +50,7 @@ def ddd(
     pname: str | None = None,
     xformla: str | None = None,
     control_group: str = "nevertreated",
-    base_period: str = "universal",
+    base_period: str = "varying",
     est_method: str = "dr",
     weightsname: str | None = None,
     boot: bool = False,
@@ -86,8 +86,12 @@ def ddd(
     control_group : {"nevertreated", "notyettreated"}
         Comparison cohorts. With several not-yet-treated cohorts, their DDDs are combined
         with GMM weights (inverse covariance of their influence functions).
-    base_period : {"universal", "varying"}
-        Base period of pre-treatment cells.
+    base_period : {"varying", "universal"}, default "varying"
+        Base period of pre-treatment cells: the previous period (``"varying"``, what R
+        `triplediff` uses when the argument is not given) or ``g - 1`` for every cell of
+        cohort ``g`` (``"universal"``, event-study style, that cell reported as 0).
+        Post-treatment cells are the same either way. No warning when it is not given
+        (R warns): the default is documented, as in :func:`moderndid.att_gt`.
     est_method : {"dr", "ipw", "reg"}
         Estimator of each DiD comparison.
     weightsname : str, optional
