@@ -216,3 +216,12 @@ def test_pooled_not_yet_treated_ddd_ses_on_dask_match_memory():
     _same_ddd(res, mem)
     a, b = did.agg_ddd(res), did.agg_ddd(mem)
     np.testing.assert_allclose(a.se_by_event, b.se_by_event, rtol=TOL)
+
+
+def test_ddd_inffunc_true_is_refused_on_dask():
+    """Dask executors do not bring unit-level influence functions back (R's inffunc)."""
+    pdf = pd.read_csv(DATA / "triplediff_readme_multperiods_seed1234.csv")
+    with pytest.raises(InvalidOptionError, match="in memory"):
+        did.ddd(dd.from_pandas(pdf, npartitions=2), *DDD_ARGS, inffunc=True)
+    res = did.ddd(dd.from_pandas(pdf, npartitions=2), *DDD_ARGS, inffunc=False)
+    assert res.estimation_params["engine"] == "dask"

@@ -8,6 +8,7 @@ to the reported cells.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
+from moderndid.ddd.porting import ddd_r_arguments
 from moderndid.did.att_gt import validate_options
 from moderndid.did.cells import Cell, build_cells
 from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
@@ -49,8 +51,8 @@ def ddd(
     gname: str | None = None,
     pname: str | None = None,
     xformla: str | None = None,
-    control_group: str = "nevertreated",
-    base_period: str = "varying",
+    control_group: str | None = "nevertreated",
+    base_period: str | None = "varying",
     est_method: str = "dr",
     weightsname: str | None = None,
     boot: bool = False,
@@ -68,6 +70,7 @@ def ddd(
     cband: bool = False,
     n_partitions: int | None = None,
     spark: Any = None,
+    **r_arguments: Any,
 ) -> Any:
     """Triple-difference ATTs, two-period or with staggered adoption.
 
@@ -83,15 +86,16 @@ def ddd(
         Eligibility (partition) column, 0/1, constant within a unit.
     xformla : str, optional
         Covariates, e.g. ``"~ cov1 + cov2"``.
-    control_group : {"nevertreated", "notyettreated"}
-        Comparison cohorts. With several not-yet-treated cohorts, their DDDs are combined
-        with GMM weights (inverse covariance of their influence functions).
-    base_period : {"varying", "universal"}, default "varying"
+    control_group : {"nevertreated", "notyettreated"} or None
+        Comparison cohorts (``None``, R's ``NULL``: never treated, which R then uses).
+        With several not-yet-treated cohorts, their DDDs are combined with GMM weights
+        (inverse covariance of their influence functions).
+    base_period : {"varying", "universal"} or None, default "varying"
         Base period of pre-treatment cells: the previous period (``"varying"``, what R
-        `triplediff` uses when the argument is not given) or ``g - 1`` for every cell of
-        cohort ``g`` (``"universal"``, event-study style, that cell reported as 0).
-        Post-treatment cells are the same either way. No warning when it is not given
-        (R warns): the default is documented, as in :func:`moderndid.att_gt`.
+        `triplediff` uses when the argument is not given or ``NULL``; ``None`` here) or
+        ``g - 1`` for every cell of cohort ``g`` (``"universal"``, event-study style, that
+        cell reported as 0). Post-treatment cells are the same either way. No warning when
+        it is not given (R warns): the default is documented, as in :func:`moderndid.att_gt`.
     est_method : {"dr", "ipw", "reg"}
         Estimator of each DiD comparison.
     weightsname : str, optional
@@ -114,13 +118,29 @@ def ddd(
     spark : SparkSession, optional
         Session for a Spark DataFrame (default: the active session). A PySpark DataFrame
         runs distributed, like :func:`moderndid.att_gt`.
+    **r_arguments
+        Arguments of R `triplediff` that have no parameter of that name here (see the
+        porting table in ``docs/ddd.md``): ``nboot`` is ``biters``; ``inffunc`` is accepted
+        (influence functions are always returned in memory, as ``influence_func``; Spark
+        and Dask refuse ``inffunc=True``); ``use_parallel``, ``cores``,
+        ``skip_data_checks``, ``dname``, ``learners`` and ``n_folds`` are accepted at R's
+        defaults and refused otherwise. Any other name raises
+        :class:`~moderndid.errors.InvalidOptionError` (not ``TypeError``).
 
     Returns
     -------
     DDDPanelResult, DDDRCResult, DDDMultiPeriodResult or DDDMultiPeriodRCResult
     """
+    from moderndid.dask import is_dask_dataframe
     from moderndid.did.att_gt import is_spark_dataframe
 
+    if r_arguments:
+        biters = ddd_r_arguments(
+            r_arguments, biters=biters, known=_DDD_PARAMETERS,
+            distributed=is_spark_dataframe(data) or is_dask_dataframe(data))
+    # R's NULL for these two means its defaults, which are ours.
+    control_group = "nevertreated" if control_group is None else control_group
+    base_period = "varying" if base_period is None else base_period
     if boot_type != "multiplier":
         raise InvalidOptionError(f"boot_type must be 'multiplier', got {boot_type!r}")
     if not isinstance(trim_level, int | float) or not 0 < trim_level <= 1:
@@ -148,8 +168,6 @@ def ddd(
 
         fit, prepared = spark_ddd_fit(data, spec, opts, n_partitions, spark)
         return _result(fit, prepared, spec, opts, "spark")
-    from moderndid.dask import is_dask_dataframe
-
     if is_dask_dataframe(data):
         from moderndid.dask import dask_ddd_fit
 
@@ -161,6 +179,10 @@ def ddd(
     check_subgroups(_subgroup_counts_local(prepared), pname)
     fit = fit_ddd(prepared, LocalExecutor(prepared.partitions), opts, two_period)
     return _result(fit, prepared, spec, opts, "in-memory")
+
+
+_DDD_PARAMETERS = tuple(name for name, p in inspect.signature(ddd).parameters.items()
+                        if p.kind is not p.VAR_KEYWORD)
 
 
 def _two_period_coding(table: pa.Table, tname: str, gname: str) -> tuple[pa.Table, bool]:
