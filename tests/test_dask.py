@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 import moderndid as did
+from _ddd_simulation import staggered_ddd_panel
 from moderndid import MPResult, aggte, att_gt
 from moderndid.dask import dask_att_gt, dask_ddd
 from moderndid.errors import (
@@ -200,3 +201,27 @@ def test_staggered_gmm_bootstrap_ddd_on_dask_matches_memory():
     a, b = did.agg_ddd(res), did.agg_ddd(mem)
     np.testing.assert_allclose(a.att_by_event, b.att_by_event, atol=TOL)
     np.testing.assert_allclose(a.se_by_event, b.se_by_event, rtol=TOL)
+
+
+def test_pooled_not_yet_treated_ddd_ses_on_dask_match_memory():
+    """The simulation design of issue 17: cells pooling cohorts while leaving units out."""
+    pdf = staggered_ddd_panel(3, n=400)
+    kwargs = dict(control_group="notyettreated", base_period="varying", est_method="reg")
+    args = ("y", "time", "id", "g", "p")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Not returning the pre-test Wald")
+        res = did.ddd(dd.from_pandas(pdf, npartitions=3), *args, **kwargs)
+        mem = did.ddd(pdf, *args, **kwargs)
+    assert res.estimation_params["engine"] == "dask"
+    _same_ddd(res, mem)
+    a, b = did.agg_ddd(res), did.agg_ddd(mem)
+    np.testing.assert_allclose(a.se_by_event, b.se_by_event, rtol=TOL)
+
+
+def test_ddd_inffunc_true_is_refused_on_dask():
+    """Dask executors do not bring unit-level influence functions back (R's inffunc)."""
+    pdf = pd.read_csv(DATA / "triplediff_readme_multperiods_seed1234.csv")
+    with pytest.raises(InvalidOptionError, match="in memory"):
+        did.ddd(dd.from_pandas(pdf, npartitions=2), *DDD_ARGS, inffunc=True)
+    res = did.ddd(dd.from_pandas(pdf, npartitions=2), *DDD_ARGS, inffunc=False)
+    assert res.estimation_params["engine"] == "dask"

@@ -167,9 +167,10 @@ def test_influence_function_matches_numerical_derivative():
 
 def test_bootstrap_is_reproducible_and_close_to_analytic():
     a = did.ddd(mult_periods(), "y", "time", "id", "state", "partition", xformla=COVS,
-                boot=True, biters=999, random_state=5, cband=True)
+                base_period="universal", boot=True, biters=999, random_state=5, cband=True)
     b = did.ddd(mult_periods(), "y", "time", "id", "state", "partition", xformla=COVS,
-                boot=True, biters=999, random_state=5, cband=True, n_partitions=3)
+                base_period="universal", boot=True, biters=999, random_state=5, cband=True,
+                n_partitions=3)
     np.testing.assert_allclose(a.se, b.se, rtol=1e-12)
     assert a.critical_value == pytest.approx(b.critical_value, rel=1e-12)
     analytic = staggered("nevertreated")
@@ -183,6 +184,29 @@ def test_aggregation_types_run_and_simple_is_cohort_weighted():
     for kind in ("simple", "group", "calendar", "eventstudy"):
         agg = did.agg_ddd(res, type=kind)
         assert np.isfinite(agg.overall_att) and np.isfinite(agg.overall_se)
+
+
+def test_base_period_defaults_to_varying_as_triplediff():
+    """R triplediff uses "varying" when base_period is not given; so do we (no warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        default = did.ddd(mult_periods(), "y", "time", "id", "state", "partition",
+                          xformla=COVS)
+    assert default.estimation_params["base_period"] == "varying"
+    varying = did.ddd(mult_periods(), "y", "time", "id", "state", "partition", xformla=COVS,
+                      base_period="varying")
+    np.testing.assert_array_equal(default.att, varying.att)
+    np.testing.assert_array_equal(default.se, varying.se)
+    universal = staggered("nevertreated")
+    cells = {(int(g), int(t)): a for g, t, a in
+             zip(universal.groups, universal.times, universal.att, strict=True)}
+    pre = {(int(g), int(t)): a for g, t, a in
+           zip(default.groups, default.times, default.att, strict=True)}
+    # post-treatment cells agree; the pre-treatment cell of cohort 3 is ATT(3,2) vs period 1
+    # with the varying base period and ATT(3,1) vs period 2 (sign flipped) with universal
+    for cell in ((2, 2), (2, 3), (3, 3)):
+        assert pre[cell] == pytest.approx(cells[cell], abs=1e-10)
+    assert pre[(3, 2)] == pytest.approx(-cells[(3, 1)], abs=1e-10)
 
 
 def test_errors_name_the_problem():
@@ -214,3 +238,90 @@ def test_generated_staggered_panel_recovers_the_truth():
                   control_group="notyettreated")
     agg = did.agg_ddd(res, type="eventstudy")
     assert np.all(np.isfinite(agg.att_by_event))
+
+
+# --- arguments of R triplediff (issue 17) -------------------------------------------------
+
+
+def test_r_arguments_with_a_meaning_are_supported():
+    df = mult_periods()
+    boot = dict(boot=True, random_state=3, cband=True)
+    a = did.ddd(df, "y", "time", "id", "state", "partition", nboot=199, **boot)
+    b = did.ddd(df, "y", "time", "id", "state", "partition", biters=199, **boot)
+    np.testing.assert_array_equal(a.se, b.se)
+    assert a.estimation_params["biters"] == 199
+    # R's NULL for control_group / base_period means its defaults (ours)
+    null = did.ddd(df, "y", "time", "id", "state", "partition", control_group=None,
+                   base_period=None)
+    default = did.ddd(df, "y", "time", "id", "state", "partition")
+    np.testing.assert_array_equal(null.att, default.att)
+    assert null.estimation_params["control_group"] == "nevertreated"
+    # inffunc: the influence functions are returned in memory anyway
+    res = did.ddd(df, "y", "time", "id", "state", "partition", inffunc=True,
+                  use_parallel=False, cores=1, skip_data_checks=False)
+    assert res.influence_func is not None and res.influence_func.shape[0] == res.n_units
+    agg_r = did.agg_ddd(ddd_obj=res, type="group", nboot=None, **{"na.rm": False})
+    agg = did.agg_ddd(res, type="group")
+    assert agg_r.overall_se == agg.overall_se
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(use_parallel=True), "Spark or Dask DataFrame"),
+    (dict(cores=4), "n_partitions"),
+    (dict(skip_data_checks=True), "cannot be skipped"),
+    (dict(dname="treat"), "gname"),
+    (dict(learners=["rf", "xgb"]), "est_method='dr'"),
+    (dict(n_folds=3), "double machine learning"),
+    (dict(nboot=199, biters=500), "pass biters only"),
+    (dict(nboot=0), "positive integer"),
+    (dict(inffunc="yes"), "True or False"),
+    (dict(clustervars="cluster"), "Did you mean 'cluster'"),
+    (dict(bogus=1), "unexpected argument 'bogus'"),
+])
+def test_r_arguments_without_a_meaning_are_refused_with_a_typed_error(kwargs, match):
+    with pytest.raises(InvalidOptionError, match=match):
+        did.ddd(mult_periods(), "y", "time", "id", "state", "partition", **kwargs)
+
+
+def test_agg_ddd_cluster_is_the_fits_clustering():
+    df = mult_periods()
+    plain = staggered("nevertreated")
+    # unclustered fit: the unit id is the fit's clustering, another variable is refused
+    same = did.agg_ddd(plain, cluster="id")
+    assert same.overall_se == did.agg_ddd(plain).overall_se
+    with pytest.raises(InvalidOptionError, match="pass cluster= to ddd"):
+        did.agg_ddd(plain, cluster="cluster")
+    clustered = did.ddd(df, "y", "time", "id", "state", "partition", xformla=COVS,
+                        base_period="universal", cluster="cluster")
+    by_fit = did.agg_ddd(clustered)
+    np.testing.assert_equal(did.agg_ddd(clustered, cluster="cluster").overall_se,
+                            by_fit.overall_se)
+    np.testing.assert_equal(did.agg_ddd(clustered, cluster=["id", "cluster"]).overall_se,
+                            by_fit.overall_se)
+    assert by_fit.overall_se != did.agg_ddd(plain).overall_se
+    with pytest.raises(InvalidOptionError, match="units only"):
+        did.agg_ddd(clustered, cluster="id")
+
+
+def test_agg_ddd_refuses_unknown_and_conflicting_r_arguments():
+    res = staggered("nevertreated")
+    with pytest.raises(InvalidOptionError, match="unexpected argument 'bootstrap'"):
+        did.agg_ddd(res, bootstrap=True)
+    with pytest.raises(InvalidOptionError, match="once"):
+        did.agg_ddd(res, ddd_obj=staggered("notyettreated"))
+    with pytest.raises(InvalidOptionError, match="needs the result"):
+        did.agg_ddd(type="simple")
+    with pytest.raises(InvalidOptionError, match=r"na\.rm"):
+        did.agg_ddd(res, **{"na.rm": "yes"})
+
+
+def test_r_departures_alpha_and_bootstrap_bands_are_honoured():
+    """R resets alpha > 0.10 to 0.05 and forces cband=TRUE with boot=TRUE; we do neither."""
+    df = two_periods()
+    wide = did.ddd(df, "y", "time", "id", "state", "partition", xformla=COVS, alpha=0.2)
+    assert wide.estimation_params["alpha"] == 0.2
+    assert wide.uci - wide.att == pytest.approx(1.2815515655 * wide.se, rel=1e-9)
+    boot = did.ddd(mult_periods(), "y", "time", "id", "state", "partition", boot=True,
+                   biters=199, random_state=1)
+    assert boot.estimation_params["cband"] is False
+    assert boot.critical_value == pytest.approx(1.959963985, rel=1e-9)

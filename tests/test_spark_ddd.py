@@ -6,10 +6,13 @@ Shares the session-scoped ``spark`` fixture of ``conftest.py``.
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from _ddd_simulation import staggered_ddd_panel
 
 pytest.importorskip("pyspark", reason="pyspark is not installed")
 
@@ -69,3 +72,18 @@ def test_rc_weights_cluster_ipw_reg_on_spark_match_memory(spark):
                    dict(est_method="reg", weightsname="w", base_period="varying",
                         control_group="notyettreated")):
         _same(did.ddd(sdf, *ARGS, **kwargs), did.ddd(pdf, *ARGS, **kwargs))
+
+
+def test_pooled_not_yet_treated_ses_on_spark_match_memory(spark):
+    """The simulation design of issue 17: cells pooling cohorts while leaving units out."""
+    pdf = staggered_ddd_panel(3, n=400)
+    kwargs = dict(control_group="notyettreated", base_period="varying", est_method="reg")
+    args = ("y", "time", "id", "g", "p")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Not returning the pre-test Wald")
+        res = did.ddd(spark.createDataFrame(pdf), *args, **kwargs)
+        mem = did.ddd(pdf, *args, **kwargs)
+    assert res.estimation_params["engine"] == "spark"
+    _same(res, mem)
+    a, b = did.agg_ddd(res), did.agg_ddd(mem)
+    np.testing.assert_allclose(a.se_by_event, b.se_by_event, rtol=1e-10)

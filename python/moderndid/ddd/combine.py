@@ -59,24 +59,37 @@ class Combination:
     """Reported cells as linear combinations of the comparisons."""
 
     matrix: np.ndarray  # (reported, comparisons)
-    gmm_variance: dict[int, float]  # R triplediff's GMM variance of multi-cohort cells
+    pooled: list[int]  # reported cells that combine several comparison cohorts (GMM)
 
 
-def combine(plan: DDDPlan, moments: Moments, n_size: int, cell_sizes: list[int]
-            ) -> Combination:
+def combine(plan: DDDPlan, moments: Moments) -> Combination:
     """Weights of the comparisons in every reported cell (GMM across comparison cohorts).
 
     For a cell with several comparison cohorts, each cohort's DDD has influence function
     ``phi_c``; with ``Omega`` their (centred) covariance, the weights are
-    ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. ``gmm_variance`` is R `triplediff`'s variance of
-    that estimator, ``1 / (n 1' Omega_R^{-1} 1)`` with ``Omega_R`` the covariance of the
-    influence functions scaled to the cell's units (``cell_sizes``).
+    ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. The cell's influence function is the same
+    combination of the ``phi_c``, so its variance (and the bootstrap and the aggregations)
+    follows from the transformed moments (:func:`transform_moments`) like every other
+    cell's; no separate variance formula is needed.
+
+    Parameters
+    ----------
+    plan : DDDPlan
+        Comparisons and recipes from :func:`plan_ddd`.
+    moments : Moments
+        Moments of the comparisons (their Gram matrix comes first).
+
+    Returns
+    -------
+    Combination
+        The ``(reported, comparisons)`` matrix and the indices of the pooled cells.
     """
     n_comp = len(plan.comparisons)
     gram = moments.gram[:n_comp, :n_comp]
     zsum = moments.zsum[:n_comp]
+    n_size = moments.n_units
     matrix = np.zeros((len(plan.reported), n_comp))
-    gmm_variance: dict[int, float] = {}
+    pooled: list[int] = []
     for r, per_cohort in enumerate(plan.recipes):
         if not per_cohort:
             continue
@@ -92,9 +105,8 @@ def combine(plan: DDDPlan, moments: Moments, n_size: int, cell_sizes: list[int]
         inv = np.linalg.pinv(centred)
         weights = inv.sum(axis=1) / inv.sum()
         matrix[r] = weights @ rows
-        omega_r = cell_sizes[r] ** 2 * centred / (n_size - 1)
-        gmm_variance[r] = float(1.0 / (n_size * np.linalg.pinv(omega_r).sum()))
-    return Combination(matrix=matrix, gmm_variance=gmm_variance)
+        pooled.append(r)
+    return Combination(matrix=matrix, pooled=pooled)
 
 
 def transform_moments(moments: Moments, matrix: np.ndarray) -> Moments:

@@ -8,6 +8,7 @@ to the reported cells.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,6 +18,7 @@ import pyarrow as pa
 
 from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
+from moderndid.ddd.porting import ddd_r_arguments
 from moderndid.did.att_gt import engine_settings, run_on_engine, validate_options
 from moderndid.did.cells import Cell, build_cells
 from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
@@ -53,8 +55,8 @@ def ddd(
     gname: str | None = None,
     pname: str | None = None,
     xformla: str | None = None,
-    control_group: str = "nevertreated",
-    base_period: str = "universal",
+    control_group: str | None = "nevertreated",
+    base_period: str | None = "varying",
     est_method: str = "dr",
     weightsname: str | None = None,
     boot: bool = False,
@@ -74,6 +76,7 @@ def ddd(
     spark: Any = None,
     client: Any = None,
     max_cohorts: int | None = None,
+    **r_arguments: Any,
 ) -> Any:
     """Triple-difference ATTs, two-period or with staggered adoption.
 
@@ -89,11 +92,16 @@ def ddd(
         Eligibility (partition) column, 0/1, constant within a unit.
     xformla : str, optional
         Covariates, e.g. ``"~ cov1 + cov2"``.
-    control_group : {"nevertreated", "notyettreated"}
-        Comparison cohorts. With several not-yet-treated cohorts, their DDDs are combined
-        with GMM weights (inverse covariance of their influence functions).
-    base_period : {"universal", "varying"}
-        Base period of pre-treatment cells.
+    control_group : {"nevertreated", "notyettreated"} or None
+        Comparison cohorts (``None``, R's ``NULL``: never treated, which R then uses).
+        With several not-yet-treated cohorts, their DDDs are combined with GMM weights
+        (inverse covariance of their influence functions).
+    base_period : {"varying", "universal"} or None, default "varying"
+        Base period of pre-treatment cells: the previous period (``"varying"``, what R
+        `triplediff` uses when the argument is not given or ``NULL``; ``None`` here) or
+        ``g - 1`` for every cell of cohort ``g`` (``"universal"``, event-study style, that
+        cell reported as 0). Post-treatment cells are the same either way. No warning when
+        it is not given (R warns): the default is documented, as in :func:`moderndid.att_gt`.
     est_method : {"dr", "ipw", "reg"}
         Estimator of each DiD comparison.
     weightsname : str, optional
@@ -114,11 +122,25 @@ def ddd(
     n_partitions, spark, client, max_cohorts, n_jobs
         Engine settings, as in :func:`moderndid.att_gt`: a PySpark or Dask DataFrame runs
         distributed.
+    **r_arguments
+        Arguments of R `triplediff` that have no parameter of that name here (see the
+        porting table in ``docs/ddd.md``): ``nboot`` is ``biters``; ``inffunc`` is accepted
+        (influence functions are always returned in memory, as ``influence_func``; Spark
+        and Dask refuse ``inffunc=True``); ``use_parallel``, ``cores``,
+        ``skip_data_checks``, ``dname``, ``learners`` and ``n_folds`` are accepted at R's
+        defaults and refused otherwise. Any other name raises
+        :class:`~moderndid.errors.InvalidOptionError` (not ``TypeError``).
 
     Returns
     -------
     DDDPanelResult, DDDRCResult, DDDMultiPeriodResult or DDDMultiPeriodRCResult
     """
+    if r_arguments:
+        biters = ddd_r_arguments(r_arguments, biters=biters, known=_DDD_PARAMETERS,
+                                 distributed=engine_for(data) is not None)
+    # R's NULL for these two means its defaults, which are ours.
+    control_group = "nevertreated" if control_group is None else control_group
+    base_period = "varying" if base_period is None else base_period
     if boot_type != "multiplier":
         raise InvalidOptionError(f"boot_type must be 'multiplier', got {boot_type!r}")
     if not isinstance(trim_level, int | float) or not 0 < trim_level <= 1:
@@ -175,6 +197,10 @@ def _two_period_coding(table: pa.Table, spec: DidSpec) -> tuple[pa.Table, bool]:
     return table, two_period
 
 
+_DDD_PARAMETERS = tuple(name for name, p in inspect.signature(ddd).parameters.items()
+                        if p.kind is not p.VAR_KEYWORD)
+
+
 def _subgroup_counts_local(data: DidData) -> dict[tuple[float, float], int]:
     counts: dict[tuple[float, float], int] = {}
     for part in data.partitions:
@@ -209,8 +235,7 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
         cells = [c for c in cells if c.time == data.periods[-1]]
     plan = plan_ddd(cells)
     out = fit_att_gt(data, executor, opts, cells=plan.comparisons)
-    sizes = [_cell_size(data, cell) for cell in cells]
-    combo = combine(plan, out.moments, data.n_units, sizes)
+    combo = combine(plan, out.moments)
     moments = transform_moments(out.moments, combo.matrix)
     used = combo.matrix != 0
     comp_na = ~np.isfinite(out.att)
@@ -219,14 +244,21 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     R = len(cells)
     vcov = moments.gram[:R, :R]
     se = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
-    for r, variance in combo.gmm_variance.items():
-        se[r] = math.sqrt(variance)
+    # Every SE is that of the cell's own influence function (for a pooled cell, the GMM
+    # combination of its cohorts' DDDs), the one the bootstrap and agg_ddd use too. R
+    # triplediff reports the two-period cell and, without clustering, the pooled cells with
+    # the sample variance (centred, n - 1) of that function, so those cells keep its
+    # finite-sample convention (clustered, R uses the cluster-sum variance for every cell,
+    # as the Gram matrix here). R's unclustered pooled-cell formula also scales by
+    # (S / n)^2, S the units in the cell's cohorts, which understates the SE whenever
+    # S < n (docs/ddd.md); that factor is not copied.
+    sample_variance = list(combo.pooled) if moments.n_clusters is None else []
     if two_period:
-        # R triplediff's two-period SE is the sample standard deviation of the influence
-        # function over sqrt(n): centred, with n - 1.
-        n = data.n_units
-        centred = vcov[0, 0] - moments.zsum[0] ** 2 / n
-        se[0] = math.sqrt(max(centred, 0.0) * n / (n - 1))
+        sample_variance.append(0)
+    n = data.n_units
+    for r in sample_variance:
+        centred = vcov[r, r] - moments.zsum[r] ** 2 / n
+        se[r] = math.sqrt(max(centred, 0.0) * n / (n - 1))
     degenerate = ~np.isfinite(att) | (se <= SE_FLOOR) | np.array([c.is_base for c in cells])
     se[degenerate] = np.nan
     se, crit, cband = cell_inference(se, degenerate, moments, opts)
@@ -236,12 +268,6 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     return DDDFit(cells=cells, att=att, se=se, critical_value=crit, cband=cband, vcov=vcov,
                   moments=moments, influence=influence, two_period=two_period,
                   subgroup_counts={})
-
-
-def _cell_size(data: DidData, cell: Cell) -> int:
-    """Units in a cell's cohorts (R triplediff's ``size_gt``)."""
-    return sum(data.cohort_counts.get(float(g), 0) for g in dict.fromkeys((cell.group,
-                                                                             *cell.controls)))
 
 
 def _result(fit: DDDFit, data: DidData, spec: DidSpec, opts: FitOptions, engine: str) -> Any:
