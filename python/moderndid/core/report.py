@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -558,3 +558,53 @@ class ResultBase:
         return pa.table(
             {k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()}
         )
+
+
+AGGREGATION_TYPES = ("simple", "dynamic", "group", "calendar")
+"""The aggregations of ATT(g, t), in ``aggte``'s spelling."""
+
+EVENT_STUDY_TYPES = ("dynamic", "eventstudy")
+"""Names of the event-study aggregation: ``aggte``'s and R ``triplediff``'s (``agg_ddd``)."""
+
+
+class AggregationLabels(NamedTuple):
+    """What a summary, an export and a plot call one aggregation type."""
+
+    title_suffix: str  # appended to the summary's title, e.g. " (Event Study)"
+    overall_heading: str  # line above the overall ATT
+    table_heading: str  # line above the table of disaggregated effects
+    label_header: str  # heading of the label column (and axis label of the plots)
+    column: str  # name of the label column of to_df / to_arrow
+    description: str  # the "Aggregation" line of the estimation details
+
+
+AGGREGATION_LABELS: Mapping[str, AggregationLabels] = {
+    "simple": AggregationLabels(
+        "", "Overall ATT:", "", "", "", "Simple (weighted average of post-treatment ATT(g,t))"
+    ),
+    "dynamic": AggregationLabels(
+        " (Event Study)",
+        "Overall summary of ATT's based on event-study/dynamic aggregation:",
+        "Dynamic Effects:",
+        "Event time",
+        "event_time",
+        "Dynamic (event study)",
+    ),
+    "group": AggregationLabels(
+        " (Group/Cohort)",
+        "Overall summary of ATT's based on group/cohort aggregation:",
+        "Group Effects:",
+        "Group",
+        "group",
+        "Group / cohort",
+    ),
+    "calendar": AggregationLabels(
+        " (Calendar Time)",
+        "Overall summary of ATT's based on calendar time aggregation:",
+        "Time Effects:",
+        "Time",
+        "time",
+        "Calendar time",
+    ),
+}
+"""Labels of each of :data:`AGGREGATION_TYPES`."""

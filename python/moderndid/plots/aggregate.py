@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from moderndid.core.report import fmt_label, normal_quantile
-from moderndid.did.results import AGGREGATION_LABELS, EVENT_STUDY_TYPES
+from moderndid.core.report import AGGREGATION_LABELS, EVENT_STUDY_TYPES, fmt_label, normal_quantile
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
     OVERALL_BAND_GID,

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from moderndid.core.report import normal_quantile
-from moderndid.did.results import EVENT_STUDY_TYPES
+from moderndid.core.report import EVENT_STUDY_TYPES, normal_quantile
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
     MARKERS,
