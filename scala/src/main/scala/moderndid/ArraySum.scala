@@ -67,12 +67,18 @@ object Register {
   /** The moderndid version this jar was built for; the Python side checks it. */
   val version: String = BuildInfo.version
 
+  /** Registers the functions once per session: registering again would replace them with
+    * a warning on every fit. */
   def register(spark: SparkSession): String = {
+    if (!spark.catalog.functionExists("moderndid_mammen_multiplier")) registerAll(spark)
+    version
+  }
+
+  private def registerAll(spark: SparkSession): Unit = {
     spark.udf.register("moderndid_array_sum", functions.udaf(ArraySum))
     spark.udf.register("moderndid_array_max", functions.udaf(ArrayMax))
     spark.udf.register("moderndid_mammen_bootstrap",
                        functions.udaf(MammenBootstrap, MammenEncoders.input))
     spark.udf.register("moderndid_mammen_multiplier", MammenMultiplier, DataTypes.DoubleType)
-    version
   }
 }
