@@ -15,9 +15,10 @@ from moderndid.did.att_gt import att_gt
 from moderndid.did.results import to_arrow
 from moderndid.engine.registry import engine_entry
 from moderndid.spark.session import configure, jar_path
-from moderndid.spark.sql import register
+from moderndid.spark.sql import register, register_by
 
-__all__ = ["att_gt_transform", "configure", "jar_path", "register", "spark_att_gt", "spark_ddd"]
+__all__ = ["att_gt_transform", "configure", "jar_path", "register", "register_by", "spark_att_gt",
+           "spark_ddd"]
 
 spark_att_gt = engine_entry(att_gt, "spark", "spark_att_gt")
 spark_ddd = engine_entry(ddd, "spark", "spark_ddd")

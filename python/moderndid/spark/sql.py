@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -38,12 +38,30 @@ from moderndid.spark.session import is_connect, register_aggregators, resolve_se
 
 logger = logging.getLogger("moderndid")
 
-GROUP_TIME_DDL = ("group DOUBLE, time DOUBLE, event_time DOUBLE, att DOUBLE, se DOUBLE, "
-                  "ci_lower DOUBLE, ci_upper DOUBLE, critical_value DOUBLE, post BOOLEAN, "
-                  "est_method STRING, control_group STRING, inference STRING")
-AGGREGATE_DDL = ("aggregation STRING, level STRING, value DOUBLE, att DOUBLE, se DOUBLE, "
-                 "ci_lower DOUBLE, ci_upper DOUBLE, critical_value DOUBLE, post BOOLEAN, "
-                 "est_method STRING, control_group STRING, inference STRING")
+_SETTINGS = [("est_method", "string"), ("control_group", "string"), ("inference", "string")]
+GROUP_TIME_COLUMNS = [
+    ("group", "double"), ("time", "double"), ("event_time", "double"), ("att", "double"),
+    ("se", "double"), ("ci_lower", "double"), ("ci_upper", "double"),
+    ("critical_value", "double"), ("post", "boolean"), *_SETTINGS]
+AGGREGATE_COLUMNS = [
+    ("aggregation", "string"), ("level", "string"), ("value", "double"), ("att", "double"),
+    ("se", "double"), ("ci_lower", "double"), ("ci_upper", "double"),
+    ("critical_value", "double"), ("post", "boolean"), *_SETTINGS]
+_ARROW_TYPES = {"double": pa.float64(), "boolean": pa.bool_(), "string": pa.string()}
+
+
+def ddl(columns: list[tuple[str, str]]) -> str:
+    """The columns as a Spark DDL schema string (what the Scala functions declare)."""
+    return ", ".join(f"`{name}` {kind.upper()}" for name, kind in columns)
+
+
+def spark_schema(columns: list[tuple[str, str]]) -> Any:
+    """The columns as a pyspark StructType (built without a JVM: executors use it too)."""
+    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
+
+    types = {"double": DoubleType(), "boolean": BooleanType(), "string": StringType()}
+    return StructType([StructField(name, types[kind], True) for name, kind in columns])
+
 
 # Engine settings are the SQL session's, not arguments of a SQL call.
 _NOT_SQL = {"data", "spark", "client", "n_jobs", "backend", "max_cohorts"}
@@ -60,7 +78,7 @@ class SqlFunction:
     name: str
     estimate: Callable[..., Any]
     aggregate: Callable[..., Any] | None
-    ddl: str
+    columns: list[tuple[str, str]]
 
     @property
     def parameters(self) -> list[str]:
@@ -78,10 +96,10 @@ def _parameters(function: Callable[..., Any]) -> list[str]:
 
 
 FUNCTIONS = {f.name: f for f in (
-    SqlFunction("moderndid_att_gt", att_gt, None, GROUP_TIME_DDL),
-    SqlFunction("moderndid_aggte", att_gt, aggte, AGGREGATE_DDL),
-    SqlFunction("moderndid_ddd", ddd, None, GROUP_TIME_DDL),
-    SqlFunction("moderndid_agg_ddd", ddd, agg_ddd, AGGREGATE_DDL),
+    SqlFunction("moderndid_att_gt", att_gt, None, GROUP_TIME_COLUMNS),
+    SqlFunction("moderndid_aggte", att_gt, aggte, AGGREGATE_COLUMNS),
+    SqlFunction("moderndid_ddd", ddd, None, GROUP_TIME_COLUMNS),
+    SqlFunction("moderndid_agg_ddd", ddd, agg_ddd, AGGREGATE_COLUMNS),
 )}
 
 _SCALA = "org.apache.spark.sql.moderndid.SqlFunctions"
@@ -134,7 +152,7 @@ def register(spark: Any = None) -> None:
                 parameters = session._jvm.java.util.ArrayList()
                 for name in function.parameters:
                     parameters.add(name)
-                scala.declare(function.name, function.ddl, parameters, function.name)
+                scala.declare(function.name, ddl(function.columns), parameters, function.name)
             bridge = SqlBridge(session.sparkContext)
             scala.setBridge(bridge)
             _bridges[id(gateway)] = bridge
@@ -168,7 +186,7 @@ class SqlBridge:
         try:
             data = self._frame(jdf)
             table = run_call(FUNCTIONS[function], data, dict(arguments))
-            return _to_spark(data.sparkSession, table, FUNCTIONS[function].ddl)._jdf
+            return _to_spark(data.sparkSession, table, FUNCTIONS[function].columns)._jdf
         except ModernDiDError as exc:
             # the Scala side reports this line as the query's error
             raise RuntimeError(f"moderndid-sql-error: {type(exc).__name__}: {exc}") from None
@@ -208,7 +226,7 @@ def check_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -
     signature = inspect.signature(function.estimate)
     missing = [name for name, p in signature.parameters.items()
                if p.default is inspect.Parameter.empty and name != "data"
-               and name not in estimate]
+               and p.kind is not p.VAR_KEYWORD and name not in estimate]
     if missing:
         raise InvalidOptionError(f"missing argument(s): {', '.join(missing)}")
     bound = {**{name: p.default for name, p in signature.parameters.items()
@@ -263,7 +281,7 @@ def _settings(result: Any) -> tuple[str, str, str]:
 
 
 def group_time_rows(result: Any) -> pa.Table:
-    """ATT(g,t) rows of an ``att_gt`` or ``ddd`` result (see :data:`GROUP_TIME_DDL`)."""
+    """ATT(g,t) rows of an ``att_gt`` or ``ddd`` result (:data:`GROUP_TIME_COLUMNS`)."""
     table = result.to_arrow()
     n = table.num_rows
     est_method, control_group, inference = _settings(result)
@@ -286,7 +304,7 @@ def group_time_rows(result: Any) -> pa.Table:
 
 
 def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
-    """The overall row and the per-level rows of an aggregation (:data:`AGGREGATE_DDL`)."""
+    """The overall row and the per-level rows of an aggregation (:data:`AGGREGATE_COLUMNS`)."""
     from moderndid.core.report import AGGREGATION_LABELS, EVENT_STUDY_TYPES
 
     kind = "dynamic" if agg.aggregation_type in EVENT_STUDY_TYPES else agg.aggregation_type
@@ -318,15 +336,126 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def _to_spark(session: Any, table: pa.Table, ddl: str) -> Any:
-    """The rows as a Spark DataFrame of exactly the declared schema (cast on the driver:
-    an uncast value in the wrong type reaches SQL as garbage)."""
-    from pyspark.sql.pandas.types import to_arrow_schema
-    from pyspark.sql.types import StructType
+def _to_spark(session: Any, table: pa.Table, columns: list[tuple[str, str]]) -> Any:
+    """The rows as a Spark DataFrame of exactly the declared schema."""
+    return session.createDataFrame(cast_to_schema(table, columns),
+                                   schema=spark_schema(columns))
 
-    schema = cast(StructType, StructType.fromDDL(ddl))
-    arrow_schema = to_arrow_schema(schema)
-    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
-               else pa.nulls(table.num_rows, f.type) for f in arrow_schema]
-    return session.createDataFrame(pa.Table.from_arrays(columns, schema=arrow_schema),
-                                   schema=schema)
+
+def cast_to_schema(table: pa.Table, columns: list[tuple[str, str]]) -> pa.Table:
+    """``table`` with exactly the declared columns and types (cast on the driver: a value of
+    another type than declared reaches SQL as garbage)."""
+    arrays = [table.column(name).cast(_ARROW_TYPES[kind]) if name in table.column_names
+              else pa.nulls(table.num_rows, _ARROW_TYPES[kind]) for name, kind in columns]
+    return pa.Table.from_arrays(arrays, names=[name for name, _ in columns])
+
+
+# --- one in-memory estimation per key, on the executors (works under Spark Connect) ----------
+
+BY_FUNCTION = "moderndid_att_gt_by"
+
+
+class AttGtBy:
+    """Python UDTF behind ``moderndid_att_gt_by``: ``att_gt`` (and ``aggte`` with ``type``)
+    in memory for each key of ``by``, on the executors.
+
+    ``SELECT * FROM moderndid_att_gt_by(TABLE(panel), by => 'region', yname => 'y', ...)``
+    returns the key columns followed by the columns of ``moderndid_att_gt`` (or of
+    ``moderndid_aggte`` when ``type`` is given). The function asks Spark to partition the
+    table by the ``by`` columns itself, so every estimation sees all the rows of its key and
+    only those: there is no way to call it that mixes keys.
+    """
+
+    @staticmethod
+    def analyze(data: Any, **arguments: Any) -> Any:
+        from pyspark.sql.types import StructField, StructType
+        from pyspark.sql.udtf import AnalyzeResult, PartitioningColumn
+
+        if not getattr(data, "isTable", False):
+            raise InvalidOptionError(f"{BY_FUNCTION}: the first argument must be TABLE(name) "
+                                     "or TABLE(query)")
+        values = _constant_arguments(arguments)
+        keys = _by_columns(values.get("by"))
+        columns = {f.name: f for f in data.dataType.fields}
+        for key in keys:
+            if key not in columns:
+                raise InvalidOptionError(f"{BY_FUNCTION}: by names column {key!r}, which is "
+                                         "not in the table")
+        unknown = set(values) - {"by", *FUNCTIONS["moderndid_aggte"].parameters}
+        if unknown:
+            raise InvalidOptionError(f"{BY_FUNCTION}: unknown argument(s) "
+                                     f"{', '.join(sorted(unknown))}")
+        result = spark_schema(AGGREGATE_COLUMNS if "type" in values else GROUP_TIME_COLUMNS)
+        schema = StructType([StructField(k, columns[k].dataType, True) for k in keys]
+                            + list(result.fields))
+        return AnalyzeResult(schema=schema,
+                             partitionBy=[PartitioningColumn(_quoted(k)) for k in keys])
+
+    def __init__(self) -> None:
+        self._rows: list[Any] = []
+        self._arguments: dict[str, Any] = {}
+
+    def eval(self, row: Any, **arguments: Any) -> None:
+        self._rows.append(row)
+        self._arguments = arguments
+
+    def terminate(self) -> Any:
+        import pandas as pd
+
+        if not self._rows:
+            return
+        values = {k: _python_value(v) for k, v in self._arguments.items()}
+        keys = _by_columns(values.pop("by", None))
+        frame = pd.DataFrame([r.asDict() for r in self._rows])
+        key_values = tuple(frame[k].iloc[0] for k in keys)
+        function = FUNCTIONS["moderndid_aggte" if "type" in values else "moderndid_att_gt"]
+        estimate, aggregate = _keyword_arguments(function, values)
+        try:
+            result = att_gt(frame, **estimate)
+            table = (aggregate_rows(aggte(result, **aggregate), result) if "type" in values
+                     else group_time_rows(result))
+            table = cast_to_schema(table, function.columns)
+        except ModernDiDError as exc:
+            shown = ", ".join(f"{k}={v!r}" for k, v in zip(keys, key_values, strict=True))
+            raise type(exc)(f"{BY_FUNCTION} ({shown}): {exc}") from None
+        for row in table.to_pylist():
+            yield (*key_values, *row.values())
+
+
+def _constant_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    values = {}
+    for name, argument in arguments.items():
+        if not getattr(argument, "isConstantExpression", False):
+            raise InvalidOptionError(f"{BY_FUNCTION}: argument {name!r} must be a constant")
+        values[name] = argument.value
+    return values
+
+
+def _by_columns(by: Any) -> list[str]:
+    if by is None:
+        raise InvalidOptionError(
+            f"{BY_FUNCTION} needs the key columns: write {BY_FUNCTION}(TABLE(panel), "
+            "by => 'region', yname => ..., ...) (an array or a comma-separated string for "
+            "several); the function partitions the table by them itself")
+    keys = [k.strip() for k in by.split(",")] if isinstance(by, str) else list(by)
+    if not keys or not all(isinstance(k, str) and k for k in keys):
+        raise InvalidOptionError(f"{BY_FUNCTION}: by must name columns, got {by!r}")
+    return keys
+
+
+def _quoted(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
+
+
+def register_by(spark: Any = None) -> None:
+    """Register ``moderndid_att_gt_by`` (one in-memory ``att_gt`` per key, on the
+    executors) in a session, classic or Spark Connect.
+
+    ``SELECT * FROM moderndid_att_gt_by(TABLE(panel), by => 'region', yname => 'y', tname
+    => 'time', idname => 'id', gname => 'group')`` returns the key columns followed by the
+    columns of ``moderndid_att_gt``; with ``type => 'dynamic'`` (or another aggregation),
+    those of ``moderndid_aggte``. Each key's rows must fit in one executor's memory.
+    """
+    from pyspark.sql.functions import udtf
+
+    resolve_session(spark).udtf.register(BY_FUNCTION, udtf(AttGtBy))

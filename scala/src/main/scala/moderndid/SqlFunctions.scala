@@ -95,7 +95,7 @@ object SqlFunctions {
 
   /** What the session extension injects (see [[SqlExtensions]]). */
   def descriptions: Seq[(FunctionIdentifier, ExpressionInfo, Seq[Expression] => LogicalPlan)] =
-    usages.map { case (name, usage) => (identifier(name), info(name, usage), builder(name)) }
+    usages.map { case (name, usage) => (FunctionIdentifier(name), info(name, usage), builder(name)) }
 
   private def needPython(name: String): Nothing =
     throw new IllegalArgumentException(s"$name: the estimation runs in the Python driver of " +
