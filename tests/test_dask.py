@@ -2,8 +2,8 @@
 claims (panels, balanced and unbalanced; repeated cross sections with and without ids), the
 same typed errors, and triple differences.
 
-Dask runs here on its default local scheduler (threads); one test uses a
-``distributed.Client`` with worker processes, where tasks are pickled as on a cluster.
+Dask runs here on its default local scheduler (threads); ``test_dask_cluster.py`` runs on a
+``distributed.LocalCluster`` with worker processes, where tasks are pickled as on a cluster.
 """
 
 from __future__ import annotations
@@ -187,15 +187,6 @@ def test_string_ids_and_dask_att_gt_with_partitions():
                   xformla="~ cov1 + cov2", boot=True, biters=99, random_state=5)
     res = dask_att_gt(dd.from_pandas(pdf, npartitions=4), n_partitions=5, **kwargs)
     assert_same(res, att_gt(pdf, **kwargs))
-
-
-def test_distributed_client_with_worker_processes():
-    distributed = pytest.importorskip("distributed")
-    with distributed.Client(n_workers=2, threads_per_worker=1, processes=True,
-                            dashboard_address=None) as client:
-        assert client.status == "running"
-        assert_same(*fit_both(_mpdta(), **MPDTA, xformla="~ lpop", boot=True, biters=99,
-                              random_state=4))
 
 
 def test_errors_are_typed_and_name_the_column_or_unit():
