@@ -210,6 +210,8 @@ def test_errors_are_typed_and_name_the_column_or_unit():
         att_gt(ddf, **MPDTA, xformla="~ I(lpop ** 2)")
     with pytest.raises(InvalidOptionError, match="n_partitions"):
         dask_att_gt(ddf, **MPDTA, n_partitions=0)
+    with pytest.raises(InvalidOptionError, match="max_cohorts"):  # validated, as on Spark
+        dask_att_gt(ddf, **MPDTA, max_cohorts=0)
     with pytest.raises(InvalidOptionError, match="backend"):
         att_gt(ddf, **MPDTA, backend="cupy")
 
