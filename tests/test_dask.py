@@ -234,9 +234,11 @@ def test_repeated_cross_section_ddd_on_dask_matches_memory():
         _same_ddd(res, mem)
         assert res.critical_value == pytest.approx(mem.critical_value, rel=1e-10)
     two = pd.read_csv(DATA / "triplediff_readme_2periods_seed1234.csv")
-    _same_ddd(did.ddd(dd.from_pandas(two, npartitions=2), *DDD_ARGS, xformla=DDD_COVS,
-                      panel=False),
-              did.ddd(two, *DDD_ARGS, xformla=DDD_COVS, panel=False))
+    # the two-period design with the treated group coded 5 (neither 1 nor the period)
+    for frame in (two, two.assign(state=two["state"].replace(1, 5))):
+        _same_ddd(did.ddd(dd.from_pandas(frame, npartitions=2), *DDD_ARGS, xformla=DDD_COVS,
+                          panel=False),
+                  did.ddd(frame, *DDD_ARGS, xformla=DDD_COVS, panel=False))
 
 
 def _same_ddd(a, b) -> None:
