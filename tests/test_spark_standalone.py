@@ -136,7 +136,6 @@ def results(standalone) -> dict[str, Any]:
                                str(out_dir)], stdout=out, stderr=subprocess.STDOUT,
                               timeout=JOB_TIMEOUT, env=dict(os.environ), check=False)
     text = log.read_text(errors="replace")
-    print(text[-3000:])
     assert proc.returncode == 0, f"the driver failed:\n{text[-6000:]}"
     with open(out_dir / "results.pkl", "rb") as f:
         return dict(pickle.load(f))
