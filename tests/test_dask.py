@@ -1,8 +1,9 @@
 """The Dask engine against the in-memory engine: same numbers (1e-10) for every option it
-claims (panels: balanced and unbalanced), the same typed errors, and triple differences.
+claims (panels, balanced and unbalanced; repeated cross sections with and without ids), the
+same typed errors, and triple differences.
 
-Dask runs here on its default local scheduler (threads); one test uses a
-``distributed.Client`` with worker processes, where tasks are pickled as on a cluster.
+Dask runs here on its default local scheduler (threads); ``test_dask_cluster.py`` runs on a
+``distributed.LocalCluster`` with worker processes, where tasks are pickled as on a cluster.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from moderndid.errors import (
     DataStructureError,
     InvalidOptionError,
     MissingValuesError,
-    UnsupportedInputError,
 )
 
 dd = pytest.importorskip("dask.dataframe", reason="dask is not installed")
@@ -126,6 +126,60 @@ def test_no_never_treated_units(control_group):
     assert_same(*fit_both(pdf, **MPDTA, control_group=control_group))
 
 
+RC_SPECS = {
+    "rc-dr-boot-lpop": (MPDTA, dict(xformla="~ lpop", boot=True, biters=199, random_state=5)),
+    "rc-reg-weights-cluster-notyet": (
+        MPDTA, dict(est_method="reg", weightsname="w", clustervars=["countyreal", "cluster"],
+                    control_group="notyettreated", xformla="~ lpop")),
+    "rc-ipw-cluster-boot-universal": (
+        MPDTA, dict(est_method="ipw", clustervars=["cluster"], boot=True, biters=99,
+                    random_state=9, base_period="universal", anticipation=1)),
+    # Without ids the multipliers are keyed by the row's position in the input, which the
+    # Dask engine reproduces exactly (unlike Spark): the bootstrap equals the in-memory one.
+    "rc-dr-no-idname-boot-weights": (
+        dict(MPDTA, idname=None), dict(weightsname="w", boot=True, biters=199,
+                                       random_state=6, xformla="~ lpop")),
+    "rc-ipw-no-idname-5-partitions": (
+        dict(MPDTA, idname=None), dict(est_method="ipw", n_partitions=5, boot=True, biters=99,
+                                       random_state=1)),
+}
+
+
+@pytest.mark.parametrize("name", list(RC_SPECS))
+def test_parity_repeated_cross_sections(name):
+    columns, kwargs = RC_SPECS[name]
+    # a row order that is not the panel's: keys by position must follow the input order
+    pdf = _mpdta().sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert_same(*fit_both(pdf, npartitions=4, **columns, panel=False, **kwargs))
+
+
+def test_repeated_cross_sections_without_never_treated_units():
+    pdf = _mpdta()
+    pdf = pdf[pdf["first.treat"] > 0].reset_index(drop=True)  # last cohort -> comparisons
+    assert_same(*fit_both(pdf, **dict(MPDTA, idname=None), panel=False,
+                          control_group="notyettreated", boot=True, biters=99,
+                          random_state=2))
+
+
+def _rc_parity_cases() -> list[str]:
+    from test_engine_parity import CASES
+
+    panel_only = ("duplicated unit-period", "time-varying group", "time-varying weights")
+    return [name for name in CASES if name not in panel_only]
+
+
+@pytest.mark.parametrize("case", _rc_parity_cases())
+def test_repeated_cross_sections_same_errors_and_warnings(case):
+    from test_engine_parity import CASES, _dask_frame, _outcome
+
+    make, kwargs = CASES[case]
+    pdf = make(did.load_mpdta())
+    kwargs = dict(kwargs, panel=False)
+    expected = _outcome(pdf, kwargs)
+    assert expected[0] != "ok" or expected[2], f"{case}: the case raises and warns nothing"
+    assert _outcome(_dask_frame(pdf), kwargs) == expected
+
+
 def test_string_ids_and_dask_att_gt_with_partitions():
     pdf = did.gen_did_scalable(n=600, n_periods=4, n_cohorts=2, n_covariates=4,
                                random_state=3)["data"]
@@ -134,15 +188,6 @@ def test_string_ids_and_dask_att_gt_with_partitions():
                   xformla="~ cov1 + cov2", boot=True, biters=99, random_state=5)
     res = dask_att_gt(dd.from_pandas(pdf, npartitions=4), n_partitions=5, **kwargs)
     assert_same(res, att_gt(pdf, **kwargs))
-
-
-def test_distributed_client_with_worker_processes():
-    distributed = pytest.importorskip("distributed")
-    with distributed.Client(n_workers=2, threads_per_worker=1, processes=True,
-                            dashboard_address=None) as client:
-        assert client.status == "running"
-        assert_same(*fit_both(_mpdta(), **MPDTA, xformla="~ lpop", boot=True, biters=99,
-                              random_state=4))
 
 
 def test_errors_are_typed_and_name_the_column_or_unit():
@@ -162,18 +207,39 @@ def test_errors_are_typed_and_name_the_column_or_unit():
         varying = pdf.copy()
         varying.loc[varying.index[0], "first.treat"] = 2006
         att_gt(dd.from_pandas(varying, npartitions=2), **MPDTA)
-    with pytest.raises(UnsupportedInputError, match="repeated cross sections"):
-        att_gt(ddf, **MPDTA, panel=False)
     with pytest.raises(InvalidOptionError, match="sum of columns"):
         att_gt(ddf, **MPDTA, xformla="~ I(lpop ** 2)")
     with pytest.raises(InvalidOptionError, match="n_partitions"):
         dask_att_gt(ddf, **MPDTA, n_partitions=0)
+    with pytest.raises(InvalidOptionError, match="max_cohorts"):  # validated, as on Spark
+        dask_att_gt(ddf, **MPDTA, max_cohorts=0)
     with pytest.raises(InvalidOptionError, match="backend"):
         att_gt(ddf, **MPDTA, backend="cupy")
 
 
 DDD_COVS = "~ cov1 + cov2 + cov3 + cov4"
 DDD_ARGS = ("y", "time", "id", "state", "partition")
+
+
+def test_repeated_cross_section_ddd_on_dask_matches_memory():
+    pdf = pd.read_csv(DATA / "triplediff_readme_multperiods_seed1234.csv")
+    pdf["w"] = 1.0 + (pdf["id"] % 3) / 2.0
+    ddf = dd.from_pandas(pdf, npartitions=3)
+    for kwargs in (dict(xformla="~ cov1 + cov2", est_method="ipw", weightsname="w",
+                        cluster="cluster", panel=False),
+                   dict(est_method="dr", panel=False, control_group="notyettreated", boot=True,
+                        biters=99, random_state=4, cband=True)):
+        res = dask_ddd(ddf, *DDD_ARGS, **kwargs)
+        assert res.estimation_params["engine"] == "dask"
+        mem = did.ddd(pdf, *DDD_ARGS, **kwargs)
+        _same_ddd(res, mem)
+        assert res.critical_value == pytest.approx(mem.critical_value, rel=1e-10)
+    two = pd.read_csv(DATA / "triplediff_readme_2periods_seed1234.csv")
+    # the two-period design with the treated group coded 5 (neither 1 nor the period)
+    for frame in (two, two.assign(state=two["state"].replace(1, 5))):
+        _same_ddd(did.ddd(dd.from_pandas(frame, npartitions=2), *DDD_ARGS, xformla=DDD_COVS,
+                          panel=False),
+                  did.ddd(frame, *DDD_ARGS, xformla=DDD_COVS, panel=False))
 
 
 def _same_ddd(a, b) -> None:

@@ -83,6 +83,11 @@ class SparkEnvironmentError(ModernDiDError):
     """Spark's Python workers cannot run moderndid (missing packages, wrong interpreter)."""
 
 
+class DaskWorkerLostError(ModernDiDError, RuntimeError):
+    """Dask workers kept dying while running a task of the fit, and the scheduler gave up
+    (the message names the last worker lost)."""
+
+
 # Errors raised in a remote Python worker (a Spark executor) reach the driver as the text
 # of a JVM exception. The worker writes the class name and message after this marker, and
 # the driver raises the same class again: the class travels, not a guess from the text.

@@ -13,23 +13,34 @@ logger = logging.getLogger("moderndid")
 
 
 class DaskEngine:
-    """Engine for Dask DataFrames (:class:`moderndid.engine.protocol.Engine`)."""
+    """Engine for Dask DataFrames (:class:`moderndid.engine.protocol.Engine`).
+
+    Every computation of a fit runs on ``settings.client`` when given; otherwise on the
+    current ``distributed.Client`` (``Client.current()``) if one exists, else on Dask's
+    default scheduler (``dask.config`` ``scheduler``; threads for DataFrames). No client
+    is created or closed here.
+    """
 
     name = "dask"
 
     def prepare(self, data: Any, spec: DidSpec, settings: EngineSettings,
                 planner: Planner) -> Prepared:
         """Validate ``data`` and persist its unit-table blocks on the workers."""
-        from moderndid.dask.executor import DaskExecutor
+        from moderndid.dask.executor import DaskExecutor, DaskScheduler, current_client
         from moderndid.dask.prepare import prepare_dask
 
         if settings.n_jobs not in (1, None):
             logger.info("moderndid: n_jobs=%s is ignored on Dask (the scheduler's workers "
                         "apply)", settings.n_jobs)
-        prepared = prepare_dask(data, spec, settings.n_partitions, planner)
-        return Prepared(meta=prepared.meta,
-                        executor=DaskExecutor(prepared.blocks, prepared.to_partition),
-                        release=lambda: None, two_period=prepared.two_period,
+        if settings.max_cohorts is not None:
+            logger.info("moderndid: max_cohorts=%s has no effect: worker memory is bounded "
+                        "by the partition size (n_partitions)", settings.max_cohorts)
+        client = settings.client if settings.client is not None else current_client()
+        scheduler = DaskScheduler(client)
+        prepared = prepare_dask(data, spec, settings.n_partitions, planner, scheduler)
+        executor = DaskExecutor(prepared.blocks, prepared.to_partition, scheduler)
+        return Prepared(meta=prepared.meta, executor=executor, release=executor.release,
+                        two_period=prepared.two_period,
                         subgroups=prepared.subgroups)
 
 

@@ -1,22 +1,28 @@
 """Validate a Dask DataFrame for `att_gt` / `ddd` and build its unit-table blocks on the
 workers, with the partition kernel the Spark engine uses.
 
-One shuffle by unit id (``DataFrame.shuffle``); each shuffled partition becomes blocks of
-units (:func:`moderndid.engine.panel_blocks.build_blocks`), persisted on the workers. What
-reaches the client: one row of statistics per block, never unit rows.
+Panels: one shuffle by unit id (``DataFrame.shuffle``); each shuffled partition becomes
+blocks of units (:func:`moderndid.engine.panel_blocks.build_blocks`), persisted on the
+workers. Repeated cross sections: no shuffle; one statistics task per input partition, then
+the kept rows persisted as Arrow tables. What reaches the client: statistics (one row per
+block or partition), never unit rows.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from moderndid.dask.executor import DaskScheduler
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
     PanelLayout,
@@ -34,13 +40,8 @@ from moderndid.engine.panel_plan import (
 )
 from moderndid.engine.protocol import Planner
 from moderndid.engine.spec import DidData, DidSpec, column_roles
-from moderndid.engine.unit_table import (
-    FLAG_DUPLICATE,
-)
-from moderndid.errors import (
-    DataStructureError,
-    UnsupportedInputError,
-)
+from moderndid.engine.unit_table import FLAG_DUPLICATE, partition_from_rows
+from moderndid.errors import DataStructureError
 
 logger = logging.getLogger("moderndid")
 
@@ -50,27 +51,17 @@ class DaskDidData:
     """A prepared Dask input: metadata for the client, persisted blocks for the passes."""
 
     meta: DidData
-    blocks: list[Any]  # persisted dask.delayed objects, one pyarrow.RecordBatch each
-    layout: PanelLayout
+    blocks: list[Any]  # persisted dask.delayed objects, one Arrow batch / table each
+    to_partition: Callable[[Any], dict]  # block -> kernel partition, run on the workers
     two_period: bool = False
     subgroups: dict[tuple[float, float], int] = field(default_factory=dict)
 
-    def to_partition(self, blocks: pa.RecordBatch) -> dict:
-        """Kernel partition of one persisted block batch."""
-        return partition_from_blocks(pa.Table.from_batches([blocks]), self.layout)
 
-
-def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None,
-                 planner: Planner) -> DaskDidData:
-    """Validate ``ddf`` and build the persisted unit-table blocks (panels only)."""
-    import dask
-
-    if not spec.panel:
-        raise UnsupportedInputError(
-            "repeated cross sections (panel=False) are not supported on Dask yet; use the "
-            "in-memory or Spark engine"
-        )
-    assert spec.idname is not None
+def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Planner,
+                 scheduler: DaskScheduler | None = None) -> DaskDidData:
+    """Validate ``ddf`` and build the persisted unit-table blocks (panels) or row tables
+    (repeated cross sections), every computation on ``scheduler``."""
+    scheduler = scheduler or DaskScheduler()
     covariates = formula_covariates(spec.xformla, "Dask")
     roles = column_roles(spec, covariates)
     columns = list(ddf.columns)
@@ -78,32 +69,226 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None,
     planner.check_columns(roles, columns, lambda c: (
         pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]),
         str(dtypes[c])))
+    if not spec.panel:
+        return _prepare_rc(ddf, spec, n_partitions, planner, scheduler, covariates, roles)
+    assert spec.idname is not None
     float_columns = {c for c in columns if pd.api.types.is_float_dtype(dtypes[c])}
     cols, ordered = row_columns(spec, covariates, roles, float_columns)
     sources = _sources(spec, covariates)
     needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
 
-    n_parts = partition_count(n_partitions, lambda: int(ddf.shape[0].compute()),
+    n_parts = partition_count(n_partitions, lambda: int(scheduler.compute(ddf.shape[0])[0]),
                               ddf.npartitions)
 
     start = time.perf_counter()
     shuffled = ddf[needed].shuffle(on=spec.idname, npartitions=n_parts)
     build = dask.delayed(_build, pure=True)
-    blocks = list(dask.persist(*[build(part, sources, cols) for part in shuffled.to_delayed()]))
-    infos = dask.compute(*[dask.delayed(_info)(b) for b in blocks])
+    blocks = scheduler.persist([build(part, sources, cols) for part in shuffled.to_delayed()])
+    infos = scheduler.compute(*[dask.delayed(_info)(b) for b in blocks])
     info = [row for rows in infos for row in rows]
     logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
 
     def count_units(layout: PanelLayout) -> dict[tuple[float, float, int], int]:
-        flat = dask.compute(*[dask.delayed(_histogram)(b, layout) for b in blocks])
+        flat = scheduler.compute(*[dask.delayed(_histogram)(b, layout) for b in blocks])
         out: dict[tuple[float, float, int], int] = {}
         for values in flat:
             add_histogram(out, values)
         return out
 
     plan = planner.plan_panel(info, spec, covariates, ordered, cols, count_units,
-                      lambda flags: _raise_flag(flags, ddf, spec))
-    return DaskDidData(plan.meta, blocks, plan.layout, plan.two_period, plan.subgroups)
+                              lambda flags: _raise_flag(flags, ddf, spec, scheduler))
+    return DaskDidData(plan.meta, blocks, functools.partial(_block_partition,
+                                                            layout=plan.layout),
+                       plan.two_period, plan.subgroups)
+
+
+def _block_partition(blocks: pa.RecordBatch, layout: PanelLayout) -> dict:
+    """Kernel partition of one persisted block batch."""
+    return partition_from_blocks(pa.Table.from_batches([blocks]), layout)
+
+
+def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Planner,
+                scheduler: DaskScheduler, covariates: list[str],
+                roles: list[tuple[str, str]]) -> DaskDidData:
+    """Repeated cross sections, as on Spark: one statistics task per input partition (no
+    shuffle), the planner's decisions, then the kept rows persisted as Arrow tables.
+
+    Without ``idname`` the multiplier key is the row's position among the kept rows in
+    the input's order, as in memory (so the bootstrap equals the in-memory one whatever
+    the partitioning): each partition's offset is the kept rows of those before it.
+    """
+    sources = _sources(spec, covariates)
+    needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
+    parts = ddf[needed].to_delayed()
+    start = time.perf_counter()
+    stats = scheduler.compute(*[dask.delayed(_rc_statistics)(p, spec, covariates, roles)
+                                for p in parts])
+    float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
+                 if pd.api.types.is_float_dtype(ddf.dtypes[c])]
+    k1 = len(covariates) + 1
+    rows = sum(s["rows"] for s in stats)
+    weights = [s for s in stats if s["rows"]]
+    planner.check_statistics(
+        spec, roles, rows, np.sum([s["missing"] for s in stats], axis=0).tolist(),
+        min((s["wmin"] for s in weights), default=1.0),
+        max((s["wmax"] for s in weights), default=1.0),
+        {c: sum(s["fractional"].get(c, 0) for s in stats) for c in float_ids},
+        np.sum([s["xx"] for s in stats], axis=0) if covariates else np.zeros((k1, k1)),
+        covariates)
+    periods = np.unique(np.concatenate([s["periods"] for s in stats]))
+    raw_cohorts = np.unique(np.concatenate([s["cohorts"] for s in stats]))
+    partition_values = set(np.concatenate([s["partition"] for s in stats]).tolist())
+    two_period, group_map = planner.group_coding(spec, periods, raw_cohorts,
+                                                 partition_values)
+    if group_map:
+        raw_cohorts = np.unique([group_map.get(g, g) for g in raw_cohorts.tolist()])
+    plan = planner.cohort_plan(raw_cohorts, periods, spec)
+    labels = planner.cohort_labels(raw_cohorts, periods, plan, spec)
+    last_period = float(periods[-1])  # of every row: "treated after the end" is never treated
+    if plan.period_cutoff is not None:
+        periods = periods[periods < plan.period_cutoff]
+    if periods.size < 2:
+        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
+
+    n_parts = partition_count(n_partitions, lambda: rows, ddf.npartitions)
+    coding = _RowCoding(sources, group_map, last_period, list(plan.to_never),
+                        list(plan.dropped), plan.period_cutoff, spec.anticipation)
+    tables = scheduler.persist([dask.delayed(_rc_rows, pure=True)(p, coding)
+                                for p in _repartitioned(ddf[needed], n_parts)])
+    summaries = scheduler.compute(*[dask.delayed(_rc_summary)(t, labels) for t in tables])
+    if spec.idname is None:
+        # Each table's first key is the number of kept rows before it (input order).
+        offsets = np.concatenate([[0], np.cumsum([s["rows"] for s in summaries])[:-1]])
+        tables = scheduler.persist([dask.delayed(_with_rowkey, pure=True)(t, int(o))
+                                    for t, o in zip(tables, offsets, strict=True)])
+    logger.info("att_gt: row tables: %.2f s", time.perf_counter() - start)
+
+    counts: dict[float, int] = {}
+    subgroups = {(g, q): 0 for g in labels for q in (0.0, 1.0)} if spec.pname else {}
+    for summary in summaries:
+        for g, n in summary["counts"].items():
+            counts[g] = counts.get(g, 0) + n
+        for key, n in summary["subgroups"].items():
+            subgroups[key] = subgroups.get(key, 0) + n
+    counts = {g: counts[g] for g in labels if counts.get(g)}
+    clustered = bool(spec.clustervars)
+    meta = planner.metadata("rc", periods, counts, plan, ["(Intercept)", *covariates],
+                            n_rows=sum(counts.values()), n_units=sum(counts.values()),
+                            clustered=clustered, xtv=False, spec=spec)
+    to_partition = functools.partial(
+        _rows_partition, periods=periods, covariates=[f"x{j}" for j in range(len(covariates))],
+        clustered=clustered, has_id=spec.idname is not None)
+    return DaskDidData(meta, tables, to_partition, two_period, subgroups)
+
+
+def _repartitioned(ddf: Any, n_parts: int) -> list[Any]:
+    """``n_parts`` delayed partitions of ``ddf`` in the input's row order (no shuffle)."""
+    if n_parts != ddf.npartitions:
+        ddf = ddf.repartition(npartitions=n_parts)
+    return list(ddf.to_delayed())
+
+
+def _rows_partition(table: pa.Table, periods: np.ndarray, covariates: list[str],
+                    clustered: bool, has_id: bool) -> dict:
+    return partition_from_rows(table, periods, covariates, clustered, has_id)
+
+
+def _missing(values: pd.Series) -> int:
+    """Missing values of a column; in numeric columns infinities count as missing."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
+            values.dtype):
+        return int((~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))).sum())
+    return int(values.isna().sum())
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, covariates: list[str],
+                   roles: list[tuple[str, str]]) -> dict[str, Any]:
+    """The column statistics of one input partition (what Spark's aggregation gathers)."""
+    k1 = len(covariates) + 1
+    out: dict[str, Any] = {
+        "rows": len(pdf),
+        "missing": [_missing(pdf[c]) for c, _ in roles],
+        "wmin": 1.0, "wmax": 1.0, "fractional": {},
+        "periods": np.unique(_floats(pdf[spec.tname])),
+        "cohorts": np.unique(_floats(pdf[spec.gname])),
+        "partition": np.unique(_floats(pdf[spec.pname])) if spec.pname else np.empty(0),
+        "xx": np.zeros((k1, k1)),
+    }
+    if len(pdf) == 0:
+        return out
+    if spec.weightsname:
+        w = _floats(pdf[spec.weightsname])
+        out["wmin"], out["wmax"] = float(np.min(w)), float(np.max(w))
+    for c in ([spec.idname] if spec.idname else []) + spec.clustervars:
+        if pd.api.types.is_float_dtype(pdf[c].dtype):
+            v = _floats(pdf[c])
+            out["fractional"][c] = int((v != np.floor(v)).sum())
+    if covariates:
+        x = np.column_stack([np.ones(len(pdf)), *[_floats(pdf[c]) for c in covariates]])
+        out["xx"] = x.T @ x
+    return out
+
+
+@dataclass(frozen=True)
+class _RowCoding:
+    """How the rows of repeated cross sections are recoded and filtered (the planner's
+    decisions, applied on the workers)."""
+
+    sources: dict[str, str | None]
+    group_map: dict[float, float]  # triple differences' two-period coding
+    last_period: float
+    to_never: list[float]
+    dropped: list[float]
+    period_cutoff: float | None
+    anticipation: float
+
+
+def _rc_rows(pdf: pd.DataFrame, coding: _RowCoding) -> pa.Table:
+    """One input partition -> the kept rows in internal columns, cohorts recoded as the
+    in-memory path does (``inf`` = never treated)."""
+    src = coding.sources
+    t = _floats(pdf[src["t"]])
+    g = _floats(pdf[src["G"]])
+    for raw, first_treated in coding.group_map.items():
+        g = np.where(g == raw, first_treated, g)
+    never = ((g == 0) | (g > coding.last_period + coding.anticipation)
+             | np.isin(g, coding.to_never))
+    g = np.where(never, np.inf, g)
+    keep = ~np.isin(g, coding.dropped)
+    if coding.period_cutoff is not None:
+        keep &= t < coding.period_cutoff
+    arrays: dict[str, pa.Array] = {"t": pa.array(t[keep]), "G": pa.array(g[keep])}
+    for name, column in src.items():
+        if name in ("t", "G"):
+            continue
+        if column is None:
+            arrays[name] = pa.array(np.ones(int(keep.sum())))
+        elif name in ("id", "cluster"):
+            arrays[name] = pa.array(pdf[column][keep], from_pandas=True)
+        else:
+            arrays[name] = pa.array(_floats(pdf[column])[keep])
+    return pa.table(arrays)
+
+
+def _rc_summary(table: pa.Table, labels: list[float]) -> dict[str, Any]:
+    """Rows per cohort and per (cohort, eligibility) of one row table."""
+    G = table.column("G").to_numpy()
+    Q = table.column("Q").to_numpy() if "Q" in table.column_names else None
+    return {
+        "rows": table.num_rows,
+        "counts": {g: int((G == g).sum()) for g in labels},
+        "subgroups": {} if Q is None else {(g, q): int(((G == g) & (Q == q)).sum())
+                                           for g in labels for q in (0.0, 1.0)},
+    }
+
+
+def _with_rowkey(table: pa.Table, offset: int) -> pa.Table:
+    return table.append_column("rowkey", pa.array(
+        np.arange(offset, offset + table.num_rows, dtype=np.int64)))
 
 
 def _sources(spec: DidSpec, covariates: list[str]) -> dict[str, str | None]:
@@ -148,11 +333,11 @@ def _histogram(blocks: pa.RecordBatch, layout: PanelLayout) -> list[float]:
     return unit_histogram(pa.Table.from_batches([blocks]), layout)
 
 
-def _raise_flag(flags: int, ddf: Any, spec: DidSpec) -> None:
+def _raise_flag(flags: int, ddf: Any, spec: DidSpec, scheduler: DaskScheduler) -> None:
     """Turn a problem flag into a typed error naming an offending unit (an error path only)."""
     assert spec.idname is not None
     if flags & FLAG_DUPLICATE:
-        sizes = ddf.groupby([spec.idname, spec.tname]).size().compute()
+        sizes = scheduler.compute(ddf.groupby([spec.idname, spec.tname]).size())[0]
         unit, period = sizes[sizes > 1].index[0]
         raise DataStructureError(
             f"unit {_show(unit)} has more than one row in period {period}: panel data need one "
@@ -160,7 +345,7 @@ def _raise_flag(flags: int, ddf: Any, spec: DidSpec) -> None:
         )
     for bit, column, what in flag_checks(spec):
         if flags & bit and column is not None:
-            distinct = ddf.groupby(spec.idname)[column].nunique().compute()
+            distinct = scheduler.compute(ddf.groupby(spec.idname)[column].nunique())[0]
             unit = distinct[distinct > 1].index[0]
             raise DataStructureError(
                 f"{what} column {column!r} varies over time within unit {_show(unit)}; it must "
