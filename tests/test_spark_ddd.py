@@ -87,3 +87,15 @@ def test_pooled_not_yet_treated_ses_on_spark_match_memory(spark):
     _same(res, mem)
     a, b = did.agg_ddd(res), did.agg_ddd(mem)
     np.testing.assert_allclose(a.se_by_event, b.se_by_event, rtol=1e-10)
+
+
+@pytest.mark.parametrize("panel", [True, False])
+def test_two_period_ddd_with_any_treated_code_on_spark(spark, panel):
+    """R triplediff accepts any code for the treated group of a two-period design (here 5,
+    neither 1 nor the second period); Spark recodes it as in memory (the repeated
+    cross-section path used to recode only 1)."""
+    two = pd.read_csv(DATA / "triplediff_readme_2periods_seed1234.csv")
+    frame = two.assign(state=two["state"].replace(1, 5))
+    res = did.ddd(spark.createDataFrame(frame), *ARGS, xformla=COVS, panel=panel)
+    _same(res, did.ddd(frame, *ARGS, xformla=COVS, panel=panel))
+    _same(res, did.ddd(two, *ARGS, xformla=COVS, panel=panel))

@@ -110,9 +110,9 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     g = _col(spec.gname).cast("double")
     two_period, group_map = planner.group_coding(
         spec, periods, raw_cohorts, set(stats["__partition"]) if spec.pname else set())
-    if group_map:
-        g = F.when(g == 1, F.lit(float(periods[1]))).otherwise(F.lit(0.0))
-        raw_cohorts = np.array([0.0, periods[1]])
+    for raw, first_treated in group_map.items():  # the two-period design's treated code
+        g = F.when(g == raw, F.lit(first_treated)).otherwise(g)
+        raw_cohorts = np.where(raw_cohorts == raw, first_treated, raw_cohorts)
     plan = planner.cohort_plan(raw_cohorts, periods, spec)
     labels = planner.cohort_labels(raw_cohorts, periods, plan, spec)
 
