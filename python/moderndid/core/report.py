@@ -559,6 +559,21 @@ class ResultBase:
             {k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()}
         )
 
+    def to_spark(self, spark: Any) -> Any:
+        """Estimates and confidence bands as a Spark DataFrame (the columns of ``to_df``),
+        e.g. to save with ``saveAsTable``.
+
+        Parameters
+        ----------
+        spark : SparkSession
+            Session to create the DataFrame in (classic or Spark Connect).
+
+        Returns
+        -------
+        pyspark.sql.DataFrame
+        """
+        return spark.createDataFrame(self.to_arrow())
+
 
 AGGREGATION_TYPES = ("simple", "dynamic", "group", "calendar")
 """The aggregations of ATT(g, t), in ``aggte``'s spelling."""
