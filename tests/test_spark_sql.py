@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -320,6 +321,9 @@ def test_sql_examples_run(session, path):
     statements = [s.strip() for s in _without_comments(path.read_text()).split(";")
                   if s.strip()]
     assert statements
+    # a table left by an interrupted earlier run would make CREATE TABLE refuse the location
+    warehouse = session.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    shutil.rmtree(pathlib.Path(warehouse) / "moderndid_example_att_gt", ignore_errors=True)
     for statement in statements[:-1]:
         session.sql(statement).collect()
     rows = session.sql(statements[-1]).collect() if not statements[-1].upper().startswith(

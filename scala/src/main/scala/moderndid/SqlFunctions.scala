@@ -212,7 +212,10 @@ case class SqlFunctionCall(function: String, input: LogicalPlan, arguments: Map[
     s"$function(${arguments.map { case (k, v) => s"$k => $v" }.mkString(", ")})"
 }
 
-case class SqlFunctionExec(function: String, input: LogicalPlan, arguments: Map[String, Object],
+// The input plan and arguments are used on the driver only: transient, because the node is
+// serialized with the closures of whole-stage code generation above it.
+case class SqlFunctionExec(function: String, @transient input: LogicalPlan,
+                           @transient arguments: Map[String, Object],
                            output: Seq[Attribute]) extends LeafExecNode {
   override protected def doExecute(): RDD[InternalRow] =
     SqlFunctions.execute(function, session, input, arguments)
