@@ -27,7 +27,12 @@ from moderndid._version import __version__
 from moderndid.engine.executor import NATIVE_BOOTSTRAP, BootstrapRequest
 from moderndid.engine.partial import Partial
 from moderndid.errors import InvalidOptionError, SparkVersionError
-from moderndid.spark.session import carrying_errors, set_job_description, translated_errors
+from moderndid.spark.session import (
+    carrying_errors,
+    set_job_description,
+    spark_schema,
+    translated_errors,
+)
 
 logger = logging.getLogger("moderndid")
 
@@ -38,7 +43,6 @@ PARTIAL_SCHEMA = pa.schema([
     ("shape", pa.list_(pa.int32())),
     ("value", pa.list_(pa.float64())),
 ])
-PARTIAL_DDL = "kind string, name string, key long, shape array<int>, value array<double>"
 
 
 def partial_to_batch(partial: Partial) -> pa.RecordBatch:
@@ -77,8 +81,6 @@ FLAT_SCHEMA = pa.schema([
     ("bkeys", pa.list_(pa.int64())),
     ("bz", pa.list_(pa.float64())),
 ])
-FLAT_DDL = ("layout string, sums array<double>, maxima array<double>, bkeys array<long>, "
-            "bz array<double>")
 
 
 def partial_to_flat(partial: Partial) -> list[pa.RecordBatch]:
@@ -246,9 +248,11 @@ class SparkExecutor:
                     raise ValueError("internal error: a native bootstrap needs a flat pass and "
                                      "the Scala aggregators")
                 if flat:
-                    result = self._reduce_flat(self.table.mapInArrow(apply, FLAT_DDL), bootstrap)
+                    result = self._reduce_flat(
+                        self.table.mapInArrow(apply, spark_schema(FLAT_SCHEMA)), bootstrap)
                 else:
-                    result = self._reduce_rows(self.table.mapInArrow(apply, PARTIAL_DDL))
+                    result = self._reduce_rows(
+                        self.table.mapInArrow(apply, spark_schema(PARTIAL_SCHEMA)))
         finally:
             set_job_description(self.spark, None)
         logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
@@ -294,8 +298,14 @@ class SparkExecutor:
         return partial
 
     def _reduce_rows(self, mapped: Any) -> Partial:
+        """Group the partials by name (and key) and reduce each group.
+
+        The rows are first shuffled by (kind, name, key) into as many partitions as the
+        table has, which the grouping reuses: a bare ``groupBy`` would shuffle into
+        spark.sql.shuffle.partitions (200 tasks of a few rows each by default)."""
         from pyspark.sql import functions as F
 
+        mapped = mapped.repartition(self.n_partitions, "kind", "name", "key")
         if self.jvm_aggregators:
             reduced = mapped.groupBy("kind", "name", "key").agg(
                 F.first("shape").alias("shape"),
