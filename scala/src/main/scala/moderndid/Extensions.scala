@@ -11,14 +11,14 @@ import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan
   * The registration rides on a check-rule builder because Spark builds those once per
   * session, when the session first analyses a query, with the session at hand; the rule
   * itself checks nothing. (`injectFunction` would need Spark's internal aggregate
-  * expression classes to wrap the typed aggregators.)
+  * expression classes to wrap the typed aggregators.) A session that inherits its
+  * parent's functions registers them again, which Spark logs as a replacement; checking
+  * first would need the function registry's internal, version-specific identifiers.
   */
 class Extensions extends (SparkSessionExtensions => Unit) {
   override def apply(extensions: SparkSessionExtensions): Unit = {
     extensions.injectCheckRule { session =>
-      // A new session inherits its parent's registrations: registering again would only
-      // log "replaced a previously registered function".
-      if (!session.catalog.functionExists("moderndid_version")) Register.register(session)
+      Register.register(session)
       (_: LogicalPlan) => ()
     }
   }
