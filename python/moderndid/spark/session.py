@@ -180,6 +180,15 @@ def session_parallelism(spark: Any) -> int:
             return max(1, int(spark.sparkContext.defaultParallelism))
         except Exception:  # pragma: no cover - fall back to the settings
             pass
+    # Both settings are fixed when the cluster starts: read them once per Connect session
+    # (each read is a round trip).
+    key = str(getattr(spark, "session_id", id(spark)))
+    if key not in _PARALLELISM:
+        _PARALLELISM[key] = _parallelism_from_settings(spark)
+    return _PARALLELISM[key]
+
+
+def _parallelism_from_settings(spark: Any) -> int:
     for key in ("spark.default.parallelism", "spark.master"):
         try:
             value = spark.conf.get(key, None)
@@ -189,6 +198,9 @@ def session_parallelism(spark: Any) -> int:
         if parsed is not None:
             return parsed
     return DEFAULT_PARALLELISM
+
+
+_PARALLELISM: dict[str, int] = {}  # Connect session id -> its parallelism
 
 
 def parse_parallelism(value: Any) -> int | None:
