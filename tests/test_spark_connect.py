@@ -270,3 +270,54 @@ def test_classic_passes_follow_the_data(spark):
             assert_tasks_follow_the_data(jobs, str(options))
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("8", 8), (" 16 ", 16), ("0", None), ("auto", None), ("-3", None), ("", None),
+    (None, None), ("local", 1), ("local[2]", 2), ("local[4, 3]", 4), ("yarn", None),
+    ("spark://host:7077", None), ("local[0]", None),
+])
+def test_parallelism_settings_are_parsed_robustly(value, expected):
+    from moderndid.spark.session import parse_parallelism
+
+    assert parse_parallelism(value) == expected
+
+
+def test_connect_parallelism_falls_through_unreadable_and_auto_settings():
+    """A Connect session that reports "auto", refuses a key or says nothing gets the next
+    source, else DEFAULT_PARALLELISM; never spark.sql.shuffle.partitions."""
+    from moderndid.spark import session as module
+
+    def fake(settings: dict):
+        def get(key, default=None):
+            value = settings.get(key, default)
+            if isinstance(value, Exception):
+                raise value
+            return value
+
+        cls = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session"})
+        spark = cls()
+        spark.session_id = f"fake-{id(spark)}"
+        spark.conf = type("Conf", (), {"get": staticmethod(get)})()
+        return spark
+
+    shuffle = {"spark.sql.shuffle.partitions": "200"}
+    assert module.session_parallelism(fake({**shuffle, "spark.default.parallelism": "auto",
+                                            "spark.master": "local[3]"})) == 3
+    assert module.session_parallelism(fake({**shuffle,
+                                            "spark.default.parallelism": PermissionError(),
+                                            "spark.master": "local[*]"})) >= 1
+    assert module.session_parallelism(fake(shuffle)) == module.DEFAULT_PARALLELISM
+    assert module.session_parallelism(fake({"spark.default.parallelism": "12"})) == 12
+
+
+@pytest.mark.parametrize(("rows", "parallelism", "expected"), [
+    (2_500, 2, 1), (120_000, 2, 2), (120_000, 8, 3), (2_000_000, 2, 2),
+    (2_000_000, 200, 40), (20_000_000, 2, 10), (0, 4, 1),
+])
+def test_partitions_follow_the_rows(rows, parallelism, expected):
+    from moderndid.engine.panel_plan import ROWS_PER_TASK, partition_count
+
+    assert partition_count(None, lambda: rows, parallelism,
+                           rows_per_task=ROWS_PER_TASK) == expected
+    assert partition_count(5, lambda: 1 / 0, parallelism, rows_per_task=ROWS_PER_TASK) == 5
