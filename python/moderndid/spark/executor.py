@@ -1,10 +1,11 @@
 """SparkExecutor: runs the core's partition kernels with ``mapInArrow``, reduces in the JVM.
 
 Each pass maps every partition of the persisted unit table to a handful of rows holding its
-``Partial`` (named flat arrays), then reduces those rows inside Spark: with the moderndid
-jar, by the Scala ``ArraySum`` / ``ArrayMax`` aggregators as an observed aggregation (one
-stage); without it, by Spark SQL (``posexplode`` + ``sum``/``max`` grouped by name). Only the
-reduced arrays (KBs) reach the Python driver.
+``Partial`` (named flat arrays), then reduces those rows inside Spark as an observed
+aggregation (one stage): with the moderndid jar, by the Scala ``ArraySum`` / ``ArrayMax``
+aggregators; without it, by Spark SQL's ``aggregate`` / ``zip_with`` over the collected rows.
+Keyed sums (per cluster) are grouped by name and key in an explicitly sized shuffle. Only
+the reduced arrays (KBs) reach the Python driver.
 
 With the jar, the multiplier bootstrap also runs in the JVM: the moments pass sends the
 units' ``(key, z)`` blocks from the Python worker to the Scala ``MammenBootstrap``
@@ -210,14 +211,15 @@ class SparkExecutor:
             bootstrap: BootstrapRequest | None = None) -> Partial:
         """Run ``kernel`` on every partition and reduce the partials inside Spark.
 
-        With the jar and ``keyed=False`` each partition sends one flat row and a single
-        global aggregation reduces them (no grouping shuffle); otherwise rows are grouped by
+        With ``keyed=False`` each partition sends one flat row and a single global
+        aggregation reduces them (no grouping shuffle), with the Scala aggregators or,
+        without the jar, Spark SQL's higher-order functions; otherwise rows are grouped by
         name (and key), which keyed sums such as per-cluster sums need.
         """
 
         to_partition = self.to_partition
         driver_version = __version__
-        flat = self.jvm_aggregators and not keyed
+        flat = not keyed
 
         @carrying_errors
         def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -271,12 +273,20 @@ class SparkExecutor:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
+        if self.jvm_aggregators:
+            sums, maxima = "moderndid_array_sum(sums)", "moderndid_array_max(maxima)"
+        else:
+            # Without the jar: the task's rows collected and folded element-wise by Spark
+            # SQL's higher-order functions, still one stage (a grouped posexplode + sum
+            # took a shuffle and a second stage per pass). One row per partition, so the
+            # driver's JVM holds partitions x (length of the sums) doubles at most.
+            sums, maxima = _sql_fold("sums", "a + b"), _sql_fold("maxima", "greatest(a, b)")
         columns = [
             F.count("layout").alias("n"),
             F.min("layout").alias("first"),
             F.max("layout").alias("last"),
-            F.expr("moderndid_array_sum(sums)").alias("sums"),
-            F.expr("moderndid_array_max(maxima)").alias("maxima"),
+            F.expr(sums).alias("sums"),
+            F.expr(maxima).alias("maxima"),
         ]
         if bootstrap is not None:
             seed, draws = bootstrap.seed, bootstrap.draws
@@ -323,6 +333,14 @@ class SparkExecutor:
             ).collect()
             rows = _assemble(reduced)
         return partial_from_rows(rows)
+
+
+def _sql_fold(column: str, combine: str) -> str:
+    """A Spark SQL aggregate expression folding the array ``column`` of every row
+    element-wise with ``combine`` (of ``a`` and ``b``); null rows are skipped."""
+    return (f"aggregate(collect_list({column}), CAST(NULL AS ARRAY<DOUBLE>), "
+            f"(acc, x) -> CASE WHEN acc IS NULL THEN x "
+            f"ELSE zip_with(acc, x, (a, b) -> {combine}) END)")
 
 
 def _assemble(reduced: list[Any]) -> list[tuple]:
