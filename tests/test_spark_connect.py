@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 import warnings
 from pathlib import Path
 
@@ -297,7 +298,7 @@ def test_connect_parallelism_falls_through_unreadable_and_auto_settings():
 
         cls = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session"})
         spark = cls()
-        spark.session_id = f"fake-{id(spark)}"
+        spark.session_id = str(uuid.uuid4())  # parallelism is cached per session id
         spark.conf = type("Conf", (), {"get": staticmethod(get)})()
         return spark
 
