@@ -234,7 +234,9 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> str:
     lines = [f"# Spark Connect vs classic ({_dt.date.today()})", "",
              f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`", ""]
     info = machine_info(REPO)
-    lines += [f"Machine: {json.dumps(info)}", ""]
+    lines += [f"Machine: {json.dumps(info)}", "",
+              f"1-min load average: {args.load_start:.2f} at the start, "
+              f"{os.getloadavg()[0]:.2f} at the end (other processes share the machine)", ""]
     lines += ["| input | session | fit median (s) | fits (s) | jobs | stages | tasks | "
               "tasks per job | Connect round trips |", "|---|---|---|---|---|---|---|---|---|"]
     for name in args.inputs.split(","):
@@ -283,6 +285,7 @@ def main() -> None:
         return
     for name in args.inputs.split(","):
         data_path(name)
+    args.load_start = os.getloadavg()[0]
     results = {kind: run_child(kind, args) for kind in args.kinds.split(",")}
     text = report(results, args)
     print(text)
