@@ -13,15 +13,19 @@ parallel test run) may hold.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 import warnings
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("pyspark", reason="pyspark is not installed")
@@ -36,11 +40,55 @@ pytestmark = [pytest.mark.spark]
 
 TOL = 1e-10
 TIMEOUT_S = 600
-OPTIONS = dict(xformla="~ lpop", est_method="reg", control_group="notyettreated", boot=True,
-               biters=99, random_state=7)
+MAX_TASKS_PER_STAGE = 2  # local[2], mpdta: the data fill one partition, the input two
+MAX_TASKS_PER_JOB = 4  # a shuffle's map and reduce stages
+DDD_ARGS = ("y", "time", "id", "state", "partition")
+DDD_DATA = Path(__file__).resolve().parent / "data" / "triplediff_readme_multperiods_seed1234.csv"
+# name -> (estimator, keyword arguments); each runs on Connect and in memory
+FITS = {
+    "reg-notyet-boot": ("att_gt", dict(xformla="~ lpop", est_method="reg",
+                                       control_group="notyettreated", boot=True, biters=99,
+                                       random_state=7)),
+    "dr-cluster-boot": ("att_gt", dict(clustervars=["countyreal", "cluster"], boot=True,
+                                       biters=99, random_state=3)),
+    "rc-dr-lpop-boot": ("att_gt", dict(panel=False, xformla="~ lpop", boot=True, biters=99,
+                                       random_state=5)),
+    "ddd-notyet": ("ddd", dict(xformla="~ cov1 + cov2", control_group="notyettreated")),
+    # the same server session without its aggregators: the Spark SQL reductions
+    "jarless-dr-cluster": ("att_gt", dict(xformla="~ lpop", clustervars=["countyreal",
+                                                                          "cluster"])),
+}
+
+
+
+def jobs_since(sc, first):
+    """(next job id, [tasks of each stage that ran, per job]) for the jobs from ``first``.
+
+    Shared with the child process (through its source): the Connect server lives in the
+    child's process, so its SparkContext's status tracker sees every job the Connect
+    session runs.
+    """
+    try:
+        sc._jsc.sc().listenerBus().waitUntilEmpty()  # the tracker lags the listener bus
+    except Exception:
+        import time
+
+        time.sleep(1.0)
+    tracker = sc.statusTracker()
+    jobs, job = [], first
+    while True:
+        info = tracker.getJobInfo(job)
+        if info is None:
+            return job, jobs
+        stages = [tracker.getStageInfo(s) for s in info.stageIds]
+        jobs.append([st.numCompletedTasks for st in stages
+                     if st is not None and st.numCompletedTasks])
+        job += 1
+
 
 CHILD = textwrap.dedent("""
     import json
+    import logging
     import os
     import sys
     import warnings
@@ -52,40 +100,59 @@ CHILD = textwrap.dedent("""
     def emit(**fields):
         print("RESULT " + json.dumps(fields), flush=True)
 
+    JOBS_SINCE
+
+    import pandas as pd
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     import moderndid
     import moderndid.spark
+    import moderndid.spark.session as session_module
     from moderndid.spark.session import is_connect
 
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("moderndid").addHandler(handler)
+    logging.getLogger("moderndid").setLevel(logging.INFO)
+
+    # spark.sql.shuffle.partitions stays at Spark's default (200): no step may inherit it
     spark = (
         moderndid.spark.configure(SparkSession.builder.remote("local[2]"))
-        .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .getOrCreate()
     )
     emit(stage="session", connect=is_connect(spark), session=type(spark).__module__)
+    sc = SparkContext._active_spark_context  # the Connect server's, in this process
     pdf = moderndid.load_mpdta()
-    sdf = spark.createDataFrame(pdf)
-    options = json.loads(sys.argv[1])
-    res = moderndid.att_gt(sdf, "lemp", "year", "countyreal", "first.treat", **options)
-    simple = moderndid.aggte(res, type="simple")
-    dynamic = moderndid.aggte(res, type="dynamic")
-    emit(
-        stage="done",
-        dataframe=type(sdf).__module__,
-        engine=res.estimation_params["engine"],
-        groups=res.groups.tolist(),
-        times=res.times.tolist(),
-        att=res.att_gt.tolist(),
-        se=res.se_gt.tolist(),
-        critical_value=res.critical_value,
-        simple=[simple.overall_att, simple.overall_se],
-        dynamic_att=dynamic.att_by_event.tolist(),
-        dynamic_se=dynamic.se_by_event.tolist(),
-    )
+    pdf["cluster"] = pdf["countyreal"] // 1000
+    mpdta = spark.createDataFrame(pdf)
+    ddd_data = spark.createDataFrame(pd.read_csv(sys.argv[2]))
+    next_job, _ = jobs_since(sc, 0)
+    for name, (estimator, options) in json.loads(sys.argv[1]).items():
+        if name.startswith("jarless"):
+            session_module._CONNECT_VERSIONS[str(spark.session_id)] = None
+        del messages[:]
+        if estimator == "ddd":
+            res = moderndid.ddd(ddd_data, *DDD_ARGS, **options)
+            out = dict(att=res.att.tolist(), se=res.se.tolist(), engine=res.estimation_params["engine"])
+            agg = moderndid.agg_ddd(res, type="eventstudy")
+            out.update(agg_att=agg.att_by_event.tolist(), agg_se=agg.se_by_event.tolist())
+        else:
+            res = moderndid.att_gt(mpdta, "lemp", "year", "countyreal", "first.treat", **options)
+            out = dict(att=res.att_gt.tolist(), se=res.se_gt.tolist(),
+                       engine=res.estimation_params["engine"],
+                       critical_value=res.critical_value)
+            simple = moderndid.aggte(res, type="simple")
+            dynamic = moderndid.aggte(res, type="dynamic")
+            out.update(simple=[simple.overall_att, simple.overall_se],
+                       agg_att=dynamic.att_by_event.tolist(), agg_se=dynamic.se_by_event.tolist())
+        next_job, jobs = jobs_since(sc, next_job)
+        emit(stage=name, jobs=jobs, log=list(messages), dataframe=type(mpdta).__module__, **out)
+    emit(stage="done")
     spark.stop()
-""")
+""").replace("DDD_ARGS", repr(DDD_ARGS)).replace("JOBS_SINCE\n", inspect.getsource(jobs_since))
 
 
 def _connect_dependencies_missing() -> str | None:
@@ -100,7 +167,34 @@ def _connect_dependencies_missing() -> str | None:
     return None
 
 
-def test_att_gt_through_spark_connect(tmp_path):
+def assert_tasks_follow_the_data(jobs: list[list[int]], what: str) -> None:
+    """Every stage at most MAX_TASKS_PER_STAGE tasks, every job at most MAX_TASKS_PER_JOB:
+    with 200 (spark.sql.shuffle.partitions) a stage would have inherited the setting."""
+    assert jobs, f"{what}: no Spark job was seen"
+    assert max(max(job, default=0) for job in jobs) <= MAX_TASKS_PER_STAGE, (what, jobs)
+    assert max(sum(job) for job in jobs) <= MAX_TASKS_PER_JOB, (what, jobs)
+
+
+def _in_memory(estimator: str, options: dict) -> dict:
+    if estimator == "ddd":
+        pdf = pd.read_csv(DDD_DATA)
+        res = moderndid.ddd(pdf, *DDD_ARGS, **options)
+        agg = moderndid.agg_ddd(res, type="eventstudy")
+        return dict(att=np.atleast_1d(res.att), se=np.atleast_1d(res.se),
+                    agg_att=agg.att_by_event, agg_se=agg.se_by_event)
+    pdf = moderndid.load_mpdta()
+    pdf["cluster"] = pdf["countyreal"] // 1000
+    res = att_gt(pdf, "lemp", "year", "countyreal", "first.treat", **options)
+    simple, dynamic = aggte(res, type="simple"), aggte(res, type="dynamic")
+    return dict(att=res.att_gt, se=res.se_gt, critical_value=res.critical_value,
+                simple=[simple.overall_att, simple.overall_se],
+                agg_att=dynamic.att_by_event, agg_se=dynamic.se_by_event)
+
+
+def test_estimators_through_spark_connect(tmp_path):
+    """att_gt (bootstrap, clustering, repeated cross-sections), ddd and aggte on a Connect
+    session equal the in-memory results, with the server's JVM aggregators and without
+    them, and no pass runs more tasks than the data need."""
     missing = _connect_dependencies_missing()
     if missing:
         pytest.skip(missing)
@@ -110,7 +204,7 @@ def test_att_gt_through_spark_connect(tmp_path):
     env.pop("SPARK_REMOTE", None)
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     try:
-        proc = subprocess.run([sys.executable, str(script), json.dumps(OPTIONS)],
+        proc = subprocess.run([sys.executable, str(script), json.dumps(FITS), str(DDD_DATA)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
                               cwd=tmp_path)
         stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
@@ -126,26 +220,105 @@ def test_att_gt_through_spark_connect(tmp_path):
     tail = stderr[-3000:]
     if "session" not in results:
         pytest.skip(f"the local Spark Connect server did not start (exit code {code}): {tail}")
-    assert "done" in results, f"att_gt on Spark Connect failed (exit code {code}):\n{tail}"
-    session, out = results["session"], results["done"]
+    assert "done" in results, (f"a fit on Spark Connect failed (exit code {code}; done: "
+                               f"{sorted(results)}):\n{tail}")
+    session = results["session"]
     assert session["connect"] is True
     assert session["session"].startswith("pyspark.sql.connect")
-    assert out["dataframe"].startswith("pyspark.sql.connect")
-    assert out["engine"] == "spark"
-
-    mem = att_gt(moderndid.load_mpdta(), "lemp", "year", "countyreal", "first.treat", **OPTIONS)
-    np.testing.assert_array_equal(out["groups"], mem.groups)
-    np.testing.assert_array_equal(out["times"], mem.times)
 
     def close(actual, expected, what):
-        np.testing.assert_allclose(np.asarray(actual, dtype=float), expected, rtol=TOL,
-                                   atol=TOL, err_msg=what)
+        np.testing.assert_allclose(np.asarray(actual, dtype=float),
+                                   np.asarray(expected, dtype=float), rtol=TOL, atol=TOL,
+                                   err_msg=what)
 
-    close(out["att"], mem.att_gt, "att_gt")
-    close(out["se"], mem.se_gt, "se_gt (bootstrap)")
-    close(out["critical_value"], mem.critical_value, "critical_value")
-    simple = aggte(mem, type="simple")
-    dynamic = aggte(mem, type="dynamic")
-    close(out["simple"], [simple.overall_att, simple.overall_se], "simple aggte")
-    close(out["dynamic_att"], dynamic.att_by_event, "dynamic att")
-    close(out["dynamic_se"], dynamic.se_by_event, "dynamic se")
+    for name, (estimator, options) in FITS.items():
+        out = results[name]
+        assert out["dataframe"].startswith("pyspark.sql.connect")
+        assert out["engine"] == "spark"
+        mem = _in_memory(estimator, options)
+        for key, expected in mem.items():
+            close(out[key], expected, f"{name}: {key}")
+        assert_tasks_follow_the_data(out["jobs"], name)
+        scala = [m for m in out["log"] if "Scala aggregators" in m]
+        sql = [m for m in out["log"] if "reduced with Spark SQL" in m]
+        if name.startswith("jarless"):
+            assert sql and not scala, out["log"]
+        else:
+            assert scala and not sql, out["log"]
+
+
+def test_classic_passes_follow_the_data(spark):
+    """The same bound on a classic session whose spark.sql.shuffle.partitions is 200:
+    clustering (a grouped reduction), the Spark SQL reductions and the bootstrap."""
+    from pyspark.sql import functions as F
+
+    from moderndid.spark import spark_att_gt
+
+    pdf = moderndid.load_mpdta()
+    pdf["cluster"] = pdf["countyreal"] // 1000
+    sdf = spark.createDataFrame(pdf).withColumn("lemp", F.col("lemp") + 0.0)
+    sc = spark.sparkContext
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "200")
+    try:
+        for options in (dict(clustervars=["countyreal", "cluster"], xformla="~ lpop"),
+                        dict(boot=True, biters=49, random_state=2),
+                        dict(panel=False, xformla="~ lpop")):
+            first, _ = jobs_since(sc, 0)
+            spark_att_gt(sdf, "lemp", "year", "countyreal", "first.treat", spark=spark,
+                         **options)
+            _, jobs = jobs_since(sc, first)
+            assert_tasks_follow_the_data(jobs, str(options))
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("8", 8), (" 16 ", 16), ("0", None), ("auto", None), ("-3", None), ("", None),
+    (None, None), ("local", 1), ("local[2]", 2), ("local[4, 3]", 4), ("yarn", None),
+    ("spark://host:7077", None), ("local[0]", None),
+])
+def test_parallelism_settings_are_parsed_robustly(value, expected):
+    from moderndid.spark.session import parse_parallelism
+
+    assert parse_parallelism(value) == expected
+
+
+def test_connect_parallelism_falls_through_unreadable_and_auto_settings():
+    """A Connect session that reports "auto", refuses a key or says nothing gets the next
+    source, else DEFAULT_PARALLELISM; never spark.sql.shuffle.partitions."""
+    from moderndid.spark import session as module
+
+    def fake(settings: dict):
+        def get(key, default=None):
+            value = settings.get(key, default)
+            if isinstance(value, Exception):
+                raise value
+            return value
+
+        cls = type("SparkSession", (), {"__module__": "pyspark.sql.connect.session"})
+        spark = cls()
+        spark.session_id = str(uuid.uuid4())  # parallelism is cached per session id
+        spark.conf = type("Conf", (), {"get": staticmethod(get)})()
+        return spark
+
+    shuffle = {"spark.sql.shuffle.partitions": "200"}
+    assert module.session_parallelism(fake({**shuffle, "spark.default.parallelism": "auto",
+                                            "spark.master": "local[3]"})) == 3
+    assert module.session_parallelism(fake({**shuffle,
+                                            "spark.default.parallelism": PermissionError(),
+                                            "spark.master": "local[*]"})) >= 1
+    assert module.session_parallelism(fake(shuffle)) == module.DEFAULT_PARALLELISM
+    assert module.session_parallelism(fake({"spark.default.parallelism": "12"})) == 12
+
+
+@pytest.mark.parametrize(("rows", "parallelism", "expected"), [
+    (2_500, 2, 1), (120_000, 2, 2), (120_000, 8, 3), (2_000_000, 2, 2),
+    (2_000_000, 200, 40), (20_000_000, 2, 10), (0, 4, 1),
+])
+def test_partitions_follow_the_rows(rows, parallelism, expected):
+    from moderndid.engine.panel_plan import ROWS_PER_TASK, partition_count
+
+    assert partition_count(None, lambda: rows, parallelism,
+                           rows_per_task=ROWS_PER_TASK) == expected
+    assert partition_count(5, lambda: 1 / 0, parallelism, rows_per_task=ROWS_PER_TASK) == 5

@@ -259,7 +259,7 @@ def test_extensions_session_knows_the_functions_and_asks_for_register(tmp_path):
         from pyspark.sql import SparkSession
         import moderndid, moderndid.spark
         spark = (moderndid.spark.configure(SparkSession.builder.master("local[1]"))
-                 .config("spark.sql.extensions", "org.apache.spark.sql.moderndid.SqlExtensions")
+                 .config("spark.sql.extensions", "moderndid.Extensions")
                  .config("spark.ui.enabled", "false").getOrCreate())
         spark.sparkContext.setLogLevel("OFF")
         other = spark.newSession()

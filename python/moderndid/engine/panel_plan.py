@@ -17,16 +17,29 @@ from moderndid.engine.panel_blocks import RowColumns
 from moderndid.engine.spec import DidSpec
 
 ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
+# Fewer rows than this per partition lowers n_partitions below the parallelism (engines
+# that ask for it): a pass costs each partition a Python task, about 30-100 ms to start
+# and convert, which is more than the numpy work on 50,000 rows.
+ROWS_PER_TASK = 50_000
 
 
-def partition_count(n_partitions: Any, count_rows: Callable[[], int], minimum: int) -> int:
-    """``n_partitions`` if given (a positive integer), else ``minimum`` (the engine's
-    parallelism) raised so that no partition holds more than ``ROWS_PER_PARTITION`` rows;
-    ``count_rows`` runs only in that case."""
+def partition_count(n_partitions: Any, count_rows: Callable[[], int], minimum: int, *,
+                    rows_per_task: int | None = None) -> int:
+    """``n_partitions`` if given (a positive integer), else the number the data need.
+
+    That is ``minimum`` (the engine's parallelism), lowered to one partition per
+    ``rows_per_task`` rows when that is given (small inputs do not fill the cluster), and
+    raised so that no partition holds more than ``ROWS_PER_PARTITION`` rows;
+    ``count_rows`` runs only when ``n_partitions`` is None.
+    """
     from moderndid.errors import InvalidOptionError
 
     if n_partitions is None:
-        return max(minimum, math.ceil(count_rows() / ROWS_PER_PARTITION))
+        rows = count_rows()
+        wanted = minimum
+        if rows_per_task is not None:
+            wanted = min(minimum, max(1, math.ceil(rows / rows_per_task)))
+        return max(1, wanted, math.ceil(rows / ROWS_PER_PARTITION))
     if isinstance(n_partitions, int) and not isinstance(n_partitions, bool) and n_partitions > 0:
         return n_partitions
     raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")

@@ -1,10 +1,11 @@
 """SparkExecutor: runs the core's partition kernels with ``mapInArrow``, reduces in the JVM.
 
 Each pass maps every partition of the persisted unit table to a handful of rows holding its
-``Partial`` (named flat arrays), then reduces those rows inside Spark: with the moderndid
-jar, by the Scala ``ArraySum`` / ``ArrayMax`` aggregators as an observed aggregation (one
-stage); without it, by Spark SQL (``posexplode`` + ``sum``/``max`` grouped by name). Only the
-reduced arrays (KBs) reach the Python driver.
+``Partial`` (named flat arrays), then reduces those rows inside Spark as an observed
+aggregation (one stage): with the moderndid jar, by the Scala ``ArraySum`` / ``ArrayMax``
+aggregators; without it, by Spark SQL's ``aggregate`` / ``zip_with`` over the collected rows.
+Keyed sums (per cluster) are grouped by name and key in an explicitly sized shuffle. Only
+the reduced arrays (KBs) reach the Python driver.
 
 With the jar, the multiplier bootstrap also runs in the JVM: the moments pass sends the
 units' ``(key, z)`` blocks from the Python worker to the Scala ``MammenBootstrap``
@@ -27,7 +28,12 @@ from moderndid._version import __version__
 from moderndid.engine.executor import NATIVE_BOOTSTRAP, BootstrapRequest
 from moderndid.engine.partial import Partial
 from moderndid.errors import InvalidOptionError, SparkVersionError
-from moderndid.spark.session import carrying_errors, set_job_description, translated_errors
+from moderndid.spark.session import (
+    carrying_errors,
+    set_job_description,
+    spark_schema,
+    translated_errors,
+)
 
 logger = logging.getLogger("moderndid")
 
@@ -38,7 +44,6 @@ PARTIAL_SCHEMA = pa.schema([
     ("shape", pa.list_(pa.int32())),
     ("value", pa.list_(pa.float64())),
 ])
-PARTIAL_DDL = "kind string, name string, key long, shape array<int>, value array<double>"
 
 
 def partial_to_batch(partial: Partial) -> pa.RecordBatch:
@@ -77,8 +82,6 @@ FLAT_SCHEMA = pa.schema([
     ("bkeys", pa.list_(pa.int64())),
     ("bz", pa.list_(pa.float64())),
 ])
-FLAT_DDL = ("layout string, sums array<double>, maxima array<double>, bkeys array<long>, "
-            "bz array<double>")
 
 
 def partial_to_flat(partial: Partial) -> list[pa.RecordBatch]:
@@ -208,14 +211,15 @@ class SparkExecutor:
             bootstrap: BootstrapRequest | None = None) -> Partial:
         """Run ``kernel`` on every partition and reduce the partials inside Spark.
 
-        With the jar and ``keyed=False`` each partition sends one flat row and a single
-        global aggregation reduces them (no grouping shuffle); otherwise rows are grouped by
+        With ``keyed=False`` each partition sends one flat row and a single global
+        aggregation reduces them (no grouping shuffle), with the Scala aggregators or,
+        without the jar, Spark SQL's higher-order functions; otherwise rows are grouped by
         name (and key), which keyed sums such as per-cluster sums need.
         """
 
         to_partition = self.to_partition
         driver_version = __version__
-        flat = self.jvm_aggregators and not keyed
+        flat = not keyed
 
         @carrying_errors
         def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -246,9 +250,11 @@ class SparkExecutor:
                     raise ValueError("internal error: a native bootstrap needs a flat pass and "
                                      "the Scala aggregators")
                 if flat:
-                    result = self._reduce_flat(self.table.mapInArrow(apply, FLAT_DDL), bootstrap)
+                    result = self._reduce_flat(
+                        self.table.mapInArrow(apply, spark_schema(FLAT_SCHEMA)), bootstrap)
                 else:
-                    result = self._reduce_rows(self.table.mapInArrow(apply, PARTIAL_DDL))
+                    result = self._reduce_rows(
+                        self.table.mapInArrow(apply, spark_schema(PARTIAL_SCHEMA)))
         finally:
             set_job_description(self.spark, None)
         logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
@@ -267,12 +273,20 @@ class SparkExecutor:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
+        if self.jvm_aggregators:
+            sums, maxima = "moderndid_array_sum(sums)", "moderndid_array_max(maxima)"
+        else:
+            # Without the jar: the task's rows collected and folded element-wise by Spark
+            # SQL's higher-order functions, still one stage (a grouped posexplode + sum
+            # took a shuffle and a second stage per pass). One row per partition, so the
+            # driver's JVM holds partitions x (length of the sums) doubles at most.
+            sums, maxima = _sql_fold("sums", "a + b"), _sql_fold("maxima", "greatest(a, b)")
         columns = [
             F.count("layout").alias("n"),
             F.min("layout").alias("first"),
             F.max("layout").alias("last"),
-            F.expr("moderndid_array_sum(sums)").alias("sums"),
-            F.expr("moderndid_array_max(maxima)").alias("maxima"),
+            F.expr(sums).alias("sums"),
+            F.expr(maxima).alias("maxima"),
         ]
         if bootstrap is not None:
             seed, draws = bootstrap.seed, bootstrap.draws
@@ -294,8 +308,14 @@ class SparkExecutor:
         return partial
 
     def _reduce_rows(self, mapped: Any) -> Partial:
+        """Group the partials by name (and key) and reduce each group.
+
+        The rows are first shuffled by (kind, name, key) into as many partitions as the
+        table has, which the grouping reuses: a bare ``groupBy`` would shuffle into
+        spark.sql.shuffle.partitions (200 tasks of a few rows each by default)."""
         from pyspark.sql import functions as F
 
+        mapped = mapped.repartition(self.n_partitions, "kind", "name", "key")
         if self.jvm_aggregators:
             reduced = mapped.groupBy("kind", "name", "key").agg(
                 F.first("shape").alias("shape"),
@@ -313,6 +333,14 @@ class SparkExecutor:
             ).collect()
             rows = _assemble(reduced)
         return partial_from_rows(rows)
+
+
+def _sql_fold(column: str, combine: str) -> str:
+    """A Spark SQL aggregate expression folding the array ``column`` of every row
+    element-wise with ``combine`` (of ``a`` and ``b``); null rows are skipped."""
+    return (f"aggregate(collect_list({column}), CAST(NULL AS ARRAY<DOUBLE>), "
+            f"(acc, x) -> CASE WHEN acc IS NULL THEN x "
+            f"ELSE zip_with(acc, x, (a, b) -> {combine}) END)")
 
 
 def _assemble(reduced: list[Any]) -> list[tuple]:

@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from moderndid.engine.panel_blocks import (
-    BLOCK_SCHEMA_DDL,
+    BLOCK_SCHEMA,
     PanelLayout,
     build_blocks,
     partition_from_blocks,
     unit_histogram,
 )
 from moderndid.engine.panel_plan import (
+    ROWS_PER_TASK,
     add_histogram,
     flag_checks,
     formula_covariates,
@@ -38,7 +40,12 @@ from moderndid.engine.unit_table import (
 from moderndid.errors import (
     DataStructureError,
 )
-from moderndid.spark.session import carrying_errors, set_job_description
+from moderndid.spark.session import (
+    carrying_errors,
+    session_parallelism,
+    set_job_description,
+    spark_schema,
+)
 
 logger = logging.getLogger("moderndid")
 
@@ -62,10 +69,11 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    columns = sdf.columns
+    # one schema analysis (a round trip under Spark Connect) for the names and the types
+    types = types_of(sdf)
+    columns = list(types)
     covariates = formula_covariates(spec.xformla, "Spark")
     roles = column_roles(spec, covariates)
-    types = {f.name: f.dataType for f in sdf.schema.fields}
     planner.check_columns(roles, columns, lambda c: (
         isinstance(types[c], T.NumericType | T.BooleanType), types[c].simpleString()))
 
@@ -85,7 +93,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
         aggs.append(F.max(_col(spec.weightsname)).alias("__wmax"))
     float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
-                 if isinstance(types_of(sdf).get(c), T.FloatType | T.DoubleType)]
+                 if isinstance(types.get(c), T.FloatType | T.DoubleType)]
     for j, c in enumerate(float_ids):
         aggs.append(F.sum((_col(c) != F.floor(_col(c))).cast("long")).alias(f"__frac_{j}"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.tname).cast("double"))).alias("__periods"))
@@ -143,7 +151,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
 
     n_parts = partition_count(n_partitions, lambda: int(stats["__rows"]),
-                              _default_parallelism(spark))
+                              session_parallelism(spark), rows_per_task=ROWS_PER_TASK)
     k = len(covariates)
     xcols = [f"x{j}" for j in range(k)]
     names = ["(Intercept)", *covariates]
@@ -197,7 +205,12 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     if spec.pname:
         select.append(_col(spec.pname).cast("double").alias("Q"))
 
-    n_parts = partition_count(n_partitions, sdf.count, _default_parallelism(spark))
+    # The shuffle's partition count must be fixed before the rows are read, so panels
+    # count them first (one small job; for Parquet, mostly footers). Without an explicit
+    # count the shuffle would take spark.sql.shuffle.partitions (200 by default, "auto" on
+    # Databricks serverless), whatever the size of the data.
+    n_parts = partition_count(n_partitions, lambda: _count_rows(sdf, spark),
+                              session_parallelism(spark), rows_per_task=ROWS_PER_TASK)
 
     @carrying_errors
     def build(batches: Any) -> Any:
@@ -213,7 +226,7 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
 
     start = time.perf_counter()
     blocks = (sdf.select(*select).repartition(n_parts, "id")
-              .mapInArrow(build, BLOCK_SCHEMA_DDL).persist())
+              .mapInArrow(build, spark_schema(BLOCK_SCHEMA)).persist())
     set_job_description(spark, "moderndid att_gt: unit table (shuffle by unit id, persist)")
     try:
         # one small row per block of units: statistics, never unit rows
@@ -224,7 +237,7 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     try:
         plan = planner.plan_panel([r.asDict() for r in info], spec, covariates, ordered, cols,
                           lambda layout: _count_units(blocks, layout, spark),
-                          lambda flags: _raise_flag(flags, sdf, spec))
+                          lambda flags: _raise_flag(flags, sdf, spec, n_parts))
     except BaseException:
         blocks.unpersist()
         raise
@@ -237,6 +250,30 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
                         plan.subgroups)
 
 
+def _count_rows(sdf: Any, spark: Any) -> int:
+    """The input's rows, counted in one Spark stage.
+
+    ``DataFrame.count`` is a global aggregation, which adaptive execution runs as two jobs
+    (the partial counts' shuffle, then the final count); an observed count while the rows
+    are discarded by the ``noop`` writer is one job, and reads no column of a Parquet
+    input either."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    observation = Observation()
+    set_job_description(spark, "moderndid att_gt: row count (partitions of the unit table)")
+    try:
+        (sdf.select(F.lit(1).alias("one")).observe(observation, F.count(F.lit(1)).alias("n"))
+         .write.format("noop").mode("overwrite").save())
+    finally:
+        set_job_description(spark, None)
+    row = observation.get
+    return int(row["n"]) if row else 0
+
+
+HISTOGRAM_SCHEMA = pa.schema([("histogram", pa.list_(pa.float64()))])
+
+
 def _count_units(blocks: Any, layout: PanelLayout, spark: Any
                  ) -> dict[tuple[float, float, int], int]:
     """The recoded histogram counted on the executors (one small row per partition)."""
@@ -246,13 +283,11 @@ def _count_units(blocks: Any, layout: PanelLayout, spark: Any
         batch_list = list(batches)
         if batch_list:
             flat = unit_histogram(pa.Table.from_batches(batch_list), layout)
-            yield pa.RecordBatch.from_pydict({"histogram": [flat]},
-                                             schema=pa.schema([("histogram",
-                                                                pa.list_(pa.float64()))]))
+            yield pa.RecordBatch.from_pydict({"histogram": [flat]}, schema=HISTOGRAM_SCHEMA)
 
     set_job_description(spark, "moderndid att_gt: unit counts after cutting periods")
     try:
-        rows = blocks.mapInArrow(count, "histogram array<double>").collect()
+        rows = blocks.mapInArrow(count, spark_schema(HISTOGRAM_SCHEMA)).collect()
     finally:
         set_job_description(spark, None)
     out: dict[tuple[float, float, int], int] = {}
@@ -297,12 +332,16 @@ def _crossproduct_matrix(stats: Any, covariates: list[str]) -> np.ndarray:
     return xx
 
 
-def _raise_flag(flags: int, sdf: Any, spec: DidSpec) -> None:
-    """Turn a problem flag into a typed error naming an offending unit (an error path only)."""
+def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int) -> None:
+    """Turn a problem flag into a typed error naming an offending unit (an error path only).
+
+    The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
+    aggregations reuse, so they do not take spark.sql.shuffle.partitions."""
     from pyspark.sql import functions as F
 
     assert spec.idname is not None
     idc, tc = _col(spec.idname), _col(spec.tname)
+    sdf = sdf.repartition(n_parts, idc)
     if flags & FLAG_DUPLICATE:
         row = sdf.groupBy(idc, tc).count().filter(F.col("count") > 1).limit(1).collect()[0]
         raise DataStructureError(
@@ -329,17 +368,3 @@ def _col(name: str) -> Any:
     from pyspark.sql import functions as F
 
     return F.col("`" + name.replace("`", "``") + "`")
-
-
-def _default_parallelism(spark: Any) -> int:
-    from moderndid.spark.session import is_connect
-
-    if not is_connect(spark):
-        try:
-            return int(spark.sparkContext.defaultParallelism)
-        except Exception:  # pragma: no cover
-            pass
-    try:
-        return int(spark.conf.get("spark.sql.shuffle.partitions"))
-    except Exception:  # pragma: no cover
-        return 8

@@ -48,14 +48,25 @@ def jar_path() -> Path | None:
 def configure(builder: Any) -> Any:
     """Add the moderndid jar and recommended settings to a ``SparkSession.builder``.
 
-    Existing ``spark.jars`` entries are kept. For a local master (or none set), Python
+    Existing ``spark.jars`` and ``spark.sql.extensions`` entries are kept; the jar's
+    ``moderndid.Extensions`` registers the aggregators in every session, including those of
+    a local Spark Connect server started with ``SparkSession.builder.remote("local[N]")``.
+    For a running server (``remote("sc://...")``) only session settings are added: its jar
+    and extensions are set where the server starts. For a local master (or none set), Python
     workers are pointed at this interpreter, which has moderndid installed (Spark would
     otherwise start the system Python). Returns the builder, so calls chain::
 
         spark = moderndid.spark.configure(SparkSession.builder.master("local[4]")).getOrCreate()
     """
     options = getattr(builder, "_options", {})
-    master = str(options.get("spark.master", "local"))
+    remote = str(options.get("spark.remote", ""))
+    if remote.startswith("sc://"):
+        # A running Connect server: its jars, extensions and Python are fixed at its start
+        # (docs/distributed.md, "Spark Connect"); only session settings can be sent.
+        return builder.config("spark.sql.execution.arrow.maxRecordsPerBatch",
+                              str(ARROW_BATCH_ROWS))
+    # a local master, or remote("local[N]"), which starts a local Connect server
+    master = str(options.get("spark.master", remote or "local"))
     if master.startswith("local") and "spark.pyspark.python" not in options:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
@@ -64,6 +75,11 @@ def configure(builder: Any) -> Any:
         existing = options.get("spark.jars", "")
         jars = [j for j in existing.split(",") if j] + [str(jar)]
         builder = builder.config("spark.jars", ",".join(dict.fromkeys(jars)))
+        # Registers the aggregators in every session, so a Connect server's client
+        # sessions have them too (classic sessions also register them through py4j).
+        extensions = [e for e in str(options.get("spark.sql.extensions", "")).split(",") if e]
+        builder = builder.config("spark.sql.extensions",
+                                 ",".join(dict.fromkeys([*extensions, EXTENSIONS_CLASS])))
     return builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
 
 
@@ -88,24 +104,129 @@ def resolve_session(spark: Any = None) -> Any:
     return configure(builder).getOrCreate()
 
 
+EXTENSIONS_CLASS = "moderndid.Extensions"  # spark.sql.extensions: the jar's registrar
+DEFAULT_PARALLELISM = 8  # when a Connect session says nothing about its cores
+
+
 def register_aggregators(spark: Any) -> bool:
-    """Register the JVM reductions in a classic session; False where unavailable."""
+    """Make the JVM reductions available to ``spark``; False where unavailable.
+
+    Classic sessions register them through the JVM gateway. Spark Connect clients have no
+    gateway: the server's sessions have them when the server was started with the jar on
+    ``spark.jars`` and ``spark.sql.extensions=moderndid.Extensions`` (what
+    :func:`configure` sets), which a query on ``moderndid_version()`` checks (one round
+    trip, no Spark job). Either way the log says which reduction runs.
+    """
     if is_connect(spark):
-        return False
-    try:
-        jvm = spark._jvm
-        version = jvm.moderndid.Register.register(spark._jsparkSession)
-    except Exception:  # the jar is not on this session's classpath
-        logger.info("moderndid: the moderndid jar is not on the Spark classpath; partial "
-                    "sums are reduced with Spark SQL instead of the Scala aggregators")
-        return False
+        version = _connect_jar_version(spark)
+        if version is None:
+            logger.info("moderndid: the Spark Connect server has no moderndid aggregators "
+                        "(start it with the moderndid jar on spark.jars and "
+                        "spark.sql.extensions=%s); partial sums are reduced with Spark SQL "
+                        "and the bootstrap is drawn in the Python workers", EXTENSIONS_CLASS)
+            return False
+    else:
+        try:
+            version = spark._jvm.moderndid.Register.register(spark._jsparkSession)
+        except Exception:  # the jar is not on this session's classpath
+            logger.info("moderndid: the moderndid jar is not on the Spark classpath; partial "
+                        "sums are reduced with Spark SQL instead of the Scala aggregators")
+            return False
     if str(version) != __version__:
         raise SparkVersionError(
             f"the moderndid jar on the Spark classpath is version {version}, the Python "
             f"package is {__version__}: put the matching jar on spark.jars "
             "(moderndid.spark.configure does this)"
         )
+    logger.info("moderndid: partial sums are reduced by the moderndid jar's Scala "
+                "aggregators (version %s)", version)
     return True
+
+
+def _connect_jar_version(spark: Any) -> str | None:
+    """The version reported by the server session's ``moderndid_version()``, or None when
+    the function is missing (jar or extension absent on the server)."""
+    key = str(getattr(spark, "session_id", id(spark)))
+    if key not in _CONNECT_VERSIONS:
+        try:
+            # an inline table is a local relation: the server's driver evaluates the
+            # projection, no Spark job runs
+            row = spark.sql("SELECT moderndid_version() AS v FROM VALUES (1)").collect()[0]
+            _CONNECT_VERSIONS[key] = str(row["v"])
+        except Exception as exc:
+            if "moderndid_version" not in str(exc) and "UNRESOLVED_ROUTINE" not in str(exc):
+                raise
+            _CONNECT_VERSIONS[key] = None
+    return _CONNECT_VERSIONS[key]
+
+
+# Connect session id -> the jar version its server session reported (None: no jar); asked
+# once per session, as the server's registrations last as long as the session.
+_CONNECT_VERSIONS: dict[str, str | None] = {}
+
+
+def session_parallelism(spark: Any) -> int:
+    """How many tasks the session runs at once, read without ``sparkContext`` under Connect.
+
+    Classic sessions report ``defaultParallelism``. A Connect client reads the settings it
+    may see: ``spark.default.parallelism`` when set to a positive integer, else the cores of
+    a ``local[N]`` master, else ``DEFAULT_PARALLELISM``. Values such as ``"auto"`` (what
+    Databricks serverless reports for some settings), unset or unreadable keys and garbage
+    fall through to the next source. ``spark.sql.shuffle.partitions`` is deliberately not a
+    source: it sizes shuffles of SQL queries, not the cluster (200 by default).
+    """
+    if not is_connect(spark):
+        try:
+            return max(1, int(spark.sparkContext.defaultParallelism))
+        except Exception:  # pragma: no cover - fall back to the settings
+            pass
+    # Both settings are fixed when the cluster starts: read them once per Connect session
+    # (each read is a round trip).
+    key = str(getattr(spark, "session_id", id(spark)))
+    if key not in _PARALLELISM:
+        _PARALLELISM[key] = _parallelism_from_settings(spark)
+    return _PARALLELISM[key]
+
+
+def _parallelism_from_settings(spark: Any) -> int:
+    for key in ("spark.default.parallelism", "spark.master"):
+        try:
+            value = spark.conf.get(key, None)
+        except Exception:  # a key the server does not let this client read
+            continue
+        parsed = parse_parallelism(value)
+        if parsed is not None:
+            return parsed
+    return DEFAULT_PARALLELISM
+
+
+_PARALLELISM: dict[str, int] = {}  # Connect session id -> its parallelism
+
+
+def parse_parallelism(value: Any) -> int | None:
+    """Cores from ``spark.default.parallelism`` or a local master (``local``, ``local[4]``,
+    ``local[4, 2]``, ``local[*]``); None for anything else ("auto", "yarn", garbage)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text) if int(text) > 0 else None
+    if text == "local":
+        return 1
+    match = re.fullmatch(r"local\[\s*(\d+|\*)\s*(?:,\s*\d+\s*)?\]", text)
+    if match is None:
+        return None
+    if match.group(1) == "*":
+        return os.cpu_count() or DEFAULT_PARALLELISM
+    return int(match.group(1)) or None
+
+
+def spark_schema(schema: Any) -> Any:
+    """A Spark ``StructType`` for a pyarrow schema, built on the client: a DDL string would
+    cost a parsing round trip to a Connect server each time a plan is sent."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
 
 
 def set_job_description(spark: Any, text: str | None) -> None:

@@ -114,7 +114,7 @@ def register(spark: Any = None) -> None:
     tname => 'time', idname => 'id', gname => 'group')")`` runs the distributed estimator;
     ``moderndid_aggte``, ``moderndid_ddd`` and ``moderndid_agg_ddd`` likewise. Calling it
     again (or for another session of the same application) is harmless. Sessions created
-    with ``spark.sql.extensions=org.apache.spark.sql.moderndid.SqlExtensions`` know the
+    with ``spark.sql.extensions=moderndid.Extensions`` know the
     functions already, but they still run here: call this once per Python driver.
 
     Parameters

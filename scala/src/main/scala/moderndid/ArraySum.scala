@@ -80,5 +80,7 @@ object Register {
     spark.udf.register("moderndid_mammen_bootstrap",
                        functions.udaf(MammenBootstrap, MammenEncoders.input))
     spark.udf.register("moderndid_mammen_multiplier", MammenMultiplier, DataTypes.DoubleType)
+    // lets a client without a JVM gateway (Spark Connect) check the jar's version
+    spark.udf.register("moderndid_version", functions.udf(() => version))
   }
 }

@@ -7,7 +7,7 @@ import scala.collection.mutable
 import scala.jdk.CollectionConverters._
 
 import org.apache.spark.rdd.RDD
-import org.apache.spark.sql.{DataFrame, SparkSessionExtensions}
+import org.apache.spark.sql.DataFrame
 import org.apache.spark.sql.catalyst.{FunctionIdentifier, InternalRow}
 import org.apache.spark.sql.catalyst.analysis.MultiInstanceRelation
 import org.apache.spark.sql.catalyst.expressions.{Attribute, AttributeReference, Expression, ExpressionInfo, FunctionTableSubqueryArgumentExpression, NamedArgumentExpression}
@@ -93,7 +93,7 @@ object SqlFunctions {
     }
   }
 
-  /** What the session extension injects (see [[SqlExtensions]]). */
+  /** What the session extension injects (moderndid.Extensions). */
   def descriptions: Seq[(FunctionIdentifier, ExpressionInfo, Seq[Expression] => LogicalPlan)] =
     usages.map { case (name, usage) => (FunctionIdentifier(name), info(name, usage), builder(name)) }
 
@@ -185,15 +185,6 @@ object SqlFunctions {
         pythonError(function, String.valueOf(e.getMessage)), e)
     }
     result.asInstanceOf[classic.Dataset[_]].queryExecution.toRdd
-  }
-}
-
-/** The session extension: ``spark.sql.extensions=org.apache.spark.sql.moderndid.SqlExtensions``
-  * makes every session (and its ``newSession()``) know the functions. */
-class SqlExtensions extends (SparkSessionExtensions => Unit) {
-  override def apply(extensions: SparkSessionExtensions): Unit = {
-    SqlFunctions.descriptions.foreach(extensions.injectTableFunction)
-    extensions.injectPlannerStrategy(_ => SqlFunctionStrategy)
   }
 }
 
