@@ -193,14 +193,12 @@ def test_bad_calls_name_the_problem(session):
                     "tname => 'year', idname => 'countyreal', gname => 'lpop')").collect()
 
 
-def test_a_session_without_register_does_not_know_the_functions(session):
-    from pyspark.errors import AnalysisException
-
+def test_new_sessions_know_the_functions(session):
+    """Sessions made with moderndid.spark.configure carry moderndid.Extensions, so their
+    newSession() knows the functions and, with this driver registered, runs them. (A
+    session before any register: the extensions test below.)"""
     fresh = session.newSession()
     fresh.createDataFrame(did.load_mpdta()).createOrReplaceTempView("mpdta")
-    with pytest.raises(AnalysisException, match="moderndid_att_gt"):
-        fresh.sql(f"SELECT * FROM moderndid_att_gt(TABLE(mpdta), {CALL})").collect()
-    register(fresh)
     assert len(fresh.sql(f"SELECT * FROM moderndid_att_gt(TABLE(mpdta), {CALL})").collect()) == 12
 
 

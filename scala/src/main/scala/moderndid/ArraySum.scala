@@ -67,10 +67,15 @@ object Register {
   /** The moderndid version this jar was built for; the Python side checks it. */
   val version: String = BuildInfo.version
 
-  /** Registers the functions once per session: registering again would replace them with
-    * a warning on every fit. */
+  // Sessions that have the functions. Registering again would replace them with a warning
+  // on every fit; asking the catalog instead would analyse a query, and the session
+  // extension registers from inside analysis (endless recursion).
+  private val registered =
+    java.util.Collections.synchronizedMap(new java.util.WeakHashMap[SparkSession, java.lang.Boolean]())
+
+  /** Registers the functions in a session, once. */
   def register(spark: SparkSession): String = {
-    if (!spark.catalog.functionExists("moderndid_mammen_multiplier")) registerAll(spark)
+    if (registered.putIfAbsent(spark, java.lang.Boolean.TRUE) == null) registerAll(spark)
     version
   }
 
