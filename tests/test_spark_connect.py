@@ -322,3 +322,28 @@ def test_partitions_follow_the_rows(rows, parallelism, expected):
     assert partition_count(None, lambda: rows, parallelism,
                            rows_per_task=ROWS_PER_TASK) == expected
     assert partition_count(5, lambda: 1 / 0, parallelism, rows_per_task=ROWS_PER_TASK) == 5
+
+
+def test_connect_server_without_the_jar_falls_back_once_per_session(caplog):
+    """A server without the extension answers the version probe with an unresolved
+    routine: the Spark SQL reductions run, the log says so, and the probe is not repeated
+    for the same session."""
+    from moderndid.spark import session as module
+
+    calls = []
+
+    class Server:
+        session_id = str(uuid.uuid4())
+
+        def sql(self, text):
+            calls.append(text)
+            raise RuntimeError("[UNRESOLVED_ROUTINE] Cannot resolve routine "
+                               "`moderndid_version` on search path")
+
+    Server.__module__ = "pyspark.sql.connect.session"
+    spark = Server()
+    with caplog.at_level("INFO", logger="moderndid"):
+        assert module.register_aggregators(spark) is False
+        assert module.register_aggregators(spark) is False
+    assert len(calls) == 1
+    assert any("reduced with Spark SQL" in r.getMessage() for r in caplog.records)
