@@ -44,21 +44,40 @@ MAX_TASKS_PER_STAGE = 2  # local[2], mpdta: the data fill one partition, the inp
 MAX_TASKS_PER_JOB = 4  # a shuffle's map and reduce stages
 DDD_ARGS = ("y", "time", "id", "state", "partition")
 DDD_DATA = Path(__file__).resolve().parent / "data" / "triplediff_readme_multperiods_seed1234.csv"
-# name -> (estimator, keyword arguments); each runs on Connect and in memory
+# name -> (data, estimator, options); each runs on Connect and in memory, next to the
+# classic parity suite's specifications (test_spark.SPECS)
+MPDTA = dict(yname="lemp", tname="year", idname="countyreal", gname="first.treat")
 FITS = {
-    "reg-notyet-boot": ("att_gt", dict(xformla="~ lpop", est_method="reg",
-                                       control_group="notyettreated", boot=True, biters=99,
-                                       random_state=7)),
-    "dr-cluster-boot": ("att_gt", dict(clustervars=["countyreal", "cluster"], boot=True,
-                                       biters=99, random_state=3)),
-    "rc-dr-lpop-boot": ("att_gt", dict(panel=False, xformla="~ lpop", boot=True, biters=99,
-                                       random_state=5)),
-    "ddd-notyet": ("ddd", dict(xformla="~ cov1 + cov2", control_group="notyettreated")),
+    "reg-notyet-boot": ("mpdta", "att_gt", dict(
+        MPDTA, xformla="~ lpop", est_method="reg", control_group="notyettreated", boot=True,
+        biters=99, random_state=7)),
+    "dr-cluster-boot": ("mpdta", "att_gt", dict(
+        MPDTA, clustervars=["countyreal", "cluster"], boot=True, biters=99, random_state=3)),
+    "rc-dr-lpop-boot": ("mpdta", "att_gt", dict(
+        MPDTA, panel=False, xformla="~ lpop", boot=True, biters=99, random_state=5)),
+    "ddd-notyet": ("ddd", "ddd", dict(xformla="~ cov1 + cov2", control_group="notyettreated")),
     # the same server session without its aggregators: the Spark SQL reductions
-    "jarless-dr-cluster": ("att_gt", dict(xformla="~ lpop", clustervars=["countyreal",
-                                                                          "cluster"])),
+    "jarless-dr-cluster": ("mpdta", "att_gt", dict(
+        MPDTA, xformla="~ lpop", clustervars=["countyreal", "cluster"])),
 }
 
+
+def _frames() -> dict[str, pd.DataFrame]:
+    """The inputs, as the classic parity suite builds them (plus the ddd README data)."""
+    from test_spark import _gen, _mpdta, _unbalanced
+
+    mpdta = _mpdta()
+    return {"mpdta": mpdta, "unbalanced": _unbalanced(mpdta), "gen": _gen(),
+            "ddd": pd.read_csv(DDD_DATA)}
+
+
+def _all_fits() -> dict[str, tuple[str, str, dict]]:
+    from test_spark import SPECS
+
+    fits = dict(FITS)
+    for name, (data, columns, kwargs) in SPECS.items():
+        fits[f"classic-suite:{name}"] = (data, "att_gt", dict(columns, **kwargs))
+    return fits
 
 
 def jobs_since(sc, first):
@@ -125,22 +144,25 @@ CHILD = textwrap.dedent("""
     )
     emit(stage="session", connect=is_connect(spark), session=type(spark).__module__)
     sc = SparkContext._active_spark_context  # the Connect server's, in this process
-    pdf = moderndid.load_mpdta()
-    pdf["cluster"] = pdf["countyreal"] // 1000
-    mpdta = spark.createDataFrame(pdf)
-    ddd_data = spark.createDataFrame(pd.read_csv(sys.argv[2]))
+    with open(sys.argv[1]) as fh:
+        fits = json.load(fh)
+    frames = {}
     next_job, _ = jobs_since(sc, 0)
-    for name, (estimator, options) in json.loads(sys.argv[1]).items():
+    for name, (data, estimator, options) in fits.items():
+        if data not in frames:  # Parquet files written by the test
+            frames[data] = spark.read.parquet(os.path.join(sys.argv[2], data + ".parquet"))
+        sdf = frames[data]
+        session_module._CONNECT_VERSIONS.pop(str(spark.session_id), None)
         if name.startswith("jarless"):
             session_module._CONNECT_VERSIONS[str(spark.session_id)] = None
         del messages[:]
         if estimator == "ddd":
-            res = moderndid.ddd(ddd_data, *DDD_ARGS, **options)
+            res = moderndid.ddd(sdf, *DDD_ARGS, **options)
             out = dict(att=res.att.tolist(), se=res.se.tolist(), engine=res.estimation_params["engine"])
             agg = moderndid.agg_ddd(res, type="eventstudy")
             out.update(agg_att=agg.att_by_event.tolist(), agg_se=agg.se_by_event.tolist())
         else:
-            res = moderndid.att_gt(mpdta, "lemp", "year", "countyreal", "first.treat", **options)
+            res = moderndid.att_gt(sdf, **options)
             out = dict(att=res.att_gt.tolist(), se=res.se_gt.tolist(),
                        engine=res.estimation_params["engine"],
                        critical_value=res.critical_value)
@@ -149,7 +171,7 @@ CHILD = textwrap.dedent("""
             out.update(simple=[simple.overall_att, simple.overall_se],
                        agg_att=dynamic.att_by_event.tolist(), agg_se=dynamic.se_by_event.tolist())
         next_job, jobs = jobs_since(sc, next_job)
-        emit(stage=name, jobs=jobs, log=list(messages), dataframe=type(mpdta).__module__, **out)
+        emit(stage=name, jobs=jobs, log=list(messages), dataframe=type(sdf).__module__, **out)
     emit(stage="done")
     spark.stop()
 """).replace("DDD_ARGS", repr(DDD_ARGS)).replace("JOBS_SINCE\n", inspect.getsource(jobs_since))
@@ -167,24 +189,27 @@ def _connect_dependencies_missing() -> str | None:
     return None
 
 
-def assert_tasks_follow_the_data(jobs: list[list[int]], what: str) -> None:
-    """Every stage at most MAX_TASKS_PER_STAGE tasks, every job at most MAX_TASKS_PER_JOB:
-    with 200 (spark.sql.shuffle.partitions) a stage would have inherited the setting."""
+def assert_tasks_follow_the_data(jobs: list[list[int]], what: str,
+                                 n_partitions: int | None = None) -> None:
+    """Every stage at most MAX_TASKS_PER_STAGE tasks, every job at most MAX_TASKS_PER_JOB
+    (with an explicit ``n_partitions``, that many more): with 200
+    (spark.sql.shuffle.partitions) a stage would have inherited the setting."""
     assert jobs, f"{what}: no Spark job was seen"
-    assert max(max(job, default=0) for job in jobs) <= MAX_TASKS_PER_STAGE, (what, jobs)
-    assert max(sum(job) for job in jobs) <= MAX_TASKS_PER_JOB, (what, jobs)
+    per_stage = max(MAX_TASKS_PER_STAGE, n_partitions or 0)
+    per_job = MAX_TASKS_PER_JOB + (n_partitions or 0)
+    assert max(max(job, default=0) for job in jobs) <= per_stage, (what, jobs)
+    assert max(sum(job) for job in jobs) <= per_job, (what, jobs)
 
 
-def _in_memory(estimator: str, options: dict) -> dict:
+def _in_memory(pdf: pd.DataFrame, estimator: str, options: dict) -> dict:
     if estimator == "ddd":
-        pdf = pd.read_csv(DDD_DATA)
         res = moderndid.ddd(pdf, *DDD_ARGS, **options)
         agg = moderndid.agg_ddd(res, type="eventstudy")
         return dict(att=np.atleast_1d(res.att), se=np.atleast_1d(res.se),
                     agg_att=agg.att_by_event, agg_se=agg.se_by_event)
-    pdf = moderndid.load_mpdta()
-    pdf["cluster"] = pdf["countyreal"] // 1000
-    res = att_gt(pdf, "lemp", "year", "countyreal", "first.treat", **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the classic suite checks the warnings
+        res = att_gt(pdf, **options)
     simple, dynamic = aggte(res, type="simple"), aggte(res, type="dynamic")
     return dict(att=res.att_gt, se=res.se_gt, critical_value=res.critical_value,
                 simple=[simple.overall_att, simple.overall_se],
@@ -192,19 +217,25 @@ def _in_memory(estimator: str, options: dict) -> dict:
 
 
 def test_estimators_through_spark_connect(tmp_path):
-    """att_gt (bootstrap, clustering, repeated cross-sections), ddd and aggte on a Connect
-    session equal the in-memory results, with the server's JVM aggregators and without
-    them, and no pass runs more tasks than the data need."""
+    """att_gt (bootstrap, clustering, repeated cross-sections, and every specification of
+    the classic parity suite), ddd, aggte and agg_ddd on one Connect session equal the
+    in-memory results, with the server's JVM aggregators and without them, and no pass
+    runs more tasks than the data need."""
     missing = _connect_dependencies_missing()
     if missing:
         pytest.skip(missing)
     script = tmp_path / "connect_child.py"
     script.write_text(CHILD)
+    frames, fits = _frames(), _all_fits()
+    for data, pdf in frames.items():
+        pdf.to_parquet(tmp_path / f"{data}.parquet")
+    (tmp_path / "fits.json").write_text(json.dumps(fits))
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
     env.pop("SPARK_REMOTE", None)
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     try:
-        proc = subprocess.run([sys.executable, str(script), json.dumps(FITS), str(DDD_DATA)],
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path / "fits.json"),
+                               str(tmp_path)],
                               capture_output=True, text=True, timeout=TIMEOUT_S, env=env,
                               cwd=tmp_path)
         stdout, stderr, code = proc.stdout, proc.stderr, proc.returncode
@@ -231,14 +262,14 @@ def test_estimators_through_spark_connect(tmp_path):
                                    np.asarray(expected, dtype=float), rtol=TOL, atol=TOL,
                                    err_msg=what)
 
-    for name, (estimator, options) in FITS.items():
+    for name, (data, estimator, options) in fits.items():
         out = results[name]
         assert out["dataframe"].startswith("pyspark.sql.connect")
         assert out["engine"] == "spark"
-        mem = _in_memory(estimator, options)
+        mem = _in_memory(frames[data], estimator, options)
         for key, expected in mem.items():
             close(out[key], expected, f"{name}: {key}")
-        assert_tasks_follow_the_data(out["jobs"], name)
+        assert_tasks_follow_the_data(out["jobs"], name, options.get("n_partitions"))
         scala = [m for m in out["log"] if "Scala aggregators" in m]
         sql = [m for m in out["log"] if "reduced with Spark SQL" in m]
         if name.startswith("jarless"):
@@ -322,3 +353,28 @@ def test_partitions_follow_the_rows(rows, parallelism, expected):
     assert partition_count(None, lambda: rows, parallelism,
                            rows_per_task=ROWS_PER_TASK) == expected
     assert partition_count(5, lambda: 1 / 0, parallelism, rows_per_task=ROWS_PER_TASK) == 5
+
+
+def test_connect_server_without_the_jar_falls_back_once_per_session(caplog):
+    """A server without the extension answers the version probe with an unresolved
+    routine: the Spark SQL reductions run, the log says so, and the probe is not repeated
+    for the same session."""
+    from moderndid.spark import session as module
+
+    calls = []
+
+    class Server:
+        session_id = str(uuid.uuid4())
+
+        def sql(self, text):
+            calls.append(text)
+            raise RuntimeError("[UNRESOLVED_ROUTINE] Cannot resolve routine "
+                               "`moderndid_version` on search path")
+
+    Server.__module__ = "pyspark.sql.connect.session"
+    spark = Server()
+    with caplog.at_level("INFO", logger="moderndid"):
+        assert module.register_aggregators(spark) is False
+        assert module.register_aggregators(spark) is False
+    assert len(calls) == 1
+    assert any("reduced with Spark SQL" in r.getMessage() for r in caplog.records)
