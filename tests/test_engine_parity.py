@@ -58,6 +58,11 @@ def _few_never_treated(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["first.treat"] != 0) | df["countyreal"].isin(never[:4])]
 
 
+def _few_treated_2004(df: pd.DataFrame) -> pd.DataFrame:
+    early = df.loc[df["first.treat"] == 2004, "countyreal"].unique()
+    return df[(df["first.treat"] != 2004) | df["countyreal"].isin(early[:3])]
+
+
 CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], dict[str, Any]]] = {
     "missing column": (_keep, {"yname": "lempx"}),
     "text time column": (_with(year=lambda d: d["year"].astype(str)), {}),
@@ -88,6 +93,10 @@ CASES: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], dict[str, Any]]] 
     "cohort not a period": (_with(**{"first.treat": lambda d: d["first.treat"].replace(
         2006, 2006.5)}), {}),
     "never-treated group too small": (_few_never_treated, {"xformla": "~ lpop"}),
+    # the rank tolerance's two sides: 1e-9 of noise is collinear, 1e-4 is not, everywhere
+    "nearly collinear covariate": (_with(lpop2=lambda d: d["lpop"] * (1 + 1e-9 * np.sin(
+        np.arange(len(d))))), {"xformla": "~ lpop + lpop2"}),
+    "small cohorts warn": (_few_treated_2004, {}),
 }
 
 
