@@ -614,3 +614,32 @@ def test_no_unit_level_rows_reach_the_driver(spark, monkeypatch):
         assert forbidden not in names, calls
     assert max(rows for _, rows in calls) < 200, calls
     assert sum(rows for _, rows in calls) < 500, calls
+
+
+def _kill_own_worker(part, state):
+    """A kernel whose Python worker dies (SIGKILL), as an out-of-memory kill would."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_task_spark_gives_up_on_is_a_typed_error(spark, frames, monkeypatch):
+    """When Spark aborts the job (a task failed spark.task.maxFailures times: 1 in local
+    mode), the user gets SparkTaskLostError saying what was lost, not a Py4J trace."""
+    import sys
+
+    from pyspark import cloudpickle
+
+    import moderndid.did.fit as fit_module
+    from moderndid.errors import SparkTaskLostError
+
+    # ship the killing kernel by value: the workers cannot import this test module
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        monkeypatch.setattr(fit_module, "moments_pass", _kill_own_worker)
+        _, sdf = frames["mpdta"]
+        with pytest.raises(SparkTaskLostError, match=r"Spark gave up on a task of this fit"):
+            att_gt(sdf, **MPDTA, n_partitions=2)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])

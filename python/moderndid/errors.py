@@ -83,6 +83,11 @@ class SparkEnvironmentError(ModernDiDError):
     """Spark's Python workers cannot run moderndid (missing packages, wrong interpreter)."""
 
 
+class SparkTaskLostError(ModernDiDError, RuntimeError):
+    """Spark gave up on a task of the fit (it failed ``spark.task.maxFailures`` times: a
+    Python worker or an executor died, ran out of memory, ...); the fit did not complete."""
+
+
 class DaskWorkerLostError(ModernDiDError, RuntimeError):
     """Dask workers kept dying while running a task of the fit, and the scheduler gave up
     (the message names the last worker lost)."""

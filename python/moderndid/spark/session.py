@@ -17,6 +17,7 @@ from moderndid._version import __version__
 from moderndid.errors import (
     ModernDiDError,
     SparkEnvironmentError,
+    SparkTaskLostError,
     SparkVersionError,
     error_from_remote,
     remote_error_text,
@@ -274,4 +275,25 @@ def translated_errors() -> Iterator[None]:
         remote = error_from_remote(text)
         if remote is not None:
             raise remote from None
+        lost = task_lost(text)
+        if lost is not None:
+            raise lost from exc
         raise
+
+
+def task_lost(text: str) -> SparkTaskLostError | None:
+    """The typed error for Spark's "job aborted: task failed N times" (what was lost and
+    why), or None when ``text`` is another failure."""
+    if "Job aborted due to stage failure" not in text:
+        return None
+    attempts = re.search(r"failed (\d+) times?", text)
+    where = re.search(r"Lost task ([\d.]+) in stage ([\d.]+)", text)
+    reason = re.search(r"most recent failure: Lost task [^:]*: ([^\n]+)", text)
+    return SparkTaskLostError(
+        "Spark gave up on a task of this fit"
+        + (f" after {attempts.group(1)} attempt(s)" if attempts else "")
+        + (f" (task {where.group(1)} of stage {where.group(2)})" if where else "")
+        + ": " + (reason.group(1).strip()[:300] if reason else "see the executor logs")
+        + ". Nothing was estimated: the executors running the fit died or failed (memory, "
+        "a crashed Python worker); give them more memory, raise spark.task.maxFailures, or "
+        "use smaller partitions (n_partitions)")
