@@ -161,6 +161,11 @@ def is_numeric_type(kind: pa.DataType) -> bool:
                 or pa.types.is_boolean(kind) or pa.types.is_decimal(kind))
 
 
+def show_value(value: Any) -> str:
+    """A value for a message: ``8001``, not numpy's ``np.int64(8001)`` (every engine)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def type_label(kind: Any) -> str:
     """A column type as messages name it on every engine: Arrow's ``large_string`` and
     Spark's ``string`` are both ``string``."""

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from moderndid.core.frames import show_value
 from moderndid.dask.executor import DaskScheduler
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
@@ -340,7 +341,7 @@ def _raise_flag(flags: int, ddf: Any, spec: DidSpec, scheduler: DaskScheduler) -
         sizes = scheduler.compute(ddf.groupby([spec.idname, spec.tname]).size())[0]
         unit, period = sizes[sizes > 1].index[0]
         raise DataStructureError(
-            f"unit {_show(unit)} has more than one row in period {period}: panel data need one "
+            f"unit {show_value(unit)} has more than one row in period {period}: panel data need one "
             f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
         )
     for bit, column, what in flag_checks(spec):
@@ -348,11 +349,6 @@ def _raise_flag(flags: int, ddf: Any, spec: DidSpec, scheduler: DaskScheduler) -
             distinct = scheduler.compute(ddf.groupby(spec.idname)[column].nunique())[0]
             unit = distinct[distinct > 1].index[0]
             raise DataStructureError(
-                f"{what} column {column!r} varies over time within unit {_show(unit)}; it must "
+                f"{what} column {column!r} varies over time within unit {show_value(unit)}; it must "
                 "be constant for each unit in panel data"
             )
-
-
-def _show(value: Any) -> str:
-    """A value for a message: ``8001``, not numpy's ``np.int64(8001)`` (as every engine)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)

@@ -30,6 +30,7 @@ from moderndid.core.frames import (
     is_numeric_type,
     key_column,
     numeric_column,
+    show_value,
     to_arrow_table,
     type_label,
 )
@@ -171,7 +172,7 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec,
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
         raise DataStructureError(
-            f"unit {_show(uid[unit_s[i]])} has more than one row in period "
+            f"unit {show_value(uid[unit_s[i]])} has more than one row in period "
             f"{periods[tpos_s[i]]:g}: panel data need one row per unit and period "
             f"(columns {spec.idname!r}, {spec.tname!r})"
         )
@@ -340,14 +341,9 @@ def _check_constant_within(values, unit_sorted, starts, uid, column, what) -> No
         i = int(np.flatnonzero(differs)[0])
         raise DataStructureError(
             f"{what} column {column!r} varies over time within unit "
-            f"{_show(uid[unit_sorted[i]])}; "
+            f"{show_value(uid[unit_sorted[i]])}; "
             f"it must be constant for each unit in panel data"
         )
-
-
-def _show(value: Any) -> str:
-    """A value for a message: ``8001``, not numpy's ``np.int64(8001)``."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _check_n_partitions(n_partitions: Any) -> None:

@@ -19,7 +19,6 @@ import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -240,7 +239,7 @@ def check_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -
         backend=None, collect_influence=False)
     if "type" in aggregate:
         allowed = inspect.signature(function.aggregate).parameters["type"]  # type: ignore[arg-type]
-        _check_aggregation_type(function, aggregate["type"], allowed.default)
+        _check_aggregation_type(aggregate["type"], allowed.default)
     columns = set(data.columns)
     for name in ("yname", "tname", "idname", "gname", "pname", "weightsname", "cluster"):
         column = bound.get(name)
@@ -254,7 +253,7 @@ def check_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -
                 f"clustervars names column {column!r}, which is not in the table")
 
 
-def _check_aggregation_type(function: SqlFunction, value: Any, default: str) -> None:
+def _check_aggregation_type(value: Any, default: str) -> None:
     from moderndid.core.report import AGGREGATION_TYPES, EVENT_STUDY_TYPES
 
     if value not in (*AGGREGATION_TYPES, *EVENT_STUDY_TYPES):
@@ -305,13 +304,13 @@ def group_time_rows(result: Any) -> pa.Table:
 
 def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
     """The overall row and the per-level rows of an aggregation (:data:`AGGREGATE_COLUMNS`)."""
-    from moderndid.core.report import AGGREGATION_LABELS, EVENT_STUDY_TYPES
+    from moderndid.core.report import AGGREGATION_LABELS, EVENT_STUDY_TYPES, normal_quantile
 
     kind = "dynamic" if agg.aggregation_type in EVENT_STUDY_TYPES else agg.aggregation_type
     level = AGGREGATION_LABELS[kind].column
     table = agg.to_arrow()
     est_method, control_group, inference = _settings(fit)
-    z = NormalDist().inv_cdf(1 - float(agg.alpha) / 2)
+    z = normal_quantile(agg.alpha)
     overall_se = float(agg.overall_se)
     rows = [{
         "aggregation": agg.aggregation_type, "level": "overall", "value": None,
