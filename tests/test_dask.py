@@ -207,8 +207,8 @@ def test_errors_are_typed_and_name_the_column_or_unit():
         varying = pdf.copy()
         varying.loc[varying.index[0], "first.treat"] = 2006
         att_gt(dd.from_pandas(varying, npartitions=2), **MPDTA)
-    with pytest.raises(InvalidOptionError, match="sum of columns"):
-        att_gt(ddf, **MPDTA, xformla="~ I(lpop ** 2)")
+    with pytest.raises(InvalidOptionError, match="need the whole column at once"):
+        att_gt(ddf, **MPDTA, xformla="~ center(lpop)")
     with pytest.raises(InvalidOptionError, match="n_partitions"):
         dask_att_gt(ddf, **MPDTA, n_partitions=0)
     with pytest.raises(InvalidOptionError, match="max_cohorts"):  # validated, as on Spark

@@ -520,10 +520,12 @@ def test_group_varying_within_unit(frames):
         att_gt(bad, **MPDTA)
 
 
-def test_non_sum_formula(frames):
+def test_whole_column_transform_refused(frames):
+    """Transforms are evaluated per partition (tests/test_formula_engines.py); those that
+    need the whole column are refused, as in memory."""
     _, sdf = frames["mpdta"]
-    with pytest.raises(InvalidOptionError, match="sum of columns"):
-        att_gt(sdf, **MPDTA, xformla="~ I(lpop**2)")
+    with pytest.raises(InvalidOptionError, match="need the whole column at once"):
+        att_gt(sdf, **MPDTA, xformla="~ center(lpop)")
 
 
 def test_zero_weights_everywhere(frames):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import scipy.linalg
-from formulaic import Formula
+from formulaic import Formula, ModelSpec
 from formulaic.parser.types import Factor
 
-from moderndid.core.frames import check_no_missing, numeric_column, require_columns
+from moderndid.core.frames import check_no_missing
 from moderndid.errors import InvalidOptionError, MissingValuesError, SingularDesignError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -44,7 +46,38 @@ def parse_rhs(xformla: str | None) -> Formula | None:
         raise InvalidOptionError(
             f"xformla {xformla!r} has no terms; use '~ 1' (or None) for no covariates"
         )
+    whole_column = sorted({str(factor.expr) for term in formula for factor in term.factors
+                           if _calls(str(factor.expr)) & WHOLE_COLUMN_TRANSFORMS})
+    if whole_column:
+        raise InvalidOptionError(
+            f"xformla term(s) {', '.join(whole_column)} need the whole column at once "
+            "(centering, scaling, splines, polynomials, lags), which the distributed engines "
+            "do not have, so no engine evaluates them; add the transformed column to the "
+            "data first")
     return formula
+
+
+# formulaic transforms whose result for a row depends on other rows: their parameters
+# (means, knots, the previous row) would differ between partitions.
+WHOLE_COLUMN_TRANSFORMS = frozenset({"bs", "cc", "cr", "cs", "center", "lag", "poly", "scale",
+                                     "standardize"})
+
+
+def _calls(expression: str) -> set[str]:
+    """Names of the functions an expression calls (``np.log`` counts as ``log``)."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name):
+                names.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                names.add(func.attr)
+    return names
 
 
 def formula_columns(formula: Formula | None) -> list[str]:
@@ -63,46 +96,193 @@ def formula_columns(formula: Formula | None) -> list[str]:
     return sorted(columns)
 
 
-def design_matrix(table: pa.Table, formula: Formula | None) -> tuple[np.ndarray, list[str]]:
-    """Evaluate a covariate formula on every row of ``table``.
+MAX_LEVELS = 1_000  # distinct rows of a formula's categorical columns, gathered to the driver
 
-    Returns the ``(n_rows, k)`` float64 design (intercept first) and the column names.
-    Plain sums of numeric columns skip formulaic's pandas round trip, which matters on
-    millions of rows; anything else (transforms, interactions, categoricals) goes through
-    formulaic.
+
+@dataclass(frozen=True)
+class CovariateDesign:
+    """A covariate formula ready to evaluate on any subset of the rows.
+
+    Every engine builds it once, from the input's schema and the distinct values of the
+    columns that feed categorical factors (gathered from all rows), and evaluates it on
+    each partition, so that dummies, their reference level and every transform are the
+    same on every engine. ``spec`` is None for a plain sum of numeric columns, evaluated
+    without formulaic.
     """
-    n = table.num_rows
+
+    columns: tuple[str, ...]  # data columns the formula reads
+    categorical: tuple[str, ...]  # those that feed categorical factors (may be strings)
+    names: tuple[str, ...]  # design columns, "(Intercept)" first
+    spec: ModelSpec | None
+    spec_intercept: bool = True  # whether ``spec`` makes the intercept column itself
+
+    @property
+    def covariates(self) -> list[str]:
+        """The design's columns after the intercept."""
+        return list(self.names[1:])
+
+    def evaluate(self, table: pa.Table) -> np.ndarray:
+        """The ``(rows, k)`` float64 covariates (intercept left out) of ``table``'s rows.
+
+        A row with a missing value in a column the formula reads gets NaN everywhere, as
+        does a term a transform leaves undefined (``np.log`` of a negative number); the
+        engines count them and refuse the data, naming the column or the term.
+        """
+        n, k = table.num_rows, len(self.names) - 1
+        if self.spec is None:
+            x = np.empty((n, k))
+            for j, c in enumerate(self.columns):
+                x[:, j] = table.column(c).to_numpy(zero_copy_only=False).astype(np.float64)
+            return x
+        x = np.full((n, k), np.nan)
+        complete = np.ones(n, dtype=bool)
+        for c in self.columns:
+            column = table.column(c)
+            if column.null_count:
+                complete &= column.is_valid().to_numpy(zero_copy_only=False)
+        rows = table.select(list(self.columns))
+        if not complete.all():
+            rows = rows.filter(pa.array(complete))
+        if rows.num_rows:
+            with np.errstate(all="ignore"):
+                matrix = self.spec.get_model_matrix(rows.to_pandas(), na_action="ignore")
+            values = np.asarray(matrix, dtype=np.float64)
+            x[complete] = values[:, 1:] if self.spec_intercept else values
+        return x
+
+
+def categorical_columns(formula: Formula | None, schema: pa.Schema) -> list[str]:
+    """The columns whose distinct values a formula's dummies need: those that feed a
+    categorical factor (a ``C(...)`` term, or a column of strings or booleans).
+
+    Decided from the types alone (the formula is tried on one placeholder row), so every
+    engine decides it before reading the data. Columns absent from ``schema`` are left to
+    the column checks, which name them.
+    """
     if formula is None:
-        return np.ones((n, 1)), ["(Intercept)"]
+        return []
     columns = formula_columns(formula)
-    require_columns(table, [(c, "covariate (xformla)") for c in columns])
+    if any(c not in schema.names for c in columns):
+        return []
     simple = _plain_terms(formula)
-    if simple is not None and all(_is_numeric(table, c) for c in simple):
-        x = np.empty((n, len(simple) + 1))
-        x[:, 0] = 1.0
-        for j, c in enumerate(simple):
-            x[:, j + 1] = numeric_column(table, c, "covariate (xformla)")
-        return x, ["(Intercept)", *simple]
-    frame = table.select(columns).to_pandas()
-    for c in columns:
-        missing = frame[c].isna()
-        if missing.any():
-            raise MissingValuesError(
-                f"covariate (xformla) column {c!r} has {int(missing.sum())} missing or "
-                "non-finite value(s); drop or impute them first"
-            )
+    if simple is not None and all(_is_numeric_type(schema.field(c).type) for c in simple):
+        return []
+    trial = _model_spec(formula, _placeholder_rows(schema, columns, 1))
+    found: set[str] = set()
+    for term in formula:
+        for factor in term.factors:
+            state = trial.encoder_state.get(str(factor.expr))
+            if state is not None and state[0].value == "categorical":
+                if factor.eval_method == Factor.EvalMethod.LOOKUP:
+                    found.add(str(factor.expr))
+                else:
+                    found.update(str(v) for v in factor.required_variables)
+    return [c for c in columns if c in found]
+
+
+def covariate_design(formula: Formula | None, schema: pa.Schema,
+                     levels: pa.Table | None = None) -> CovariateDesign:
+    """Build the :class:`CovariateDesign` of ``formula`` for data of ``schema``.
+
+    ``levels`` holds the distinct rows (without missing values) of the formula's
+    :func:`categorical_columns`, from every row of the data. Raises
+    :class:`InvalidOptionError` for more than :data:`MAX_LEVELS` distinct categorical
+    rows, the same on every engine. A formula without an intercept gets one. (Transforms
+    that need the whole column are refused by :func:`parse_rhs`.)
+    """
+    if formula is None:
+        return CovariateDesign((), (), ("(Intercept)",), None)
+    columns = formula_columns(formula)
+    simple = _plain_terms(formula)
+    if simple is not None and all(_is_numeric_type(schema.field(c).type) for c in simple):
+        return CovariateDesign(tuple(simple), (), ("(Intercept)", *simple), None)
+    categorical = tuple(levels.column_names) if levels is not None else ()
+    if levels is not None and levels.num_rows > MAX_LEVELS:
+        raise InvalidOptionError(
+            f"xformla's categorical column(s) {', '.join(map(repr, categorical))} have more "
+            f"than {MAX_LEVELS} distinct values; recode them into fewer categories first")
+    if levels is not None and levels.num_rows:
+        sample = levels
+        for c in columns:
+            if c not in categorical:
+                sample = sample.append_column(c, _placeholder_rows(
+                    schema, [c], levels.num_rows).column(c))
+    else:
+        sample = _placeholder_rows(schema, columns, 1)
+    spec = _model_spec(formula, sample)
+    names = ["(Intercept)" if c == "Intercept" else str(c) for c in spec.column_names]
+    # Without one, an intercept is added, as R's DRDID does ("~ 0 + x" fits as "~ x").
+    has_intercept = bool(names) and names[0] == "(Intercept)"
+    if not has_intercept:
+        names.insert(0, "(Intercept)")
+    return CovariateDesign(tuple(columns), categorical, tuple(names), spec, has_intercept)
+
+
+def distinct_rows(table: pa.Table, columns: list[str]) -> pa.Table | None:
+    """The distinct rows of ``columns`` without missing values (in memory's levels)."""
+    if not columns:
+        return None
+    return table.select(columns).drop_null().group_by(columns).aggregate([])
+
+
+def _model_spec(formula: Formula, rows: pa.Table) -> ModelSpec:
     try:
-        # Inputs are free of nulls (checked above); nulls made by a transform such as
-        # np.log of a negative value are reported below, naming the term.
-        matrix = formula.get_model_matrix(frame, na_action="ignore")
-    except Exception as exc:
-        raise InvalidOptionError(f"cannot evaluate xformla on the data: {exc}") from exc
-    x = np.asarray(matrix, dtype=np.float64)
-    # R's (and the fast path's) name of the intercept, which the logit fit looks for.
-    names = ["(Intercept)" if c == "Intercept" else str(c) for c in matrix.columns]
-    for j, name in enumerate(names):
-        check_no_missing(x[:, j], name, "covariate (xformla) term")
-    return x, names
+        with np.errstate(all="ignore"):
+            return formula.get_model_matrix(rows.to_pandas(), na_action="ignore").model_spec
+    except Exception as exc:  # formulaic and the transforms raise many types
+        reason = _ANSI.sub("", str(exc)).strip()
+        raise InvalidOptionError(f"cannot evaluate xformla on the data: {reason}") from exc
+
+
+def _placeholder_rows(schema: pa.Schema, columns: list[str], n: int) -> pa.Table:
+    """``n`` rows of a harmless value of each column's type (1, "", False, the epoch)."""
+    arrays = []
+    for c in columns:
+        kind = schema.field(c).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            value: object = ""
+        elif pa.types.is_boolean(kind):
+            value = False
+        elif _is_numeric_type(kind):
+            value = 1
+        else:
+            value = 0
+        arrays.append(pa.array([value] * n).cast(kind))
+    return pa.table(arrays, names=columns) if columns else pa.table({})
+
+
+def design_matrix(table: pa.Table, design: CovariateDesign) -> tuple[np.ndarray, list[str]]:
+    """Evaluate a covariate design on every row of an in-memory ``table``.
+
+    Returns the ``(n_rows, k)`` float64 design (intercept first) and the column names;
+    refuses missing values in the formula's columns, then in the evaluated terms.
+    """
+    for c in design.columns:
+        missing = missing_count(table.column(c))
+        if missing:
+            raise MissingValuesError(
+                f"{covariate_role(c, design.categorical)} column {c!r} has {missing} missing "
+                "or non-finite value(s); drop or impute them first")
+    x = np.column_stack([np.ones(table.num_rows), design.evaluate(table)])
+    if design.spec is not None:
+        for j, name in enumerate(design.names):
+            check_no_missing(x[:, j], name, "covariate (xformla) term")
+    return x, list(design.names)
+
+
+def covariate_role(column: str, categorical: tuple[str, ...] | list[str]) -> str:
+    """The role error messages give a formula column."""
+    return "categorical covariate (xformla)" if column in categorical else "covariate (xformla)"
+
+
+def missing_count(column: pa.Array | pa.ChunkedArray) -> int:
+    """Missing values of a column: nulls, and in floating-point columns NaN and infinities."""
+    if pa.types.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False)
+        return int((~np.isfinite(values)).sum())  # nulls arrive as NaN
+    return int(column.null_count)
 
 
 def _plain_terms(formula: Formula) -> list[str] | None:
@@ -120,8 +300,7 @@ def _plain_terms(formula: Formula) -> list[str] | None:
     return names if has_intercept else None
 
 
-def _is_numeric(table: pa.Table, column: str) -> bool:
-    kind = table.schema.field(column).type
+def _is_numeric_type(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from moderndid.core.design import MAX_LEVELS, CovariateDesign, missing_count
 from moderndid.core.frames import show_value
 from moderndid.dask.executor import DaskScheduler
 from moderndid.engine.panel_blocks import (
@@ -35,12 +36,13 @@ from moderndid.engine.panel_blocks import (
 from moderndid.engine.panel_plan import (
     add_histogram,
     flag_checks,
-    formula_covariates,
+    formula_sources,
     partition_count,
+    plan_covariates,
     row_columns,
 )
 from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import DidData, DidSpec, column_roles
+from moderndid.engine.spec import DidData, DidSpec
 from moderndid.engine.unit_table import FLAG_DUPLICATE, partition_from_rows
 from moderndid.errors import DataStructureError
 
@@ -63,19 +65,20 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Pla
     """Validate ``ddf`` and build the persisted unit-table blocks (panels) or row tables
     (repeated cross sections), every computation on ``scheduler``."""
     scheduler = scheduler or DaskScheduler()
-    covariates = formula_covariates(spec.xformla, "Dask")
-    roles = column_roles(spec, covariates)
     columns = list(ddf.columns)
     dtypes = ddf.dtypes
-    planner.check_columns(roles, columns, lambda c: (
-        pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]),
-        str(dtypes[c])))
+    design, roles = plan_covariates(
+        spec, _arrow_schema(ddf),
+        lambda roles: planner.check_columns(roles, columns, lambda c: (
+            pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]),
+            str(dtypes[c]))),
+        lambda categorical: _distinct_rows(ddf, categorical, scheduler))
     if not spec.panel:
-        return _prepare_rc(ddf, spec, n_partitions, planner, scheduler, covariates, roles)
+        return _prepare_rc(ddf, spec, n_partitions, planner, scheduler, design, roles)
     assert spec.idname is not None
     float_columns = {c for c in columns if pd.api.types.is_float_dtype(dtypes[c])}
-    cols, ordered = row_columns(spec, covariates, roles, float_columns)
-    sources = _sources(spec, covariates)
+    cols, ordered = row_columns(spec, design, roles, float_columns)
+    sources = _sources(spec, design)
     needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
 
     n_parts = partition_count(n_partitions, lambda: int(scheduler.compute(ddf.shape[0])[0]),
@@ -96,7 +99,7 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Pla
             add_histogram(out, values)
         return out
 
-    plan = planner.plan_panel(info, spec, covariates, ordered, cols, count_units,
+    plan = planner.plan_panel(info, spec, design.covariates, ordered, cols, count_units,
                               lambda flags: _raise_flag(flags, ddf, spec, scheduler))
     return DaskDidData(plan.meta, blocks, functools.partial(_block_partition,
                                                             layout=plan.layout),
@@ -109,7 +112,7 @@ def _block_partition(blocks: pa.RecordBatch, layout: PanelLayout) -> dict:
 
 
 def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Planner,
-                scheduler: DaskScheduler, covariates: list[str],
+                scheduler: DaskScheduler, design: CovariateDesign,
                 roles: list[tuple[str, str]]) -> DaskDidData:
     """Repeated cross sections, as on Spark: one statistics task per input partition (no
     shuffle), the planner's decisions, then the kept rows persisted as Arrow tables.
@@ -118,12 +121,15 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
     the input's order, as in memory (so the bootstrap equals the in-memory one whatever
     the partitioning): each partition's offset is the kept rows of those before it.
     """
-    sources = _sources(spec, covariates)
+    covariates = design.covariates
+    sources = _sources(spec, design)
     needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
     parts = ddf[needed].to_delayed()
     start = time.perf_counter()
-    stats = scheduler.compute(*[dask.delayed(_rc_statistics)(p, spec, covariates, roles)
+    stats = scheduler.compute(*[dask.delayed(_rc_statistics)(p, spec, design, roles)
                                 for p in parts])
+    if design.spec is not None:  # the evaluated terms are checked after the columns
+        roles = roles + [(term, "covariate (xformla) term") for term in covariates]
     float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
                  if pd.api.types.is_float_dtype(ddf.dtypes[c])]
     k1 = len(covariates) + 1
@@ -153,7 +159,7 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
 
     n_parts = partition_count(n_partitions, lambda: rows, ddf.npartitions)
     coding = _RowCoding(sources, group_map, last_period, list(plan.to_never),
-                        list(plan.dropped), plan.period_cutoff, spec.anticipation)
+                        list(plan.dropped), plan.period_cutoff, spec.anticipation, design)
     tables = scheduler.persist([dask.delayed(_rc_rows, pure=True)(p, coding)
                                 for p in _repartitioned(ddf[needed], n_parts)])
     summaries = scheduler.compute(*[dask.delayed(_rc_summary)(t, labels) for t in tables])
@@ -206,13 +212,15 @@ def _floats(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, covariates: list[str],
+def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
                    roles: list[tuple[str, str]]) -> dict[str, Any]:
     """The column statistics of one input partition (what Spark's aggregation gathers)."""
-    k1 = len(covariates) + 1
+    k1 = len(design.names)
+    x = _covariates(pdf, design)
+    terms = [missing_count(pa.array(x[:, j])) for j in range(k1 - 1)] if design.spec else []
     out: dict[str, Any] = {
         "rows": len(pdf),
-        "missing": [_missing(pdf[c]) for c, _ in roles],
+        "missing": [_missing(pdf[c]) for c, _ in roles] + terms,
         "wmin": 1.0, "wmax": 1.0, "fractional": {},
         "periods": np.unique(_floats(pdf[spec.tname])),
         "cohorts": np.unique(_floats(pdf[spec.gname])),
@@ -228,10 +236,16 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, covariates: list[str],
         if pd.api.types.is_float_dtype(pdf[c].dtype):
             v = _floats(pdf[c])
             out["fractional"][c] = int((v != np.floor(v)).sum())
-    if covariates:
-        x = np.column_stack([np.ones(len(pdf)), *[_floats(pdf[c]) for c in covariates]])
+    if k1 > 1:
+        x = np.column_stack([np.ones(len(pdf)), np.where(np.isfinite(x), x, 0.0)])
         out["xx"] = x.T @ x
     return out
+
+
+def _covariates(pdf: pd.DataFrame, design: CovariateDesign) -> np.ndarray:
+    """The design's covariates (intercept left out) of a partition's rows."""
+    return design.evaluate(pa.Table.from_pandas(pdf[list(design.columns)],
+                                                preserve_index=False))
 
 
 @dataclass(frozen=True)
@@ -246,6 +260,7 @@ class _RowCoding:
     dropped: list[float]
     period_cutoff: float | None
     anticipation: float
+    design: CovariateDesign
 
 
 def _rc_rows(pdf: pd.DataFrame, coding: _RowCoding) -> pa.Table:
@@ -263,8 +278,11 @@ def _rc_rows(pdf: pd.DataFrame, coding: _RowCoding) -> pa.Table:
     if coding.period_cutoff is not None:
         keep &= t < coding.period_cutoff
     arrays: dict[str, pa.Array] = {"t": pa.array(t[keep]), "G": pa.array(g[keep])}
+    if coding.design.spec is not None:
+        x = _covariates(pdf, coding.design)[keep]
+        arrays.update({f"x{j}": pa.array(x[:, j]) for j in range(x.shape[1])})
     for name, column in src.items():
-        if name in ("t", "G"):
+        if name in ("t", "G") or name.startswith("f"):  # f<i>: evaluated into x<j> above
             continue
         if column is None:
             arrays[name] = pa.array(np.ones(int(keep.sum())))
@@ -292,13 +310,13 @@ def _with_rowkey(table: pa.Table, offset: int) -> pa.Table:
         np.arange(offset, offset + table.num_rows, dtype=np.int64)))
 
 
-def _sources(spec: DidSpec, covariates: list[str]) -> dict[str, str | None]:
+def _sources(spec: DidSpec, design: CovariateDesign) -> dict[str, str | None]:
     """Internal column -> user column (``w`` is None without weights)."""
     sources: dict[str, str | None] = {
         "id": spec.idname, "t": spec.tname, "y": spec.yname, "G": spec.gname,
         "w": spec.weightsname,
     }
-    sources.update({f"x{j}": c for j, c in enumerate(covariates)})
+    sources.update(formula_sources(design))
     if spec.clustervars:
         sources["cluster"] = spec.clustervars[0]
     if spec.pname:
@@ -319,7 +337,7 @@ def _build(pdf: pd.DataFrame, sources: dict[str, str | None],
     for name, column in sources.items():
         if column is None:
             arrays[name] = pa.array(np.ones(len(pdf)))
-        elif name in ("id", "cluster"):
+        elif name in ("id", "cluster") or name.startswith("f"):  # f<i>: formula columns
             arrays[name] = pa.array(pdf[column], from_pandas=True)
         else:
             arrays[name] = _as_float(pdf[column])
@@ -332,6 +350,30 @@ def _info(blocks: pa.RecordBatch) -> list[dict[str, Any]]:
 
 def _histogram(blocks: pa.RecordBatch, layout: PanelLayout) -> list[float]:
     return unit_histogram(pa.Table.from_batches([blocks]), layout)
+
+
+def _arrow_schema(ddf: Any) -> pa.Schema:
+    """The Arrow schema of a Dask DataFrame's columns (text columns as strings)."""
+    fields = []
+    for name, dtype in ddf.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype):
+            kind = pa.bool_()
+        elif pd.api.types.is_numeric_dtype(dtype):
+            kind = pa.from_numpy_dtype(np.dtype(dtype.numpy_dtype if hasattr(
+                dtype, "numpy_dtype") else dtype))
+        elif pd.api.types.is_datetime64_any_dtype(dtype):
+            kind = pa.timestamp("ns")
+        else:  # object, string, category: text to formulaic
+            kind = pa.string()
+        fields.append(pa.field(str(name), kind))
+    return pa.schema(fields)
+
+
+def _distinct_rows(ddf: Any, columns: list[str], scheduler: DaskScheduler) -> pa.Table:
+    """The distinct rows, without missing values, of a formula's categorical columns."""
+    rows = scheduler.compute(ddf[columns].dropna().drop_duplicates())[0]
+    table = pa.Table.from_pandas(rows.head(MAX_LEVELS + 1), preserve_index=False)
+    return table.cast(_arrow_schema(ddf[columns]))
 
 
 def _raise_flag(flags: int, ddf: Any, spec: DidSpec, scheduler: DaskScheduler) -> None:

@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from moderndid._warnings import warn_user
-from moderndid.core.design import check_design_rank, design_matrix, formula_columns, parse_rhs
+from moderndid.core.design import (
+    check_design_rank,
+    design_matrix,
+    distinct_rows,
+    formula_columns,
+    parse_rhs,
+)
 from moderndid.core.frames import (
     is_numeric_type,
     key_column,
@@ -42,7 +48,8 @@ from moderndid.did.plan import (
     cohort_plan,
     estimable_cohorts,
 )
-from moderndid.engine.spec import DidData, DidSpec, column_roles
+from moderndid.engine.panel_plan import plan_covariates
+from moderndid.engine.spec import DidData, DidSpec
 from moderndid.errors import (
     DataStructureError,
     InvalidOptionError,
@@ -83,15 +90,16 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     use it: without covariates both paths must agree exactly).
     """
     _check_n_partitions(n_partitions)
-    formula = parse_rhs(spec.xformla)
     needed = [spec.yname, spec.tname, spec.gname, spec.idname, spec.weightsname,
-              *spec.clustervars, *formula_columns(formula)]
+              *spec.clustervars, *formula_columns(parse_rhs(spec.xformla))]
     table = to_arrow_table(data, [c for c in needed if isinstance(c, str)])
     if table.num_rows == 0:
         raise DataStructureError("the data has no rows")
-    check_columns(column_roles(spec, formula_columns(formula)), table.column_names,
-                  lambda c: (is_numeric_type(table.schema.field(c).type),
-                             type_label(table.schema.field(c).type)))
+    design, _ = plan_covariates(
+        spec, table.schema,
+        lambda roles: check_columns(roles, table.column_names, lambda c: (
+            is_numeric_type(table.schema.field(c).type), type_label(table.schema.field(c).type))),
+        lambda columns: distinct_rows(table, columns))
 
     y = numeric_column(table, spec.yname, "outcome (yname)")
     t = numeric_column(table, spec.tname, "time (tname)")
@@ -104,7 +112,7 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
             raise DataStructureError(f"weights column {spec.weightsname!r} is zero everywhere")
     else:
         w = np.ones(table.num_rows)
-    x, names = design_matrix(table, formula)
+    x, names = design_matrix(table, design)
     cluster = (key_column(table, spec.clustervars[0], "cluster (clustervars)")
                if spec.clustervars else None)
     ids = key_column(table, spec.idname, "unit id (idname)") if spec.idname else None

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from moderndid.core.design import CovariateDesign, missing_count
 from moderndid.engine.unit_table import (
     UNIT_SCHEMA,
     list_values,
@@ -70,19 +71,27 @@ class RowColumns:
     covariates: tuple[str, ...]
     clustered: bool
     fractional: tuple[str, ...]
+    # a formula other than a plain sum: evaluated from the columns f0, f1, ... into x0, ...
+    design: CovariateDesign | None = None
 
 
-def _missing(column: pa.ChunkedArray | pa.Array) -> int:
-    count = column.null_count
-    if pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False)
-        count = int((~np.isfinite(values)).sum())  # nulls arrive as NaN; infinities count
-    return int(count)
+def with_design(table: pa.Table, cols: RowColumns) -> pa.Table:
+    """``table`` with the covariates ``x0, x1, ...`` of a formula that is not a plain sum
+    evaluated from its columns ``f0, f1, ...`` (unchanged otherwise)."""
+    design = cols.design
+    if design is None:
+        return table
+    source = table.select([f"f{i}" for i in range(len(design.columns))])
+    x = design.evaluate(source.rename_columns(list(design.columns)))
+    for j in range(x.shape[1]):
+        table = table.append_column(f"x{j}", pa.array(x[:, j]))
+    return table
 
 
 def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, object]:
-    """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`)."""
-    missing = [_missing(table.column(name)) for name in cols.checked]
+    """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`), whose formula
+    covariates are evaluated (:func:`with_design`)."""
+    missing = [missing_count(table.column(name)) for name in cols.checked]
     w = table.column("w").to_numpy(zero_copy_only=False)
     fractional = []
     for name in cols.fractional:
@@ -126,6 +135,7 @@ def build_blocks(table: pa.Table, cols: RowColumns,
     driver raises from the statistics);
     the partition then returns a single row of statistics with an empty payload.
     """
+    table = with_design(table, cols)
     stats = row_statistics(table, cols)
     rows: dict[str, list] = {name: [] for name in BLOCK_SCHEMA.names}
     empty_stats = {"rows": 0, "missing": [0] * len(cols.checked), "wmin": np.inf,

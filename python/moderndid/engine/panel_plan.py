@@ -12,9 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from moderndid.core.design import (
+    CovariateDesign,
+    categorical_columns,
+    covariate_design,
+    formula_columns,
+    parse_rhs,
+)
 from moderndid.engine.panel_blocks import RowColumns
-from moderndid.engine.spec import DidSpec
+from moderndid.engine.spec import DidSpec, column_roles
 
 ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
 # Fewer rows than this per partition lowers n_partitions below the parallelism (engines
@@ -45,48 +53,62 @@ def partition_count(n_partitions: Any, count_rows: Callable[[], int], minimum: i
     raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
 
 
-def formula_covariates(xformla: str | None, engine: str) -> list[str]:
-    """The covariate columns of ``xformla``, which distributed engines need as a plain sum
-    of columns (the formula is not evaluated on the workers)."""
-    from moderndid.core.design import _plain_terms as plain_terms
-    from moderndid.core.design import parse_rhs
-    from moderndid.errors import InvalidOptionError
+def plan_covariates(spec: DidSpec, schema: pa.Schema,
+                    check_columns: Callable[[list[tuple[str, str]]], None],
+                    distinct_rows: Callable[[list[str]], pa.Table]
+                    ) -> tuple[CovariateDesign, list[tuple[str, str]]]:
+    """The covariate design of a call and the roles of every column it reads.
 
-    formula = parse_rhs(xformla)
-    if formula is None:
-        return []
-    names = plain_terms(formula)
-    if names is None:
-        raise InvalidOptionError(
-            f"on {engine}, xformla must be a sum of columns (e.g. '~ x1 + x2'), got "
-            f"{xformla!r}: add transformed or dummy columns to the DataFrame first"
-        )
-    return names
+    ``schema`` is the Arrow schema of the input's columns; ``check_columns(roles)`` refuses
+    absent or mistyped columns (the planner's check, before anything is read) and
+    ``distinct_rows(columns)`` returns the distinct rows, without missing values, of the
+    columns that feed categorical factors (one pass of the engine over the data).
+    """
+    formula = parse_rhs(spec.xformla)
+    categorical = categorical_columns(formula, schema)
+    roles = column_roles(spec, formula_columns(formula), categorical)
+    check_columns(roles)
+    levels = distinct_rows(categorical) if categorical else None
+    return covariate_design(formula, schema, levels), roles
 
 
-def row_columns(spec: DidSpec, covariates: list[str], roles: list[tuple[str, str]],
+def formula_sources(design: CovariateDesign) -> dict[str, str]:
+    """Internal column -> data column, for the columns a covariate formula reads.
+
+    A plain sum of numeric columns is read as the covariates ``x0, x1, ...`` themselves;
+    any other formula reads its columns as ``f0, f1, ...`` (in their own types), from which
+    :func:`with_covariates` evaluates the covariates on each partition."""
+    if design.spec is None:
+        return {f"x{j}": c for j, c in enumerate(design.columns)}
+    return {f"f{i}": c for i, c in enumerate(design.columns)}
+
+
+def row_columns(spec: DidSpec, design: CovariateDesign, roles: list[tuple[str, str]],
                 float_columns: set[str]) -> tuple[RowColumns, dict[str, tuple[str, str]]]:
     """The internal columns an engine selects for :func:`build_blocks`, and for each the
-    user column and role that error messages name (in the user's column order).
+    user column and role that error messages name (in the user's column order; the
+    evaluated terms of a formula that is not a plain sum come last).
 
     ``float_columns`` are the input's floating-point columns (float identifiers are
     checked for non-integer values)."""
     internal = {"outcome (yname)": "y", "time (tname)": "t", "group (gname)": "G",
                 "unit id (idname)": "id", "weights (weightsname)": "w",
                 "cluster (clustervars)": "cluster", "partition (pname)": "Q"}
-    checked: dict[str, tuple[str, str]] = {}  # internal column -> (user column, role)
-    for j, c in enumerate(covariates):
-        checked.setdefault(f"x{j}", (c, "covariate (xformla)"))
+    sources = formula_sources(design)
     ordered: dict[str, tuple[str, str]] = {}
     for column, role in roles:  # user order: the error names the first offending column
-        name = internal.get(role) or next(x for x, (c, _) in checked.items() if c == column)
+        name = internal.get(role) or next(x for x, c in sources.items() if c == column)
         ordered.setdefault(name, (column, role))
+    if design.spec is not None:
+        for j, term in enumerate(design.covariates):
+            ordered[f"x{j}"] = (term, "covariate (xformla) term")
     fractional = tuple(name for name, column in (("id", spec.idname), (
         "cluster", spec.clustervars[0] if spec.clustervars else None))
         if column is not None and column in float_columns)
     cols = RowColumns(checked=tuple(ordered),
-                      covariates=tuple(f"x{j}" for j in range(len(covariates))),
-                      clustered=bool(spec.clustervars), fractional=fractional)
+                      covariates=tuple(f"x{j}" for j in range(len(design.covariates))),
+                      clustered=bool(spec.clustervars), fractional=fractional,
+                      design=design if design.spec is not None else None)
     return cols, ordered
 
 

@@ -3,6 +3,7 @@ call (:class:`DidSpec`) and the validated, prepared input (:class:`DidData`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,8 +45,12 @@ class DidSpec:
     pname: str | None = None  # eligibility (partition) column of triple differences
 
 
-def column_roles(spec: DidSpec, covariates: list[str]) -> list[tuple[str, str]]:
-    """Every column a call reads, with the role named in error messages (all engines)."""
+def column_roles(spec: DidSpec, covariates: list[str],
+                 categorical: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Every column a call reads, with the role named in error messages (all engines).
+
+    ``covariates`` are the columns the covariate formula reads; those in ``categorical``
+    feed its dummies and need not be numeric."""
     roles = [(spec.yname, "outcome (yname)"), (spec.tname, "time (tname)"),
              (spec.gname, "group (gname)")]
     if spec.idname is not None:
@@ -57,7 +62,8 @@ def column_roles(spec: DidSpec, covariates: list[str]) -> list[tuple[str, str]]:
     roles += [(c, "cluster (clustervars)") for c in spec.clustervars]
     if spec.pname is not None:
         roles.append((spec.pname, "partition (pname)"))
-    return roles + [(c, "covariate (xformla)") for c in covariates]
+    return roles + [(c, "categorical covariate (xformla)" if c in categorical
+                     else "covariate (xformla)") for c in covariates]
 
 
 NUMERIC_ROLES = ("outcome (yname)", "time (tname)", "group (gname)", "weights (weightsname)",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from moderndid.core.design import MAX_LEVELS, CovariateDesign
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
     PanelLayout,
@@ -27,12 +28,13 @@ from moderndid.engine.panel_plan import (
     ROWS_PER_TASK,
     add_histogram,
     flag_checks,
-    formula_covariates,
+    formula_sources,
     partition_count,
+    plan_covariates,
     row_columns,
 )
 from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import DidData, DidSpec, column_roles
+from moderndid.engine.spec import DidData, DidSpec
 from moderndid.engine.unit_table import (
     FLAG_DUPLICATE,
     partition_from_rows,
@@ -72,17 +74,30 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     # one schema analysis (a round trip under Spark Connect) for the names and the types
     types = types_of(sdf)
     columns = list(types)
-    covariates = formula_covariates(spec.xformla, "Spark")
-    roles = column_roles(spec, covariates)
-    planner.check_columns(roles, columns, lambda c: (
-        isinstance(types[c], T.NumericType | T.BooleanType), types[c].simpleString()))
+    design, roles = plan_covariates(
+        spec, arrow_schema(types),
+        lambda roles: planner.check_columns(roles, columns, lambda c: (
+            isinstance(types[c], T.NumericType | T.BooleanType), types[c].simpleString())),
+        lambda categorical: _distinct_rows(sdf, categorical, types, spark))
+    covariates = design.covariates
 
     if spec.panel:
-        return _prepare_panel(sdf, spec, spark, n_partitions, covariates, roles, types, planner)
+        return _prepare_panel(sdf, spec, spark, n_partitions, design, roles, types, planner)
 
     # Repeated cross sections: one aggregation job (row count, missing values per column,
     # weight range, periods, cohorts, covariate cross-products), then the persisted rows.
-    checked = [c for c, _ in roles]
+    # A formula other than a plain sum is evaluated first, into columns __moderndid_x<j>.
+    if design.spec is None:
+        xcols = list(design.columns)
+        checks = [(c, c, role) for c, role in roles]  # (Spark column, user column, role)
+    else:
+        needed = list(dict.fromkeys(c for c, _ in roles))
+        sdf, xcols, types = _with_terms(sdf.select(*[_col(c) for c in needed]), design,
+                                        {c: types[c] for c in needed})
+        checks = [(c, c, role) for c, role in roles] + [
+            (x, term, "covariate (xformla) term") for x, term in zip(xcols, covariates,
+                                                                      strict=True)]
+    checked = [c for c, _, _ in checks]
     aggs = [F.count(F.lit(1)).alias("__rows")]
     for c in dict.fromkeys(checked):
         missing = _col(c).isNull()
@@ -98,7 +113,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         aggs.append(F.sum((_col(c) != F.floor(_col(c))).cast("long")).alias(f"__frac_{j}"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.tname).cast("double"))).alias("__periods"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.gname).cast("double"))).alias("__cohorts"))
-    aggs += _crossproduct_aggs(covariates)
+    aggs += _crossproduct_aggs(xcols)
     if spec.pname:
         aggs.append(F.collect_set(_col(spec.pname).cast("double")).alias("__partition"))
     start = time.perf_counter()
@@ -109,10 +124,11 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         set_job_description(spark, None)
     logger.info("att_gt: column statistics: %.2f s", time.perf_counter() - start)
     planner.check_statistics(
-        spec, roles, int(stats["__rows"]), [stats[f"__miss_{checked.index(c)}"] for c, _ in roles],
+        spec, [(column, role) for _, column, role in checks], int(stats["__rows"]),
+        [stats[f"__miss_{checked.index(c)}"] for c, _, _ in checks],
         stats["__wmin"] if spec.weightsname else 1.0, stats["__wmax"] if spec.weightsname else 1.0,
         {c: int(stats[f"__frac_{j}"]) for j, c in enumerate(float_ids)},
-        _crossproduct_matrix(stats, covariates), covariates)
+        _crossproduct_matrix(stats, xcols), covariates)
     periods = np.array(stats["__periods"], dtype=np.float64)
     raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
     g = _col(spec.gname).cast("double")
@@ -133,7 +149,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         _col(spec.yname).cast("double").alias("y"),
         G.alias("G"),
         (_col(spec.weightsname).cast("double") if spec.weightsname else F.lit(1.0)).alias("w"),
-        *[_col(c).cast("double").alias(f"x{j}") for j, c in enumerate(covariates)],
+        *[_col(c).cast("double").alias(f"x{j}") for j, c in enumerate(xcols)],
     ]
     if spec.idname is not None:
         select.insert(0, _col(spec.idname).alias("id"))
@@ -179,7 +195,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
 
 
 def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
-                   covariates: list[str], roles: list[tuple[str, str]],
+                   design: CovariateDesign, roles: list[tuple[str, str]],
                    types: dict[str, Any], planner: Planner) -> SparkDidData:
     """Panels: one shuffle by unit id and one pass over the rows on the executors, which
     checks them, gathers the statistics and builds the persisted unit-table blocks."""
@@ -187,14 +203,16 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
 
     assert spec.idname is not None
     float_columns = {c for c, t in types.items() if isinstance(t, T.FloatType | T.DoubleType)}
-    cols, ordered = row_columns(spec, covariates, roles, float_columns)
+    cols, ordered = row_columns(spec, design, roles, float_columns)
     clustered = cols.clustered
     select = [
         _col(spec.idname).alias("id"),
         _col(spec.tname).cast("double").alias("t"),
         _col(spec.yname).cast("double").alias("y"),
         _col(spec.gname).cast("double").alias("G"),  # raw: recoded when the blocks are read
-        *[_col(c).cast("double").alias(f"x{j}") for j, c in enumerate(covariates)],
+        # plain covariates as doubles; a formula's columns as they are (see formula_sources)
+        *[_col(c).cast("double").alias(name) if design.spec is None else _col(c).alias(name)
+          for name, c in formula_sources(design).items()],
     ]
     # Without weights the unit weight 1 is added after the shuffle, not shuffled with rows.
     weighted = spec.weightsname is not None
@@ -235,7 +253,8 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
         set_job_description(spark, None)
     logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
     try:
-        plan = planner.plan_panel([r.asDict() for r in info], spec, covariates, ordered, cols,
+        plan = planner.plan_panel([r.asDict() for r in info], spec, design.covariates, ordered,
+                                  cols,
                           lambda layout: _count_units(blocks, layout, spark),
                           lambda flags: _raise_flag(flags, sdf, spec, n_parts))
     except BaseException:
@@ -356,6 +375,67 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int) -> None:
                 f"{what} column {column!r} varies over time within unit {row[0]!r}; it must "
                 "be constant for each unit in panel data"
             )
+
+
+def arrow_schema(types: dict[str, Any]) -> pa.Schema:
+    """The Arrow schema of a DataFrame's columns (``pa.null()`` for types Arrow lacks)."""
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    fields = []
+    for name, kind in types.items():
+        try:
+            fields.append(pa.field(name, to_arrow_type(kind)))
+        except Exception:  # maps, intervals, ...: never a covariate the formula can use
+            fields.append(pa.field(name, pa.null()))
+    return pa.schema(fields)
+
+
+def _distinct_rows(sdf: Any, columns: list[str], types: dict[str, Any], spark: Any) -> pa.Table:
+    """The distinct rows, without missing values, of a formula's categorical columns (one
+    job; at most ``MAX_LEVELS + 1`` rows reach the driver)."""
+    set_job_description(spark, "moderndid att_gt: levels of the formula's categorical columns")
+    try:
+        rows = (sdf.select(*[_col(c) for c in columns]).dropna().distinct()
+                .limit(MAX_LEVELS + 1).collect())
+    finally:
+        set_job_description(spark, None)
+    schema = arrow_schema({c: types[c] for c in columns})
+    return pa.table([pa.array([r[i] for r in rows], type=schema.field(c).type)
+                     for i, c in enumerate(columns)], schema=schema)
+
+
+def _with_terms(sdf: Any, design: CovariateDesign, types: dict[str, Any]
+                ) -> tuple[Any, list[str], dict[str, Any]]:
+    """``sdf`` (whose columns and types are ``types``) with the formula's covariates
+    evaluated on the executors, appended as columns ``__moderndid_x<j>``; their names; the
+    types."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    columns = list(types)
+    # mapInArrow resolves the input's columns by unquoted name, which fails for names
+    # with dots ("first.treat"): the columns cross it under positional names.
+    inner = [f"__moderndid_c{i}" for i in range(len(columns))]
+    names = [f"__moderndid_x{j}" for j in range(len(design.covariates))]
+    schema = T.StructType([T.StructField(i, types[c]) for i, c in zip(inner, columns, strict=True)]
+                          + [T.StructField(x, T.DoubleType()) for x in names])
+    formula_inner = [inner[columns.index(c)] for c in design.columns]
+
+    @carrying_errors
+    def evaluate(batches: Any) -> Any:
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            source = table.select(formula_inner).rename_columns(list(design.columns))
+            x = design.evaluate(source)
+            for j, name in enumerate(names):
+                table = table.append_column(name, pa.array(x[:, j]))
+            yield from table.to_batches()
+
+    mapped = (sdf.select(*[_col(c).alias(i) for c, i in zip(columns, inner, strict=True)])
+              .mapInArrow(evaluate, schema))
+    out = mapped.select(*[F.col(i).alias(c) for c, i in zip(columns, inner, strict=True)],
+                        *names)
+    return out, names, {**types, **{x: T.DoubleType() for x in names}}
 
 
 def types_of(sdf: Any) -> dict[str, Any]:
