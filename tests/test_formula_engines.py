@@ -38,6 +38,7 @@ def panel() -> pd.DataFrame:
     size = dict(zip(units, rng.normal(size=units.size), strict=True))
     df["region"] = df["countyreal"].map(region)
     df["size"] = df["countyreal"].map(size)
+    df["large"] = df["size"] > 0.5  # a boolean column: a two-level categorical
     # a level of 15% of the units, whose rows come last: the first partitions never see it
     islands = df["countyreal"].isin(rng.choice(units, units.size * 15 // 100, replace=False))
     df.loc[islands, "region"] = "islands"
@@ -66,8 +67,10 @@ FORMULAS = [
     "~ lpop + C(region)",
     "~ lpop * C(region)",
     "~ np.log(lpop) + region",
+    "~ lpop + C(region, levels=['west', 'south', 'north', 'east', 'islands'])",
     "~ lpop + size + lpop:size",
     "~ lpop + C(treat == 1)",
+    "~ lpop + large",
     "~ 0 + lpop",
 ]
 

@@ -56,6 +56,8 @@ FITS = {
     "rc-dr-lpop-boot": ("mpdta", "att_gt", dict(
         MPDTA, panel=False, xformla="~ lpop", boot=True, biters=99, random_state=5)),
     "ddd-notyet": ("ddd", "ddd", dict(xformla="~ cov1 + cov2", control_group="notyettreated")),
+    # a formula evaluated on the executors, with categorical levels gathered first
+    "dr-formula": ("mpdta", "att_gt", dict(MPDTA, xformla="~ lpop * C(countyreal % 3)")),
     # the same server session without its aggregators: the Spark SQL reductions
     "jarless-dr-cluster": ("mpdta", "att_gt", dict(
         MPDTA, xformla="~ lpop", clustervars=["countyreal", "cluster"])),

@@ -98,6 +98,15 @@ def test_att_gt_by_name_equals_the_python_api(session):
                                                                strict=True)]
 
 
+def test_formula_language_as_in_python(session):
+    formula = "~ I(lpop ** 2) + C(countyreal % 3)"
+    out = _rows(session, f"SELECT * FROM moderndid_att_gt(TABLE(mpdta), {CALL}, "
+                         f"xformla => '{formula}')")
+    res = did.att_gt(did.load_mpdta(), **MPDTA, xformla=formula)
+    _close(out["att"], res.att_gt)
+    _close(out["se"], res.se_gt)
+
+
 def test_positional_arguments_and_table_subquery(session):
     out = _rows(session, "SELECT * FROM moderndid_att_gt(TABLE(SELECT * FROM mpdta WHERE "
                          "countyreal < 40000), 'lemp', 'year', 'countyreal', 'first.treat', "

@@ -140,7 +140,7 @@ class CovariateDesign:
             column = table.column(c)
             if column.null_count:
                 complete &= column.is_valid().to_numpy(zero_copy_only=False)
-        rows = table.select(list(self.columns))
+        rows = _decoded(table.select(list(self.columns)))
         if not complete.all():
             rows = rows.filter(pa.array(complete))
         if rows.num_rows:
@@ -222,13 +222,23 @@ def distinct_rows(table: pa.Table, columns: list[str]) -> pa.Table | None:
     """The distinct rows of ``columns`` without missing values (in memory's levels)."""
     if not columns:
         return None
-    return table.select(columns).drop_null().group_by(columns).aggregate([])
+    return _decoded(table.select(columns)).drop_null().group_by(columns).aggregate([])
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """Dictionary (pandas categorical) columns as plain values: a categorical's levels are
+    the values present in the data on every engine, never a dtype's declared categories."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(i, field.name, table.column(i).cast(field.type.value_type))
+    return table
 
 
 def _model_spec(formula: Formula, rows: pa.Table) -> ModelSpec:
     try:
         with np.errstate(all="ignore"):
-            return formula.get_model_matrix(rows.to_pandas(), na_action="ignore").model_spec
+            return formula.get_model_matrix(_decoded(rows).to_pandas(),
+                                            na_action="ignore").model_spec
     except Exception as exc:  # formulaic and the transforms raise many types
         reason = _ANSI.sub("", str(exc)).strip()
         raise InvalidOptionError(f"cannot evaluate xformla on the data: {reason}") from exc
