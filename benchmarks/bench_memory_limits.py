@@ -82,6 +82,9 @@ MEMORY_LIMIT = "2GB"
 FIT = dict(yname="y", tname="time", idname="id", gname="group", xformla="~ cov1",
            est_method="dr")
 BITERS = 999
+# what distributed logs when a worker's memory is under pressure
+MEMORY_WARNING = re.compile(r"Unmanaged memory|Pausing|Resuming|spilling|restart|exceed|"
+                            r"killed|memory usage", re.I)
 
 
 # --------------------------------------------------------------------------------- data
@@ -282,9 +285,7 @@ def child_dask(args, out: dict, sampler: Sampler) -> None:
         out["worker_spill_metrics"] = client.run(spill)
         logs = client.get_worker_logs()
         out["worker_memory_log_lines"] = {
-            a: [msg for _lvl, msg in lines if re.search(
-                r"Unmanaged memory|Pausing|Resuming|spilling|restart|exceed|killed|"
-                r"memory usage", msg, re.I)]
+            a: [msg for _lvl, msg in lines if MEMORY_WARNING.search(msg)]
             for a, lines in logs.items()}
         try:
             nanny_logs = client.get_worker_logs(nanny=True)
@@ -292,7 +293,7 @@ def child_dask(args, out: dict, sampler: Sampler) -> None:
                 a: [msg for _lvl, msg in lines
                     if re.search(r"memory|restart|terminat|exceed", msg, re.I)]
                 for a, lines in nanny_logs.items()}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out["nanny_memory_log_lines"] = repr(exc)
     finally:
         out["sampler"] = sampler.snapshot()
@@ -426,15 +427,13 @@ def child_spark(args, out: dict, sampler: Sampler) -> None:
                 memoryBytesSpilled=sum(s.get("memoryBytesSpilled") or 0 for s in stages),
                 diskBytesSpilled=sum(s.get("diskBytesSpilled") or 0 for s in stages),
                 failed_tasks=sum(s.get("numFailedTasks") or 0 for s in stages))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out["spark_rest_error"] = repr(exc)
     finally:
         if "sampler" not in out:
             out["sampler"] = sampler.snapshot()
         if spark is not None:
             spark.stop()
-        for p in psutil.Process().children(recursive=True):
-            pass
         _stop_cluster(procs)
         for name in ("master", "worker"):
             log = tmp / f"{name}.log"
@@ -451,7 +450,7 @@ def _stage_seconds(s: dict) -> float | None:
         a = _dt.datetime.strptime(s["submissionTime"][:23], "%Y-%m-%dT%H:%M:%S.%f")
         b = _dt.datetime.strptime(s["completionTime"][:23], "%Y-%m-%dT%H:%M:%S.%f")
         return round((b - a).total_seconds(), 2)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -502,7 +501,7 @@ def classify_spark(proc) -> str | None:
         return "driver_jvm"
     try:
         name = proc.name()
-    except Exception:  # noqa: BLE001
+    except Exception:
         name = ""
     if "python" in name or "pyspark" in cmd:
         # Python workers: descendants of the executor JVM
@@ -529,7 +528,7 @@ def child_main(args) -> int:
     try:
         (child_dask if args.child == "dask" else child_spark)(args, out, sampler)
         out["ok"] = True
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         import traceback
 
         out["ok"] = False
@@ -617,8 +616,9 @@ def summarise(runs: dict[str, dict]) -> list[dict]:
             spills = r.get("worker_spill_metrics") or {}
             row["spilled"] = {a: {k: v for k, v in m.items() if "disk-write" in k}
                               for a, m in spills.items()}
-            row["memory_log_lines"] = sum(len(v) for v in
-                                          (r.get("worker_memory_log_lines") or {}).values())
+            row["memory_log_lines"] = sum(
+                sum(1 for msg in v if MEMORY_WARNING.search(msg))
+                for v in (r.get("worker_memory_log_lines") or {}).values())
         else:
             ex = _peaks(r, "executor_jvm")
             py = _peaks(r, "python_workers")
@@ -654,7 +654,8 @@ def render(meta: dict, runs: dict[str, dict], rows: list[dict], cmp: dict) -> st
     for row in rows:
         r = runs[row["engine"]]
         if row["engine"] == "dask":
-            limits = "LocalCluster 2 workers x 1 thread, memory_limit=2GB"
+            limits = ("LocalCluster 2 workers x 1 thread, memory_limit=2GB; "
+                      f"{r.get('input_partitions')} input partitions")
             per = ", ".join(mb(w["peak"]) for w in row.get("workers", []))
             total = mb(row.get("workers_sum_peak"))
             spilled = sum(v for m in row.get("spilled", {}).values() for k, v in m.items()
@@ -668,6 +669,10 @@ def render(meta: dict, runs: dict[str, dict], rows: list[dict], cmp: dict) -> st
                       f"{conf.get('spark.executor.memory')}"
                       + (f", pyspark.memory {conf['spark.executor.pyspark.memory']}"
                          if conf.get("spark.executor.pyspark.memory") else ""))
+            tasks = [st.get("tasks") for st in r.get("spark_stages") or []
+                     if st.get("name") == "moderndid att_gt: moments"]
+            if tasks:
+                limits += f"; {tasks[0]} partitions"
             ex = ", ".join(mb(e["peak"]) for e in row.get("executor_jvm", []))
             py = ", ".join(mb(e["peak"]) for e in row.get("python_workers", []))
             per = f"executor JVM {ex}; Python workers {py}"
@@ -678,8 +683,12 @@ def render(meta: dict, runs: dict[str, dict], rows: list[dict], cmp: dict) -> st
                   f"{mb(s.get('diskBytesSpilled'))} MiB, failed tasks {s.get('failed_tasks')}")
         fit = "FAILED" if not row["ok"] else f"{row['fit_s']:.1f}"
         load = "–".join(f"{x:.1f}" for x in row["load"] if x is not None)
-        lines.append(f"| {row['engine']} | {limits} | {fit} | {per} | {total} | "
-                     f"{mb(row['driver_peak'])} | {sp} | {load} |")
+        driver = mb(row["driver_peak"])
+        if row.get("driver_jvm"):
+            driver += f" (+ driver JVM {', '.join(mb(x) for x in row['driver_jvm'] if x > 2**26)})"
+        name = row["engine"] + (f" ({r['label']})" if r.get("label") else "")
+        lines.append(f"| {name} | {limits} | {fit} | {per} | {total} | "
+                     f"{driver} | {sp} | {load} |")
     lines.append("")
     if cmp:
         lines.append("Agreement Dask vs Spark (max |difference|): " + ", ".join(
@@ -688,8 +697,9 @@ def render(meta: dict, runs: dict[str, dict], rows: list[dict], cmp: dict) -> st
     for row in rows:
         if row["engine"] == "spark" and row.get("spark_metrics"):
             m = row["spark_metrics"]
-            keys = ("JVMHeapMemory", "JVMOffHeapMemory", "ProcessTreeJVMRSS",
-                    "ProcessTreePythonRSS", "OnHeapExecutionMemory", "OnHeapStorageMemory")
+            keys = ("JVMHeapMemory", "JVMOffHeapMemory", "ProcessTreeJVMRSSMemory",
+                    "ProcessTreePythonRSSMemory", "OnHeapExecutionMemory",
+                    "OnHeapStorageMemory")
             lines.append("Spark's own executor peak metrics (MiB): " + ", ".join(
                 f"{k} {mb(m.get(k))}" for k in keys))
             lines.append("")
@@ -722,8 +732,11 @@ def main(argv=None) -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     stem = RESULTS_DIR / f"memory_limits_{date}_{tag}"
     runs = {}
+    saved_command = None
     if args.from_json:  # re-render a saved run
-        runs = json.loads(Path(args.from_json).read_text())["runs"]
+        saved = json.loads(Path(args.from_json).read_text())
+        runs = saved["runs"]
+        saved_command = saved.get("meta", {}).get("command")
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
         if engine not in runs:
             runs[engine] = run_child(engine, args, data, tag)
@@ -737,7 +750,7 @@ def main(argv=None) -> int:
                                   b[k] if isinstance(b[k], list) else [b[k]])
     rows = summarise(runs)
     meta = dict(date=date, data=data_meta, boot=args.boot,
-                command=" ".join([Path(sys.executable).name, *sys.argv]),
+                command=saved_command or " ".join([Path(sys.executable).name, *sys.argv]),
                 machine=machine_info(REPO))
     text = render(meta, runs, rows, cmp)
     stem.with_suffix(".md").write_text(text + "\n")
