@@ -234,7 +234,8 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     if two_period:
         cells = [c for c in cells if c.time == data.periods[-1]]
     plan = plan_ddd(cells)
-    out = fit_att_gt(data, executor, opts, cells=plan.comparisons)
+    out = fit_att_gt(data, executor, replace(opts, wald_pretest=False),
+                     cells=plan.comparisons)
     combo = combine(plan, out.moments)
     moments = transform_moments(out.moments, combo.matrix)
     used = combo.matrix != 0

@@ -63,6 +63,9 @@ class FitOptions:
     seed: int
     collect_influence: bool
     trim_level: float = TRIM_LEVEL
+    # the pre-test on the ATT(g,t) cells; off for the comparison cells inside ddd, which
+    # are not the reported cells (and warned of singular covariances nobody asked about)
+    wald_pretest: bool = True
 
 
 @dataclass
@@ -416,7 +419,8 @@ def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOp
     degenerate = ~np.isfinite(att) | (se_analytic <= SE_FLOOR)
     se_analytic[degenerate] = np.nan
     se, crit, cband = cell_inference(se_analytic, degenerate, moments, opts)
-    wald_stat, wald_p = _wald_pretest(cells, att, vcov, se_analytic)
+    wald_stat, wald_p = (_wald_pretest(cells, att, vcov, se_analytic) if opts.wald_pretest
+                         else (None, None))
     influence = keys = None
     if "influence" in part.keyed:
         keys, phi = part.keyed["influence"]
