@@ -174,6 +174,21 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_dgp(dgp_type: Any) -> int:
+    if isinstance(dgp_type, bool) or dgp_type not in (1, 2, 3, 4):
+        raise InvalidOptionError(f"dgp_type must be 1, 2, 3 or 4, got {dgp_type!r}")
+    return int(dgp_type)
+
+
+def _check_cohorts(n_periods: int, n_cohorts: int) -> None:
+    if n_cohorts > n_periods - 1:
+        raise InvalidOptionError(
+            f"n_cohorts={n_cohorts} is too many for n_periods={n_periods}: treated cohorts "
+            f"start in distinct periods 2..{n_periods}, so n_cohorts must be <= "
+            f"{n_periods - 1}"
+        )
+
+
 def gen_did_scalable(
     n: int,
     dgp_type: int = 1,
@@ -321,15 +336,8 @@ def gen_did_scalable(
     n_periods = _check_int("n_periods", n_periods, 2)
     n_cohorts = _check_int("n_cohorts", n_cohorts, 1)
     n_covariates = _check_int("n_covariates", n_covariates, 4)
-    if isinstance(dgp_type, bool) or dgp_type not in (1, 2, 3, 4):
-        raise InvalidOptionError(f"dgp_type must be 1, 2, 3 or 4, got {dgp_type!r}")
-    dgp_type = int(dgp_type)
-    if n_cohorts > n_periods - 1:
-        raise InvalidOptionError(
-            f"n_cohorts={n_cohorts} is too many for n_periods={n_periods}: treated cohorts "
-            f"start in distinct periods 2..{n_periods}, so n_cohorts must be <= "
-            f"{n_periods - 1}"
-        )
+    dgp_type = _check_dgp(dgp_type)
+    _check_cohorts(n_periods, n_cohorts)
     att_base = float(att_base)
     if not math.isfinite(att_base):
         raise InvalidOptionError(f"att_base must be finite, got {att_base!r}")
