@@ -30,9 +30,6 @@ class _Basis:
     """Index arithmetic of the z basis for one fit."""
 
     moments: Moments
-    cell_group: np.ndarray  # cohort of each cell
-    cell_time: np.ndarray
-    att: np.ndarray
 
     @property
     def dim(self) -> int:
@@ -178,7 +175,7 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
                 f"ATT(g,t) is NA for {int((~valid).sum())} cell(s) (first: g={groups[bad]:g}, "
                 f"t={times[bad]:g}); pass na_rm=True to aggregate the others"
             )
-    basis = _Basis(moments, groups, times, np.where(valid, att, 0.0))
+    basis = _Basis(moments)
     idx = np.arange(att.size)
 
     def share_weighted(cells: np.ndarray) -> tuple[float, np.ndarray]:

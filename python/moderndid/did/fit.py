@@ -100,7 +100,6 @@ class FitOutput:
     wald_pvalue: float | None
     moments: Moments
     influence: np.ndarray | None
-    influence_keys: np.ndarray | None
 
 
 def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
@@ -417,15 +416,13 @@ def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOp
     se_analytic[degenerate] = np.nan
     se, crit, cband = cell_inference(se_analytic, degenerate, moments, opts)
     wald_stat, wald_p = _wald_pretest(cells, att, vcov, se_analytic)
-    influence = keys = None
-    if "influence" in part.keyed:
+    influence = None
+    if "influence" in part.keyed:  # rows in unit-id order
         keys, phi = part.keyed["influence"]
-        order = np.argsort(keys, kind="stable")
-        keys, influence = keys[order], phi[order] * moments.n_units
+        influence = phi[np.argsort(keys, kind="stable")] * moments.n_units
     return FitOutput(cells=cells, att=att, se_analytic=se_analytic, se=se, vcov=vcov,
                      critical_value=crit, cband=cband, wald_stat=wald_stat,
-                     wald_pvalue=wald_p, moments=moments, influence=influence,
-                     influence_keys=keys)
+                     wald_pvalue=wald_p, moments=moments, influence=influence)
 
 
 def cell_inference(se_analytic: np.ndarray, degenerate: np.ndarray, moments: Moments,

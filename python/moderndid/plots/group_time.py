@@ -15,6 +15,7 @@ from moderndid.plots._common import (
     POST_MARKER,
     PRE_COLOR,
     PRE_MARKER,
+    add_legend,
     alpha_of,
     as_float,
     band_note,
@@ -188,16 +189,9 @@ def plot_gt(
         axes[r, c].remove()
 
     order_labels = [x for x in ("Pre-treatment", "Post-treatment") if x in handles]
-    fig.legend(
-        [handles[x] for x in order_labels],
-        order_labels,
-        title=band_note(alpha, bool(getattr(result, "uniform_bands", False))),
-        loc="outside lower center",
-        ncols=max(len(order_labels), 1),
-        fontsize="small",
-        title_fontsize="small",
-        frameon=False,
-    )
+    note = band_note(alpha, bool(getattr(result, "uniform_bands", False)))
+    add_legend(fig, axes[0, 0], [handles[x] for x in order_labels], order_labels, title=note,
+               outside=True, ncols=len(order_labels))
     if title is not None:
         fig.suptitle(title)
     return fig
