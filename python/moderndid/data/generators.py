@@ -21,7 +21,6 @@ from moderndid.data.mpdta import _import_pandas
 from moderndid.errors import InvalidOptionError
 
 if TYPE_CHECKING:
-    import pandas as pd
     from numpy.typing import NDArray
 
 __all__ = ["gen_did_scalable"]
@@ -381,15 +380,15 @@ def gen_did_scalable(
             wide_cols[name] = x[k]
         for j in range(T):  # own contiguous copies: no memory shared with ``data["y"]``
             wide_cols[f"y_{j + 1}"] = np.ascontiguousarray(y[:, j])
-        data = _frame(pd, cols)
-        data_wide = _frame(pd, wide_cols)
+        data = pd.DataFrame(cols, copy=False)  # over the fresh arrays, without a copy
+        data_wide = pd.DataFrame(wide_cols, copy=False)
     else:
         time = np.repeat(np.arange(1, T + 1, dtype=np.int64), n)
         y = rng.standard_normal(n_draw)
         y += level
         y += time * (1.0 + m)
         y += att[code, time - 1]
-        data = _frame(pd, _long_columns({"group": group}, y, x, cluster, time))
+        data = pd.DataFrame(_long_columns({"group": group}, y, x, cluster, time), copy=False)
         data_wide = None
 
     return {
@@ -402,11 +401,6 @@ def gen_did_scalable(
         "dgp_type": dgp_type,
         "panel": bool(panel),
     }
-
-
-def _frame(pd: Any, cols: dict[str, NDArray]) -> pd.DataFrame:
-    """DataFrame over freshly built arrays, without an extra copy."""
-    return pd.DataFrame(cols, copy=False)
 
 
 def _att_config(cohorts: NDArray, n_periods: int, att_base: float, att: NDArray) -> dict:
