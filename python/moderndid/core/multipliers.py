@@ -429,14 +429,15 @@ def unit_states(seed: int, keys: Any) -> NDArray[np.uint64]:
     return z
 
 
-def _generate(
-    seed: int, keys: Any, start: int, stop: int, out: NDArray[Any], as_multipliers: bool
-) -> None:
-    """Fill ``out`` (n_keys, stop - start) with high-masks or multipliers, block by block."""
+def _generate(seed: int, keys: Any, start: Any, stop: Any, as_multipliers: bool) -> NDArray[Any]:
+    """The (n_keys, stop - start) high-masks or multipliers, filled block by block."""
+    start, stop = _check_range(start, stop)
+    dtype = np.float64 if as_multipliers else np.bool_
+    out = np.empty((int(np.size(keys)), stop - start), dtype=dtype)
     states = unit_states(seed, keys)
     n, n_draws = out.shape
     if n == 0 or n_draws == 0:
-        return
+        return out
     cols = min(n_draws, _BLOCK_ELEMENTS)
     rows = max(1, _BLOCK_ELEMENTS // cols)
     z_buf = np.empty(rows * cols, dtype=np.uint64)
@@ -467,6 +468,7 @@ def _generate(
                 # exact: LOW + 0.0 * SPREAD == LOW and LOW + 1.0 * SPREAD == HIGH
                 np.multiply(mask, _SPREAD, out=block)
                 np.add(block, MAMMEN_LOW, out=block)
+    return out
 
 
 def mammen_high_mask(seed: int, keys: Any, start: int, stop: int) -> NDArray[np.bool_]:
@@ -492,11 +494,7 @@ def mammen_high_mask(seed: int, keys: Any, start: int, stop: int) -> NDArray[np.
     Work is done in blocks of about 131 072 entries, so the only large allocation is the
     result (1 byte per entry); request a range of draws at a time to bound it.
     """
-    start, stop = _check_range(start, stop)
-    n = int(np.size(keys))
-    out = np.empty((n, stop - start), dtype=np.bool_)
-    _generate(seed, keys, start, stop, out, as_multipliers=False)
-    return out
+    return _generate(seed, keys, start, stop, as_multipliers=False)
 
 
 def mammen_multipliers(seed: int, keys: Any, start: int, stop: int) -> NDArray[np.float64]:
@@ -522,8 +520,4 @@ def mammen_multipliers(seed: int, keys: Any, start: int, stop: int) -> NDArray[n
     -----
     The result takes 8 bytes per entry; for many units request a range of draws at a time.
     """
-    start, stop = _check_range(start, stop)
-    n = int(np.size(keys))
-    out = np.empty((n, stop - start), dtype=np.float64)
-    _generate(seed, keys, start, stop, out, as_multipliers=True)
-    return out
+    return _generate(seed, keys, start, stop, as_multipliers=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from moderndid.engine.executor import BootstrapRequest
-from moderndid.engine.partial import Partial
+from moderndid.engine.partial import Partial, combine_all
 from moderndid.errors import DaskWorkerLostError
 
 logger = logging.getLogger("moderndid")
@@ -92,13 +92,6 @@ def _apply(blocks: Any, to_partition: Callable[[Any], dict], kernel: Any, state:
     return kernel(to_partition(blocks), state)
 
 
-def _combine(*partials: Partial) -> Partial:
-    result = Partial()
-    for part in partials:
-        result = result.combine(part)
-    return result
-
-
 class DaskExecutor:
     """Executor over persisted Dask blocks (one Arrow batch or table per partition).
 
@@ -138,10 +131,9 @@ class DaskExecutor:
         start = time.perf_counter()
         apply = dask.delayed(_apply, pure=False)
         level = [apply(b, self.to_partition, kernel, state) for b in self.blocks]
-        combine = dask.delayed(_combine, pure=False)
+        combine = dask.delayed(combine_all, pure=False)
         while len(level) > 1:
-            level = [combine(*level[i: i + TREE_FANIN]) for i in range(0, len(level),
-                                                                       TREE_FANIN)]
+            level = [combine(level[i: i + TREE_FANIN]) for i in range(0, len(level), TREE_FANIN)]
         result = self.scheduler.compute(level[0])[0] if level else Partial()
         logger.debug("%s: %.2f s on Dask", description, time.perf_counter() - start)
         return result

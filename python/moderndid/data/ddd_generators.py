@@ -37,6 +37,8 @@ from moderndid.data.generators import (
     _PS_COEF,
     N_CLUSTERS,
     _att_table,
+    _check_cohorts,
+    _check_dgp,
     _check_int,
     _cohort_logit,
     _cohort_periods,
@@ -79,12 +81,6 @@ _SUBGROUP_LABELS = {
     2: "untreated state, eligible",
     1: "untreated state, ineligible",
 }
-
-
-def _check_dgp(dgp_type: Any) -> int:
-    if isinstance(dgp_type, bool) or dgp_type not in (1, 2, 3, 4):
-        raise InvalidOptionError(f"dgp_type must be 1, 2, 3 or 4, got {dgp_type!r}")
-    return int(dgp_type)
 
 
 def _check_finite(name: str, value: Any) -> float:
@@ -579,24 +575,10 @@ def gen_ddd_scalable(
     n_periods = _check_int("n_periods", n_periods, 2)
     n_cohorts = _check_int("n_cohorts", n_cohorts, 1)
     n_covariates = _check_int("n_covariates", n_covariates, 4)
-    if n_cohorts > n_periods - 1:
-        raise InvalidOptionError(
-            f"n_cohorts={n_cohorts} is too many for n_periods={n_periods}: treated cohorts "
-            f"start in distinct periods 2..{n_periods}, so n_cohorts must be <= "
-            f"{n_periods - 1}"
-        )
+    _check_cohorts(n_periods, n_cohorts)
     att_base = _check_finite("att_base", att_base)
-    out = _staggered(
-        n,
-        dgp_type,
-        n_periods,
-        n_cohorts,
-        n_covariates,
-        att_base,
-        bool(panel),
-        bool(confounding),
-        random_state,
-    )
+    out = _staggered(n, dgp_type, n_periods, n_cohorts, n_covariates, att_base, bool(panel),
+                     bool(confounding), random_state)
     out.pop("_sim")
     return out
 
@@ -613,18 +595,8 @@ def _staggered(
     random_state: _Seed,
 ) -> dict[str, Any]:
     cohorts = _cohort_periods(n_periods, n_cohorts)
-    sim = _simulate(
-        n,
-        dgp_type,
-        cohorts,
-        n_periods,
-        n_covariates,
-        att_base,
-        panel,
-        confounding,
-        random_state,
-        "y_t",
-    )
+    sim = _simulate(n, dgp_type, cohorts, n_periods, n_covariates, att_base, panel, confounding,
+                    random_state, "y_t")
     return {
         "data": sim["data"],
         "data_wide": sim["data_wide"],

@@ -21,7 +21,6 @@ from moderndid.data.mpdta import _import_pandas
 from moderndid.errors import InvalidOptionError
 
 if TYPE_CHECKING:
-    import pandas as pd
     from numpy.typing import NDArray
 
 __all__ = ["gen_did_scalable"]
@@ -174,6 +173,21 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_dgp(dgp_type: Any) -> int:
+    if isinstance(dgp_type, bool) or dgp_type not in (1, 2, 3, 4):
+        raise InvalidOptionError(f"dgp_type must be 1, 2, 3 or 4, got {dgp_type!r}")
+    return int(dgp_type)
+
+
+def _check_cohorts(n_periods: int, n_cohorts: int) -> None:
+    if n_cohorts > n_periods - 1:
+        raise InvalidOptionError(
+            f"n_cohorts={n_cohorts} is too many for n_periods={n_periods}: treated cohorts "
+            f"start in distinct periods 2..{n_periods}, so n_cohorts must be <= "
+            f"{n_periods - 1}"
+        )
+
+
 def gen_did_scalable(
     n: int,
     dgp_type: int = 1,
@@ -321,15 +335,8 @@ def gen_did_scalable(
     n_periods = _check_int("n_periods", n_periods, 2)
     n_cohorts = _check_int("n_cohorts", n_cohorts, 1)
     n_covariates = _check_int("n_covariates", n_covariates, 4)
-    if isinstance(dgp_type, bool) or dgp_type not in (1, 2, 3, 4):
-        raise InvalidOptionError(f"dgp_type must be 1, 2, 3 or 4, got {dgp_type!r}")
-    dgp_type = int(dgp_type)
-    if n_cohorts > n_periods - 1:
-        raise InvalidOptionError(
-            f"n_cohorts={n_cohorts} is too many for n_periods={n_periods}: treated cohorts "
-            f"start in distinct periods 2..{n_periods}, so n_cohorts must be <= "
-            f"{n_periods - 1}"
-        )
+    dgp_type = _check_dgp(dgp_type)
+    _check_cohorts(n_periods, n_cohorts)
     att_base = float(att_base)
     if not math.isfinite(att_base):
         raise InvalidOptionError(f"att_base must be finite, got {att_base!r}")
@@ -373,15 +380,15 @@ def gen_did_scalable(
             wide_cols[name] = x[k]
         for j in range(T):  # own contiguous copies: no memory shared with ``data["y"]``
             wide_cols[f"y_{j + 1}"] = np.ascontiguousarray(y[:, j])
-        data = _frame(pd, cols)
-        data_wide = _frame(pd, wide_cols)
+        data = pd.DataFrame(cols, copy=False)  # over the fresh arrays, without a copy
+        data_wide = pd.DataFrame(wide_cols, copy=False)
     else:
         time = np.repeat(np.arange(1, T + 1, dtype=np.int64), n)
         y = rng.standard_normal(n_draw)
         y += level
         y += time * (1.0 + m)
         y += att[code, time - 1]
-        data = _frame(pd, _long_columns({"group": group}, y, x, cluster, time))
+        data = pd.DataFrame(_long_columns({"group": group}, y, x, cluster, time), copy=False)
         data_wide = None
 
     return {
@@ -394,11 +401,6 @@ def gen_did_scalable(
         "dgp_type": dgp_type,
         "panel": bool(panel),
     }
-
-
-def _frame(pd: Any, cols: dict[str, NDArray]) -> pd.DataFrame:
-    """DataFrame over freshly built arrays, without an extra copy."""
-    return pd.DataFrame(cols, copy=False)
 
 
 def _att_config(cohorts: NDArray, n_periods: int, att_base: float, att: NDArray) -> dict:

@@ -30,9 +30,6 @@ class _Basis:
     """Index arithmetic of the z basis for one fit."""
 
     moments: Moments
-    cell_group: np.ndarray  # cohort of each cell
-    cell_time: np.ndarray
-    att: np.ndarray
 
     @property
     def dim(self) -> int:
@@ -178,17 +175,19 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
                 f"ATT(g,t) is NA for {int((~valid).sum())} cell(s) (first: g={groups[bad]:g}, "
                 f"t={times[bad]:g}); pass na_rm=True to aggregate the others"
             )
-    basis = _Basis(moments, groups, times, np.where(valid, att, 0.0))
+    basis = _Basis(moments)
     idx = np.arange(att.size)
+
+    def share_weighted(cells: np.ndarray) -> tuple[float, np.ndarray]:
+        vectors = [basis.cell_vector(np.array([k]), np.ones(1)) for k in cells]
+        return _share_weighted(basis, vectors, att[cells], groups[cells])
 
     labels: np.ndarray | None = None
     vectors: list[np.ndarray] = []
     estimates: list[float] = []
     if type == "simple":
-        keep = valid & (groups <= times) & (times <= groups + max_e)
-        overall, c_overall = _share_weighted(
-            basis, [basis.cell_vector(np.array([k]), np.ones(1)) for k in idx[keep]],
-            att[keep], groups[keep])
+        overall, c_overall = share_weighted(
+            idx[valid & (groups <= times) & (times <= groups + max_e)])
     elif type == "group":
         labels_list = []
         for g in np.unique(groups):
@@ -200,46 +199,36 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
             vectors.append(basis.cell_vector(cells, np.full(cells.size, 1.0 / cells.size)))
         labels = np.array(labels_list)
         overall, c_overall = _share_weighted(basis, vectors, np.array(estimates), labels)
-    elif type == "dynamic":
-        event = times - groups
-        include = valid.copy()
-        eseq = np.unique(event)
-        if balance_e is not None:
-            eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - times.max() + times.min())]
-            include &= (times.max() - groups) >= balance_e
-        eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
+    else:  # dynamic (by event time) or calendar (by period): cohort-share weighted cells
+        if type == "dynamic":
+            event = times - groups
+            include = valid.copy()
+            eseq = np.unique(event)
+            if balance_e is not None:
+                eseq = eseq[(eseq <= balance_e) & (eseq >= balance_e - times.max() + times.min())]
+                include &= (times.max() - groups) >= balance_e
+            eseq = eseq[(eseq >= min_e) & (eseq <= max_e)]
+            candidates = [(e, idx[include & (event == e)]) for e in eseq]
+        else:
+            candidates = [(t, idx[valid & (times == t) & (groups <= t)])
+                          for t in np.unique(times[times >= groups.min()])]
         labels_list = []
-        for e in eseq:
-            cells = idx[include & (event == e)]
+        for label, cells in candidates:
             if cells.size == 0:
                 continue
-            est, vec = _share_weighted(
-                basis, [basis.cell_vector(np.array([k]), np.ones(1)) for k in cells],
-                att[cells], groups[cells])
-            labels_list.append(e)
+            est, vec = share_weighted(cells)
+            labels_list.append(label)
             estimates.append(est)
             vectors.append(vec)
         labels = np.array(labels_list)
-        post = labels >= 0
-        if not post.any():
-            raise InvalidOptionError("no post-treatment event times in the requested window")
+        if type == "dynamic":  # the overall effect averages the post-treatment event times
+            post = labels >= 0
+            if not post.any():
+                raise InvalidOptionError("no post-treatment event times in the requested window")
+        else:  # ... or every period
+            post = np.ones(labels.size, dtype=bool)
         overall = float(np.mean(np.array(estimates)[post]))
         c_overall = np.mean(np.array(vectors)[post], axis=0)
-    else:  # calendar
-        labels_list = []
-        for t in np.unique(times[times >= groups.min()]):
-            cells = idx[valid & (times == t) & (groups <= t)]
-            if cells.size == 0:
-                continue
-            est, vec = _share_weighted(
-                basis, [basis.cell_vector(np.array([k]), np.ones(1)) for k in cells],
-                att[cells], groups[cells])
-            labels_list.append(t)
-            estimates.append(est)
-            vectors.append(vec)
-        labels = np.array(labels_list)
-        overall = float(np.mean(estimates))
-        c_overall = np.mean(np.array(vectors), axis=0)
 
     if random_state is None:
         # Draws aggte makes itself reuse the fit's seed, so results reproduce by default.

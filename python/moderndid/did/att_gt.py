@@ -154,12 +154,10 @@ def att_gt(
 def engine_settings(*, n_partitions: Any, spark: Any, client: Any, n_jobs: Any,
                     max_cohorts: Any) -> EngineSettings:
     """The engine options of a call, checked the same way for every engine."""
-    if n_partitions is not None and (not isinstance(n_partitions, numbers.Integral)
-                                     or isinstance(n_partitions, bool) or n_partitions < 1):
-        raise InvalidOptionError(f"n_partitions must be a positive integer, got {n_partitions!r}")
-    if max_cohorts is not None and (not isinstance(max_cohorts, numbers.Integral)
-                                    or isinstance(max_cohorts, bool) or max_cohorts < 1):
-        raise InvalidOptionError(f"max_cohorts must be a positive integer, got {max_cohorts!r}")
+    for name, value in (("n_partitions", n_partitions), ("max_cohorts", max_cohorts)):
+        if value is not None and (not isinstance(value, numbers.Integral)
+                                  or isinstance(value, bool) or value < 1):
+            raise InvalidOptionError(f"{name} must be a positive integer, got {value!r}")
     return EngineSettings(n_partitions=None if n_partitions is None else int(n_partitions),
                           session=spark, client=client, n_jobs=n_jobs,
                           max_cohorts=None if max_cohorts is None else int(max_cohorts))

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moderndid.errors import InvalidOptionError
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -41,15 +39,10 @@ class Cell:
 
 def build_cells(periods: np.ndarray, cohorts: np.ndarray, control_group: str,
                 anticipation: float, base_period: str) -> list[Cell]:
-    """List the cells in R `did`'s order (cohort-major, period-minor)."""
-    if control_group not in ("nevertreated", "notyettreated"):
-        raise InvalidOptionError(
-            f"control_group must be 'nevertreated' or 'notyettreated', got {control_group!r}"
-        )
-    if base_period not in ("varying", "universal"):
-        raise InvalidOptionError(
-            f"base_period must be 'varying' or 'universal', got {base_period!r}"
-        )
+    """List the cells in R `did`'s order (cohort-major, period-minor).
+
+    ``control_group`` and ``base_period`` come checked by ``validate_options``.
+    """
     all_cohorts = [*map(float, cohorts), float("inf")]
     first = 1 if base_period == "varying" else 0
     cells = []

@@ -16,12 +16,12 @@ from scipy import stats
 
 from moderndid._warnings import warn_user
 from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
-from moderndid.core.multipliers import MAMMEN_HIGH, MAMMEN_LOW, mammen_high_mask
 from moderndid.did.cells import Cell, build_cells
 from moderndid.did.estimators import TRIM_LEVEL, nuisance_names, ols_models, uses_pscore
 from moderndid.did.kernels import (
     CellFinal,
     FitState,
+    bootstrap_sums,
     cell_sums_pass,
     logit_and_cell_sums_pass,
     logit_key,
@@ -103,7 +103,6 @@ class FitOutput:
     wald_pvalue: float | None
     moments: Moments
     influence: np.ndarray | None
-    influence_keys: np.ndarray | None
 
 
 def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
@@ -396,19 +395,13 @@ def _moments(part: Partial, state: FitState, data: DidData) -> Moments:
         gram = zc.T @ zc
         n_clusters = int(keys.size)
         if state.boot:
-            boot = _cluster_bootstrap(state.seed, keys, zc, state.biters)
+            # one multiplier per cluster (R `did` 2.3: cluster sums)
+            boot = bootstrap_sums(state.seed, keys, zc, state.biters)
     else:
         gram = part.sums["gram"]
     return Moments(gram=gram, zsum=zsum, boot=boot, n_units=data.n_units, n_cells=n_cells,
                    cohorts=data.cohorts, n_clusters=n_clusters, seed=state.seed,
                    biters=state.biters)
-
-
-def _cluster_bootstrap(seed: int, keys: np.ndarray, zc: np.ndarray, biters: int) -> np.ndarray:
-    """Bootstrap sums with one multiplier per cluster (R `did` 2.3: cluster sums)."""
-    total = zc.sum(axis=0)
-    high = mammen_high_mask(seed, keys, 0, biters).astype(np.float64)
-    return MAMMEN_LOW * total + (MAMMEN_HIGH - MAMMEN_LOW) * (high.T @ zc)
 
 
 def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOptions,
@@ -421,15 +414,13 @@ def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOp
     se, crit, cband = cell_inference(se_analytic, degenerate, moments, opts)
     wald_stat, wald_p = (_wald_pretest(cells, att, vcov, se_analytic) if opts.wald_pretest
                          else (None, None))
-    influence = keys = None
-    if "influence" in part.keyed:
+    influence = None
+    if "influence" in part.keyed:  # rows in unit-id order
         keys, phi = part.keyed["influence"]
-        order = np.argsort(keys, kind="stable")
-        keys, influence = keys[order], phi[order] * moments.n_units
+        influence = phi[np.argsort(keys, kind="stable")] * moments.n_units
     return FitOutput(cells=cells, att=att, se_analytic=se_analytic, se=se, vcov=vcov,
                      critical_value=crit, cband=cband, wald_stat=wald_stat,
-                     wald_pvalue=wald_p, moments=moments, influence=influence,
-                     influence_keys=keys)
+                     wald_pvalue=wald_p, moments=moments, influence=influence)
 
 
 def cell_inference(se_analytic: np.ndarray, degenerate: np.ndarray, moments: Moments,

@@ -124,6 +124,13 @@ def _cohort_ranges(part: dict[str, np.ndarray], cell: Cell) -> list[tuple[int, i
     return ranges
 
 
+def _range_index(ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Row indices of the row ranges."""
+    if not ranges:
+        return np.empty(0, dtype=np.int64)
+    return np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
+
+
 def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
     """Concatenate row ranges (slices, so no index arrays are built)."""
     if len(ranges) == 1:
@@ -136,9 +143,7 @@ def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
 
 def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of a cell's treated and comparison rows, and the treated indicator."""
-    ranges = _cohort_ranges(part, cell)
-    idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
-           else np.empty(0, dtype=np.int64))
+    idx = _range_index(_cohort_ranges(part, cell))
     keep = _row_filter(part, cell, idx)
     if keep is not None:
         idx = idx[keep]
@@ -180,8 +185,7 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
         )
     # Balanced panels: cohorts are contiguous row ranges, gathered by slicing.
     ranges = _cohort_ranges(part, cell)
-    idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
-           else np.empty(0, dtype=np.int64))
+    idx = _range_index(ranges)
     xi = cell.x_idx if x.shape[1] > 1 else 0
     y = part["y"]
     data = CellData(

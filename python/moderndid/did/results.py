@@ -193,6 +193,20 @@ def info_sections(
     return [("Data Info", data), ("Estimation Details", details), ("Inference", inference)]
 
 
+def _band_table(labels: Mapping[str, Any], estimate: str, att: np.ndarray, se: np.ndarray,
+                band: tuple[np.ndarray, np.ndarray], alpha: float, uniform: bool) -> Table:
+    """Table of estimates with their bands: the label columns, then estimate, standard
+    error and band ('*' where it excludes zero)."""
+    cells = band_cells(*band)
+    kind = "Simult." if uniform else "Pointwise"
+    headers = [*labels, estimate, "Std. Error", f"[{level_label(alpha)} {kind} Conf. Band]"]
+    rows = [
+        [*(fmt_label(v) for v in values), fmt_num(a), fmt_num(s), b[0]]
+        for *values, a, s, b in zip(*labels.values(), att, se, cells, strict=True)
+    ]
+    return Table(headers, rows, ["r"] * (len(labels) + 2) + ["l"], [b[1] for b in cells])
+
+
 # ---------------------------------------------------------------------------------------
 # group-time effects
 # ---------------------------------------------------------------------------------------
@@ -224,22 +238,8 @@ class GroupTimeResultBase(ResultBase):
         return _uniform_bands(self.estimation_params)
 
     def _gt_table(self) -> Table:
-        cells = band_cells(*self.confidence_bands())
-        kind = "Simult." if self.uniform_bands else "Pointwise"
-        headers = [
-            "Group",
-            "Time",
-            "ATT(g,t)",
-            "Std. Error",
-            f"[{level_label(self._level())} {kind} Conf. Band]",
-        ]
-        rows = [
-            [fmt_label(g), fmt_label(t), fmt_num(a), fmt_num(s), b[0]]
-            for g, t, a, s, b in zip(
-                self.groups, self.times, self.att_gt, self.se_gt, cells, strict=True
-            )
-        ]
-        return Table(headers, rows, ["r", "r", "r", "r", "l"], [b[1] for b in cells])
+        return _band_table({"Group": self.groups, "Time": self.times}, "ATT(g,t)", self.att_gt,
+                           self.se_gt, self.confidence_bands(), self._level(), self.uniform_bands)
 
     def _columns(self) -> dict[str, Any]:
         groups, times = self.groups, self.times
@@ -533,21 +533,10 @@ class AggregateResultBase(ResultBase):
 
     def _event_table(self) -> Table:
         assert self.event_times is not None and self.att_by_event is not None
-        cells = band_cells(*self._event_bands())
-        kind = "Simult." if self.uniform_bands else "Pointwise"
-        headers = [
-            self._labels[self.aggregation_type].label_header,
-            "Estimate",
-            "Std. Error",
-            f"[{level_label(self.alpha_level)} {kind} Conf. Band]",
-        ]
-        rows = [
-            [fmt_label(e), fmt_num(a), fmt_num(s), b[0]]
-            for e, a, s, b in zip(
-                self.event_times, self.att_by_event, self._event_se(), cells, strict=True
-            )
-        ]
-        return Table(headers, rows, ["r", "r", "r", "l"], [b[1] for b in cells])
+        label = self._labels[self.aggregation_type].label_header
+        return _band_table({label: self.event_times}, "Estimate", self.att_by_event,
+                           self._event_se(), self._event_bands(), self.alpha_level,
+                           self.uniform_bands)
 
     def _aggregation_details(self) -> list[tuple[str, str]]:
         out = [("Aggregation", self._labels[self.aggregation_type].description)]

@@ -52,11 +52,6 @@ def engine_for(data: Any) -> Engine | None:
     return None
 
 
-def engine_name(data: Any) -> str:
-    """``"spark"``, ``"dask"``, ... for distributed inputs, ``"in-memory"`` otherwise."""
-    return next((entry.name for entry in ENGINES if entry.accepts(data)), "in-memory")
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 

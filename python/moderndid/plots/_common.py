@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from moderndid.core.report import fmt_label, level_label
+from moderndid.core.report import as_array, fmt_label, level_label, normal_quantile
 from moderndid.errors import InvalidOptionError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -104,13 +104,7 @@ def band_note(alpha: float, uniform: bool) -> str:
 
 def as_float(values: Any, name: str, n: int | None = None) -> np.ndarray:
     """``values`` as a 1-D float array (host memory), optionally checked for length ``n``."""
-    if (
-        values is not None
-        and hasattr(values, "get")
-        and hasattr(values, "__cuda_array_interface__")
-    ):
-        values = values.get()  # cupy -> numpy
-    arr = np.atleast_1d(np.asarray(values, dtype=float))
+    arr = np.atleast_1d(as_array(values, float) if values is not None else np.nan)
     if arr.ndim != 1:
         raise InvalidOptionError(f"{name} must be one-dimensional, got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
@@ -124,6 +118,31 @@ def half_widths(se: np.ndarray, crit: np.ndarray | float) -> np.ndarray:
     """``crit * se`` (NaN where either is missing: the point is drawn without interval)."""
     with np.errstate(invalid="ignore"):
         return np.asarray(crit, dtype=float) * se
+
+
+def event_half_widths(result: Any, n: int, alpha: float) -> np.ndarray:
+    """Half-widths of an aggregation's ``n`` intervals: ``critical_values * se_by_event``
+    (the normal quantile without critical values; NaN without standard errors)."""
+    se = (
+        np.full(n, np.nan)
+        if result.se_by_event is None
+        else as_float(result.se_by_event, "se_by_event", n)
+    )
+    cvals = getattr(result, "critical_values", None)
+    crit = (
+        np.full(n, normal_quantile(alpha))
+        if cvals is None
+        else as_float(cvals, "critical_values", n)
+    )
+    return half_widths(se, crit)
+
+
+def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """``ax`` and the figure holding it, or a new figure (:func:`new_figure`) with one axes."""
+    if ax is not None:
+        return root_figure(ax), ax
+    fig = new_figure(figsize)
+    return fig, fig.add_subplot()
 
 
 def set_integer_ticks(axis: Any, values: Sequence[float] | np.ndarray) -> None:

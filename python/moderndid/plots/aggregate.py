@@ -18,10 +18,9 @@ from moderndid.plots._common import (
     as_float,
     band_note,
     draw_points,
-    half_widths,
-    new_figure,
+    event_half_widths,
+    figure_and_axes,
     require_matplotlib,
-    root_figure,
     zero_line,
 )
 
@@ -97,27 +96,12 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
     labels = np.atleast_1d(np.asarray(result.event_times))
     n = labels.shape[0]
     att = as_float(result.att_by_event, "att_by_event", n)
-    se = (
-        np.full(n, np.nan)
-        if result.se_by_event is None
-        else as_float(result.se_by_event, "se_by_event", n)
-    )
     alpha = alpha_of(result)
-    cvals = getattr(result, "critical_values", None)
-    crit = (
-        np.full(n, normal_quantile(alpha))
-        if cvals is None
-        else as_float(cvals, "critical_values", n)
-    )
-    half = half_widths(se, crit)
+    half = event_half_widths(result, n, alpha)
     what = AGGREGATION_LABELS[kind].label_header
 
     own_figure = ax is None
-    if ax is None:
-        fig = new_figure((6.4, max(3.4, 0.5 * n + 2.4)))
-        ax = fig.add_subplot()
-    else:
-        fig = root_figure(ax)
+    fig, ax = figure_and_axes(ax, (6.4, max(3.4, 0.5 * n + 2.4)))
 
     pos = np.arange(n, dtype=float)
     handles: list[Any] = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from moderndid.core.report import EVENT_STUDY_TYPES, normal_quantile
+from moderndid.core.report import EVENT_STUDY_TYPES
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
     MARKERS,
@@ -22,11 +22,10 @@ from moderndid.plots._common import (
     as_float,
     band_note,
     draw_points,
-    half_widths,
-    new_figure,
+    event_half_widths,
+    figure_and_axes,
     onset_line,
     require_matplotlib,
-    root_figure,
     set_integer_ticks,
     zero_line,
 )
@@ -77,19 +76,9 @@ def _event_series(result: Any, position: int) -> _Series:
     event = as_float(result.event_times, "event_times")
     n = event.shape[0]
     att = as_float(result.att_by_event, "att_by_event", n)
-    se = (
-        np.full(n, np.nan)
-        if result.se_by_event is None
-        else as_float(result.se_by_event, "se_by_event", n)
-    )
     alpha = alpha_of(result)
-    crit = (
-        np.full(n, normal_quantile(alpha))
-        if result.critical_values is None
-        else as_float(result.critical_values, "critical_values", n)
-    )
     uniform = bool(getattr(result, "uniform_bands", False))
-    return _Series(event, att, half_widths(se, crit), alpha, uniform)
+    return _Series(event, att, event_half_widths(result, n, alpha), alpha, uniform)
 
 
 def _colors_for(colors: Any, n_results: int) -> list[tuple[Any, Any]]:
@@ -229,11 +218,7 @@ def plot_event_study(
         raise InvalidOptionError(f"dodge must be a non-negative number, got {dodge!r}")
 
     own_figure = ax is None
-    if ax is None:
-        fig = new_figure((8.6, 4.6) if multi else (7.0, 4.8))
-        ax = fig.add_subplot()
-    else:
-        fig = root_figure(ax)
+    fig, ax = figure_and_axes(ax, (8.6, 4.6) if multi else (7.0, 4.8))
 
     shown_events: list[np.ndarray] = []
     legend_handles: list[Any] = []

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from moderndid.core.report import fmt_label, normal_quantile
+from moderndid.core.report import as_array, fmt_label, normal_quantile
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
     POST_COLOR,
     POST_MARKER,
     PRE_COLOR,
     PRE_MARKER,
+    add_legend,
     alpha_of,
     as_float,
     band_note,
@@ -33,12 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["plot_gt"]
 
 _REQUIRED = ("groups", "times", "att_gt", "se_gt", "critical_value")
-
-
-def _host(values: Any) -> np.ndarray:
-    if hasattr(values, "get") and hasattr(values, "__cuda_array_interface__"):
-        values = values.get()
-    return np.atleast_1d(np.asarray(values))
 
 
 def _select_groups(all_groups: np.ndarray, groups: Any) -> list[Any]:
@@ -123,8 +118,8 @@ def plot_gt(
             f"plot_gt expects the MPResult of att_gt; {type(result).__name__} has no "
             f"{', '.join(missing)}.{hint}"
         )
-    all_groups = _host(result.groups)
-    all_times = _host(result.times)
+    all_groups = np.atleast_1d(as_array(result.groups))
+    all_times = np.atleast_1d(as_array(result.times))
     n = all_groups.shape[0]
     if n == 0:
         raise InvalidOptionError("the result holds no group-time estimates to plot")
@@ -194,16 +189,9 @@ def plot_gt(
         axes[r, c].remove()
 
     order_labels = [x for x in ("Pre-treatment", "Post-treatment") if x in handles]
-    fig.legend(
-        [handles[x] for x in order_labels],
-        order_labels,
-        title=band_note(alpha, bool(getattr(result, "uniform_bands", False))),
-        loc="outside lower center",
-        ncols=max(len(order_labels), 1),
-        fontsize="small",
-        title_fontsize="small",
-        frameon=False,
-    )
+    note = band_note(alpha, bool(getattr(result, "uniform_bands", False)))
+    add_legend(fig, axes[0, 0], [handles[x] for x in order_labels], order_labels, title=note,
+               outside=True, ncols=len(order_labels))
     if title is not None:
         fig.suptitle(title)
     return fig

@@ -37,7 +37,7 @@ def att_gt_transform(yname: str, tname: str, idname: str | None = None,
     aggregation. The estimation runs distributed, as :func:`spark_att_gt`; only the small
     result table is created back in Spark. Other keyword arguments go to ``att_gt``.
     """
-    return _transform(att_gt, aggte, "type", yname, tname, idname, gname, aggregation, kwargs)
+    return _transform(att_gt, aggte, yname, tname, idname, gname, aggregation, kwargs)
 
 
 def aggte_transform(yname: str, tname: str, idname: str | None = None,
@@ -55,7 +55,7 @@ def ddd_transform(yname: str, tname: str, idname: str | None = None, gname: str 
     the result's ``to_df``), or with ``aggregation`` (``"eventstudy"``, ``"group"``,
     ``"calendar"``, ``"simple"``) the rows of ``agg_ddd``. Runs distributed, as
     :func:`spark_ddd`; other keyword arguments go to ``ddd``."""
-    return _transform(ddd, agg_ddd, "type", yname, tname, idname, gname, aggregation,
+    return _transform(ddd, agg_ddd, yname, tname, idname, gname, aggregation,
                       {"pname": pname, **kwargs})
 
 
@@ -66,15 +66,15 @@ def agg_ddd_transform(yname: str, tname: str, idname: str | None = None,
     return ddd_transform(yname, tname, idname, gname, pname, aggregation=type, **kwargs)
 
 
-def _transform(estimate: Callable[..., Any], aggregate: Callable[..., Any], type_name: str,
-               yname: str, tname: str, idname: str | None, gname: str | None,
-               aggregation: str | None, kwargs: dict[str, Any]) -> Callable[[Any], Any]:
+def _transform(estimate: Callable[..., Any], aggregate: Callable[..., Any], yname: str,
+               tname: str, idname: str | None, gname: str | None, aggregation: str | None,
+               kwargs: dict[str, Any]) -> Callable[[Any], Any]:
     def transform(data: Any) -> Any:
         session = data.sparkSession
         result = engine_entry(estimate, "spark", f"{estimate.__name__}_transform")(
             data, yname, tname, idname=idname, gname=gname, spark=session, **kwargs)
         if aggregation is not None:
-            result = aggregate(result, **{type_name: aggregation})
+            result = aggregate(result, type=aggregation)
         return result.to_spark(session)
 
     return transform

@@ -34,6 +34,7 @@ from moderndid.errors import (
     UnsupportedInputError,
 )
 from moderndid.spark.session import is_connect, register_aggregators, resolve_session
+from moderndid.spark.session import spark_schema as arrow_spark_schema
 
 logger = logging.getLogger("moderndid")
 
@@ -56,10 +57,7 @@ def ddl(columns: list[tuple[str, str]]) -> str:
 
 def spark_schema(columns: list[tuple[str, str]]) -> Any:
     """The columns as a pyspark StructType (built without a JVM: executors use it too)."""
-    from pyspark.sql.types import BooleanType, DoubleType, StringType, StructField, StructType
-
-    types = {"double": DoubleType(), "boolean": BooleanType(), "string": StringType()}
-    return StructType([StructField(name, types[kind], True) for name, kind in columns])
+    return arrow_spark_schema(pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in columns]))
 
 
 # Engine settings are the SQL session's, not arguments of a SQL call.
@@ -101,7 +99,6 @@ FUNCTIONS = {f.name: f for f in (
     SqlFunction("moderndid_agg_ddd", ddd, agg_ddd, AGGREGATE_COLUMNS),
 )}
 
-_SCALA = "org.apache.spark.sql.moderndid.SqlFunctions"
 _lock = threading.Lock()
 _bridges: dict[int, Any] = {}  # id of the py4j gateway -> its bridge (one per JVM)
 
