@@ -62,9 +62,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
+    from pyspark.sql import SparkSession
+
     import moderndid as did
     from moderndid.spark import configure
-    from pyspark.sql import SparkSession
 
     pdf = panel(args.n)
     spark = configure(SparkSession.builder.master("local[2]")
