@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from moderndid.core.frames import spark_type_label
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
     PanelLayout,
@@ -32,7 +33,7 @@ from moderndid.engine.panel_plan import (
     row_columns,
 )
 from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import DidData, DidSpec, column_roles
+from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec, column_roles
 from moderndid.engine.unit_table import (
     FLAG_DUPLICATE,
     partition_from_rows,
@@ -74,8 +75,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     columns = list(types)
     covariates = formula_covariates(spec.xformla, "Spark")
     roles = column_roles(spec, covariates)
-    planner.check_columns(roles, columns, lambda c: (
-        isinstance(types[c], T.NumericType | T.BooleanType), types[c].simpleString()))
+    planner.check_columns(roles, columns, lambda c: spark_type_label(types[c]))
 
     if spec.panel:
         return _prepare_panel(sdf, spec, spark, n_partitions, covariates, roles, types, planner)
@@ -89,6 +89,12 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         if isinstance(types[c], T.FloatType | T.DoubleType):
             missing = missing | F.isnan(_col(c)) | (F.abs(_col(c)) == F.lit(math.inf))
         aggs.append(F.sum(missing.cast("long")).alias(f"__miss_{checked.index(c)}"))
+    for i, (c, role) in enumerate(roles):  # the planner reads outcome, weights, covariates
+        if role in NUMERIC_ROLES:
+            finite = F.when(~F.isnan(_col(c).cast("double"))
+                            & (F.abs(_col(c).cast("double")) < F.lit(math.inf)),
+                            F.abs(_col(c).cast("double")))
+            aggs.append(F.max(finite).alias(f"__maxabs_{i}"))
     if spec.weightsname:
         aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
         aggs.append(F.max(_col(spec.weightsname)).alias("__wmax"))
@@ -112,7 +118,9 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         spec, roles, int(stats["__rows"]), [stats[f"__miss_{checked.index(c)}"] for c, _ in roles],
         stats["__wmin"] if spec.weightsname else 1.0, stats["__wmax"] if spec.weightsname else 1.0,
         {c: int(stats[f"__frac_{j}"]) for j, c in enumerate(float_ids)},
-        _crossproduct_matrix(stats, covariates), covariates)
+        _crossproduct_matrix(stats, covariates), covariates,
+        [float(stats[f"__maxabs_{i}"] or 0.0) if role in NUMERIC_ROLES else 0.0
+         for i, (_, role) in enumerate(roles)])
     periods = np.array(stats["__periods"], dtype=np.float64)
     raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
     g = _col(spec.gname).cast("double")
@@ -237,7 +245,8 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     try:
         plan = planner.plan_panel([r.asDict() for r in info], spec, covariates, ordered, cols,
                           lambda layout: _count_units(blocks, layout, spark),
-                          lambda flags: _raise_flag(flags, sdf, spec, n_parts))
+                          lambda flags: _raise_flag(flags, sdf, spec, n_parts,
+                                                       planner))
     except BaseException:
         blocks.unpersist()
         raise
@@ -332,8 +341,9 @@ def _crossproduct_matrix(stats: Any, covariates: list[str]) -> np.ndarray:
     return xx
 
 
-def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int) -> None:
-    """Turn a problem flag into a typed error naming an offending unit (an error path only).
+def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int, planner: Planner) -> None:
+    """Turn a problem flag into the planner's typed error naming the smallest offending
+    unit (an error path only).
 
     The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
     aggregations reuse, so they do not take spark.sql.shuffle.partitions."""
@@ -343,19 +353,14 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int) -> None:
     idc, tc = _col(spec.idname), _col(spec.tname)
     sdf = sdf.repartition(n_parts, idc)
     if flags & FLAG_DUPLICATE:
-        row = sdf.groupBy(idc, tc).count().filter(F.col("count") > 1).limit(1).collect()[0]
-        raise DataStructureError(
-            f"unit {row[0]!r} has more than one row in period {row[1]}: panel data need one "
-            f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
-        )
+        row = (sdf.groupBy(idc.alias("u"), tc.alias("t")).count().filter(F.col("count") > 1)
+               .orderBy("u", "t").limit(1).collect()[0])
+        raise planner.duplicate_row_error(row[0], row[1], spec)
     for bit, column, what in flag_checks(spec):
         if flags & bit and column is not None:
-            row = (sdf.groupBy(idc).agg(F.countDistinct(_col(column)).alias("n"))
-                   .filter(F.col("n") > 1).limit(1).collect()[0])
-            raise DataStructureError(
-                f"{what} column {column!r} varies over time within unit {row[0]!r}; it must "
-                "be constant for each unit in panel data"
-            )
+            row = (sdf.groupBy(idc.alias("u")).agg(F.countDistinct(_col(column)).alias("n"))
+                   .filter(F.col("n") > 1).orderBy("u").limit(1).collect()[0])
+            raise planner.varying_error(what, column, row[0])
 
 
 def types_of(sdf: Any) -> dict[str, Any]:
