@@ -456,6 +456,12 @@ def test_invalid_option(mp, kwargs, message):
         fit(mp, **kwargs)
 
 
+def test_unknown_keyword_is_an_invalid_option_with_a_suggestion(mp):
+    with pytest.raises(InvalidOptionError, match=r"att_gt got unknown argument\(s\) "
+                       r"'estmethod' \(did you mean 'est_method'\?\)"):
+        fit(mp, estmethod="dr")
+
+
 def test_zero_partitions_are_refused(mp):
     with pytest.raises(InvalidOptionError, match=r"n_partitions must be a positive integer"):
         fit(mp, n_partitions=0)
