@@ -144,6 +144,14 @@ CASES: dict[str, tuple[Make, dict[str, Any]]] = {
     "string cluster": (_with(c=lambda d: "s" + _cluster(d).astype(str)),
                        {"clustervars": ["c"]}),
     "boolean covariate": (_with(big=lambda d: d["lpop"] > 4), {"xformla": "~ big"}),
+    "column names with spaces": (lambda d: d.rename(columns={"lemp": "log emp"}),
+                                 {"yname": "log emp"}),
+    "float32 outcome": (_with(lemp=lambda d: d["lemp"].astype(np.float32)), {}),
+    "categorical string ids": (_with(countyreal=lambda d: ("c" + d["countyreal"].astype(str))
+                                     .astype("category")), {}),
+    "nullable integer group with a null": (
+        _with(**{"first.treat": lambda d: d["first.treat"].astype("Int64").mask(
+            d.index == 6)}), {}),
     # --- NaN / inf in every role --------------------------------------------------------
     "nan outcome": (_set("lemp", 3, np.nan), {}),
     "inf outcome": (_set("lemp", 3, np.inf), {}),
@@ -165,6 +173,8 @@ CASES: dict[str, tuple[Make, dict[str, Any]]] = {
     "nan outcome, repeated cross sections": (_set("lemp", 3, np.nan), {"panel": False}),
     # --- panel structure ----------------------------------------------------------------
     "duplicated unit-period": (_duplicate(10), {}),
+    "duplicated row of a cohort dropped in the first period": (
+        lambda d: _duplicate(0)(_per_unit("first.treat", {8001: 2003})(d)), {}),
     "duplicated rows of two units": (_duplicate(2000, 10), {}),
     "time-varying group": (_vary_in_unit("first.treat"), {}),
     "time-varying weights": (_vary_in_unit("w"), {"weightsname": "w"}),
@@ -173,6 +183,13 @@ CASES: dict[str, tuple[Make, dict[str, Any]]] = {
     "unbalanced panel allowed": (_rows(lambda d: d.index != 7),
                                  {"allow_unbalanced_panel": True}),
     "empty frame": (_rows(lambda d: d.index < 0), {}),
+    "periods with gaps": (_rows(lambda d: d["year"].isin([2003, 2004, 2006, 2007])), {}),
+    "negative periods": (_with(year=lambda d: d["year"] - 2010, **{
+        "first.treat": lambda d: np.where(d["first.treat"] > 0, d["first.treat"] - 2010, 0)}),
+        {}),
+    "repeated cross sections without ids": (_keep, {"panel": False, "idname": None}),
+    "repeated cross sections with a nan id": (_set("countyreal", 3, np.nan), {"panel": False}),
+    "duplicated rows, repeated cross sections": (_duplicate(10), {"panel": False}),
     # --- weights ------------------------------------------------------------------------
     "negative weights": (_with(w=lambda d: np.where(d["countyreal"] == 8001, -1.0, 1.0)),
                          {"weightsname": "w"}),
@@ -224,6 +241,7 @@ CASES: dict[str, tuple[Make, dict[str, Any]]] = {
         {"weightsname": "w", "panel": False}),
     # --- options ------------------------------------------------------------------------
     "unknown est_method": (_keep, {"est_method": "ols"}),
+    "unknown keyword argument": (_keep, {"estmethod": "dr", "cores": 2}),
     "unknown control_group": (_keep, {"control_group": "never"}),
     "unknown base_period": (_keep, {"base_period": "fixed"}),
     "alpha out of range": (_keep, {"alpha": 1.5}),
@@ -233,6 +251,11 @@ CASES: dict[str, tuple[Make, dict[str, Any]]] = {
     "malformed formula": (_keep, {"xformla": "~ lpop +"}),
     "panel without id": (_keep, {"idname": None}),
     "zero partitions": (_keep, {"n_partitions": 0}),
+    "cluster named by a string": (_keep, {"clustervars": "c"}),
+    "cluster on the unit id": (_keep, {"clustervars": ["countyreal"]}),
+    "three partitions": (_keep, {"n_partitions": 3, "xformla": "~ lpop"}),
+    "not-yet-treated with anticipation": (_keep, {"control_group": "notyettreated",
+                                                  "anticipation": 1}),
     # --- results that must agree --------------------------------------------------------
     "weights and clusters": (_with(c=_cluster, **W1), {"weightsname": "w", "clustervars": ["c"]}),
     "repeated cross sections": (_keep, {"panel": False, "xformla": "~ lpop"}),
@@ -261,6 +284,10 @@ DDD_CASES: dict[str, tuple[Make, dict[str, Any]]] = {
     "text partition column": (_text("partition"), {}),
     "partition of 0, 1, 2": (_set("partition", [0, 1, 2], 2), {}),
     "nan partition": (_set("partition", 4, np.nan), {}),
+    "inf partition": (_set("partition", 4, np.inf), {}),
+    "weights varying within a unit": (_with(w=lambda d: np.where(d.index == 4, 2.0, 1.0)),
+                                      {"weightsname": "w"}),
+    "unknown R argument": (_keep, {"nboot": 0}),
     "partition varying within a unit": (_ddd_vary("partition"), {}),
     "group varying within a unit": (_ddd_vary("state"), {}),
     "nan outcome": (_set("y", 4, np.nan), {}),
@@ -278,6 +305,10 @@ DDD_CASES: dict[str, tuple[Make, dict[str, Any]]] = {
     "result, not-yet-treated, clustered": (_keep, {"control_group": "notyettreated",
                                                    "cluster": "cluster"}),
     "two periods": (_rows(lambda d: d["time"] >= 2), {}),
+    "result, string ids and weights": (_with(w=lambda d: 1.0 + (d["id"] % 3) / 2,
+                                             id=lambda d: "u" + d["id"].astype(str)),
+                                       {"weightsname": "w"}),
+    "result, repeated cross sections": (_keep, {"panel": False, "xformla": DDD_COVS}),
 }
 
 
