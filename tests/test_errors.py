@@ -25,6 +25,7 @@ from moderndid.errors import (
     InvalidOptionError,
     MissingValuesError,
     ModernDiDError,
+    NumericalOverflowError,
     SingularDesignError,
     UnsupportedInputError,
 )
@@ -50,7 +51,8 @@ def fit(data, **kwargs):
 
 def test_every_error_class_is_a_moderndid_error():
     for cls in (ColumnNotFoundError, ColumnTypeError, DataStructureError, InvalidOptionError,
-                MissingValuesError, SingularDesignError, UnsupportedInputError):
+                MissingValuesError, SingularDesignError, UnsupportedInputError,
+                NumericalOverflowError):
         assert issubclass(cls, ModernDiDError)
         assert issubclass(cls, ValueError)
 
@@ -125,8 +127,31 @@ def test_text_weights_are_refused(mp):
 
 def test_datetime_time_column_is_refused(mp):
     mp["year"] = pd.to_datetime(mp["year"].astype(str))
-    with pytest.raises(ColumnTypeError, match=r"time .* column 'year' must be numeric"):
+    # the engine-neutral type name (not Arrow's timestamp[ns] nor numpy's datetime64[ns])
+    with pytest.raises(ColumnTypeError,
+                       match=r"time .* column 'year' must be numeric, but has type timestamp$"):
         fit(mp)
+
+
+def test_type_names_are_the_same_for_every_engine():
+    from moderndid.core.frames import pandas_type_label, spark_type_label, type_label
+
+    arrow = {pa.int32(): "integer", pa.uint8(): "integer", pa.float32(): "float",
+             pa.large_string(): "string", pa.string(): "string", pa.date32(): "date",
+             pa.timestamp("us", tz="UTC"): "timestamp", pa.bool_(): "boolean",
+             pa.decimal128(10, 2): "decimal", pa.dictionary(pa.int8(), pa.string()): "string"}
+    for kind, label in arrow.items():
+        assert type_label(kind) == label
+    pandas = {np.dtype("int64"): "integer", np.dtype("float32"): "float",
+              np.dtype("object"): "string", pd.StringDtype(): "string",
+              np.dtype("datetime64[ns]"): "timestamp", pd.Int64Dtype(): "integer",
+              pd.CategoricalDtype(["a"]): "string", np.dtype("bool"): "boolean"}
+    for dtype, label in pandas.items():
+        assert pandas_type_label(dtype) == label
+    # Spark types by class name (no pyspark needed here)
+    for name, label in {"LongType": "integer", "DoubleType": "float", "StringType": "string",
+                        "DateType": "date", "TimestampNTZType": "timestamp"}.items():
+        assert spark_type_label(type(name, (), {})()) == label
 
 
 def test_mixed_type_object_column_is_named(mp):
@@ -210,6 +235,60 @@ def test_all_zero_weights_are_refused(mp):
     mp["w"] = 0.0
     with pytest.raises(DataStructureError, match=r"weights column 'w' is zero everywhere"):
         fit(mp, weightsname="w", est_method="ipw")
+
+
+def test_the_smallest_offending_unit_is_named(mp):
+    # the rule of every engine: the smallest unit (and its earliest period), whatever the
+    # order of the rows
+    dup = pd.concat([mp, mp.iloc[[2000, 7]]], ignore_index=True).iloc[::-1]
+    with pytest.raises(DataStructureError,
+                       match=r"unit 8019 has more than one row in period 2005"):
+        fit(dup)
+    for unit in (8019, 8001):
+        mp.loc[(mp["countyreal"] == unit) & (mp["year"] == 2004), "first.treat"] = 1999
+    with pytest.raises(DataStructureError, match=r"varies over time within unit 8001;"):
+        fit(mp.iloc[::-1])
+
+
+def test_the_smallest_offending_cohort_is_named(mp):
+    mp["first.treat"] = mp["first.treat"].astype(float).replace({2006: 2006.5, 2004: 2003.5})
+    with pytest.raises(DataStructureError, match=r"first-treated period 2003.5, which"):
+        fit(mp)
+    mp.loc[mp["countyreal"] == 8001, "first.treat"] = -1
+    mp.loc[mp["countyreal"] == 8019, "first.treat"] = -3
+    with pytest.raises(DataStructureError, match=r"has negative values \(-3\)"):
+        fit(mp)
+
+
+def test_varying_group_raises_before_cohort_warnings(mp):
+    # a group value of the first period in one row must not warn that a cohort is dropped
+    mp.loc[1, "first.treat"] = 2003
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataStructureError, match=r"varies over time within unit 8001"):
+            fit(mp)
+
+
+@pytest.mark.parametrize(("column", "kwargs", "role"), [
+    ("lemp", {}, "outcome"),
+    ("w", {"weightsname": "w"}, "weights"),
+    ("lpop", {"xformla": "~ lpop"}, "covariate"),
+])
+@pytest.mark.parametrize("panel", [True, False])
+def test_values_that_overflow_the_estimator_are_refused(mp, column, kwargs, role, panel):
+    mp["w"] = 1.0
+    mp.loc[mp["countyreal"] == 8001, column] = -1e200 if column != "w" else 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        with pytest.raises(NumericalOverflowError,
+                           match=rf"{role} .* column '{column}' has values as large as "
+                                 r"1e\+[23]00 in absolute value \(the limit is 1e\+100\)"):
+            fit(mp, panel=panel, **kwargs)
+
+
+def test_large_values_below_the_limit_are_estimated(mp, base):
+    mp["lemp"] = mp["lemp"] * 1e90
+    np.testing.assert_allclose(fit(mp).att_gt, fit(base).att_gt * 1e90, rtol=1e-9)
 
 
 def test_negative_group_is_refused(mp):
@@ -375,6 +454,12 @@ def test_constant_covariate_is_singular(mp):
 def test_invalid_option(mp, kwargs, message):
     with pytest.raises(InvalidOptionError, match=message):
         fit(mp, **kwargs)
+
+
+def test_unknown_keyword_is_an_invalid_option_with_a_suggestion(mp):
+    with pytest.raises(InvalidOptionError, match=r"att_gt got unknown argument\(s\) "
+                       r"'estmethod' \(did you mean 'est_method'\?\)"):
+        fit(mp, estmethod="dr")
 
 
 def test_zero_partitions_are_refused(mp):

@@ -182,7 +182,9 @@ def test_bad_calls_name_the_problem(session):
          "argument 'alpha' must be a constant"),
         ("moderndid_att_gt(TABLE(mpdta), yname => 'lempx', tname => 'year', "
          "idname => 'countyreal', gname => 'first.treat')",
-         "yname names column 'lempx', which is not in the table"),
+         # the Python API's class and message (the planner's check_columns)
+         "ColumnNotFoundError: outcome (yname) column 'lempx' is not in the data. "
+         "Did you mean 'lemp'?"),
         (f"moderndid_att_gt(TABLE(mpdta), {CALL}, est_method => 'foo')",
          "est_method must be 'dr', 'ipw' or 'reg', got 'foo'"),
         (f"moderndid_aggte(TABLE(mpdta), {CALL}, type => 'weekly')", "type must be one of"),

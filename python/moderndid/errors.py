@@ -67,6 +67,11 @@ class SingularDesignError(ModernDiDError):
     """A covariate design matrix is singular (collinear covariates, too few units)."""
 
 
+class NumericalOverflowError(ModernDiDError):
+    """A column holds finite values so large that the estimator's sums of squares and
+    cross-products would overflow to infinity (the message names the column)."""
+
+
 class ConvergenceError(ModernDiDError):
     """An iterative fit (propensity-score logit) did not converge."""
 

@@ -166,11 +166,99 @@ def show_value(value: Any) -> str:
     return repr(value.item() if isinstance(value, np.generic) else value)
 
 
+NUMERIC_LABELS = frozenset({"integer", "float", "decimal", "boolean"})
+"""Column types (as :func:`type_label` names them) that the estimators read as numbers."""
+
+KEY_LABELS = frozenset({"integer", "float", "boolean", "string", "binary"})
+"""Column types that identifiers (unit ids, clusters) may have."""
+
+
 def type_label(kind: Any) -> str:
-    """A column type as messages name it on every engine: Arrow's ``large_string`` and
-    Spark's ``string`` are both ``string``."""
-    text = str(kind)
-    return text.removeprefix("large_") if text in ("large_string", "large_binary") else text
+    """An Arrow column type as messages name it on every engine.
+
+    One vocabulary for all engines (see also :func:`pandas_type_label` and
+    :func:`spark_type_label`): ``integer``, ``float``, ``decimal``, ``boolean``,
+    ``string``, ``binary``, ``date``, ``timestamp``, ``duration``, ``time``, ``list``,
+    ``struct``, ``map``, ``null``; a type outside it keeps Arrow's name.
+
+    Parameters
+    ----------
+    kind : pyarrow.DataType
+
+    Returns
+    -------
+    str
+    """
+    t = pa.types
+    if t.is_dictionary(kind):  # pandas categoricals: what the categories hold
+        return type_label(kind.value_type)
+    checks = (
+        (t.is_integer, "integer"), (t.is_floating, "float"), (t.is_decimal, "decimal"),
+        (t.is_boolean, "boolean"), (t.is_string, "string"), (t.is_large_string, "string"),
+        (getattr(t, "is_string_view", lambda _: False), "string"), (t.is_binary, "binary"),
+        (t.is_large_binary, "binary"), (t.is_date, "date"), (t.is_timestamp, "timestamp"),
+        (t.is_duration, "duration"), (t.is_time, "time"), (t.is_list, "list"),
+        (t.is_large_list, "list"), (t.is_struct, "struct"), (t.is_map, "map"),
+        (t.is_null, "null"),
+    )
+    for check, label in checks:
+        if check(kind):
+            return label
+    return str(kind)
+
+
+def pandas_type_label(dtype: Any) -> str:
+    """A pandas (or Dask) column dtype in the vocabulary of :func:`type_label`.
+
+    Parameters
+    ----------
+    dtype : numpy.dtype or pandas extension dtype
+
+    Returns
+    -------
+    str
+    """
+    import pandas as pd
+
+    api = pd.api.types
+    if isinstance(dtype, pd.CategoricalDtype):
+        return pandas_type_label(dtype.categories.dtype)
+    if isinstance(getattr(dtype, "pyarrow_dtype", None), pa.DataType):
+        return type_label(dtype.pyarrow_dtype)
+    checks = ((api.is_bool_dtype, "boolean"), (api.is_integer_dtype, "integer"),
+              (api.is_float_dtype, "float"), (api.is_datetime64_any_dtype, "timestamp"),
+              (api.is_timedelta64_dtype, "duration"), (api.is_string_dtype, "string"))
+    for check, label in checks:
+        if check(dtype):
+            return label
+    return str(dtype)
+
+
+_SPARK_LABELS = {
+    "ByteType": "integer", "ShortType": "integer", "IntegerType": "integer",
+    "LongType": "integer", "FloatType": "float", "DoubleType": "float",
+    "DecimalType": "decimal", "BooleanType": "boolean", "StringType": "string",
+    "VarcharType": "string", "CharType": "string", "BinaryType": "binary",
+    "DateType": "date", "TimestampType": "timestamp", "TimestampNTZType": "timestamp",
+    "DayTimeIntervalType": "duration", "ArrayType": "list", "StructType": "struct",
+    "MapType": "map", "NullType": "null",
+}
+
+
+def spark_type_label(dtype: Any) -> str:
+    """A Spark SQL data type in the vocabulary of :func:`type_label` (by class name, so
+    that this module does not import pyspark).
+
+    Parameters
+    ----------
+    dtype : pyspark.sql.types.DataType
+
+    Returns
+    -------
+    str
+    """
+    label = _SPARK_LABELS.get(type(dtype).__name__)
+    return label if label is not None else dtype.simpleString()
 
 
 def check_no_missing(values: np.ndarray, column: str, role: str) -> None:
@@ -201,7 +289,8 @@ def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
             or pa.types.is_boolean(kind) or _is_text(kind)):
         raise ColumnTypeError(
-            f"{role} column {column!r} must hold integers or strings, but has type {arr.type}"
+            f"{role} column {column!r} must hold integers or strings, but has type "
+            f"{type_label(arr.type)}"
         )
     values = arr.to_numpy(zero_copy_only=False)
     if values.dtype.kind == "f":

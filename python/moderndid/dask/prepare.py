@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 from moderndid.core.design import MAX_LEVELS, CovariateDesign, missing_count
-from moderndid.core.frames import show_value
+from moderndid.core.frames import pandas_type_label
 from moderndid.dask.executor import DaskScheduler
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
@@ -42,7 +42,7 @@ from moderndid.engine.panel_plan import (
     row_columns,
 )
 from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import DidData, DidSpec
+from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec
 from moderndid.engine.unit_table import FLAG_DUPLICATE, partition_from_rows
 from moderndid.errors import DataStructureError
 
@@ -69,9 +69,8 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Pla
     dtypes = ddf.dtypes
     design, roles = plan_covariates(
         spec, _arrow_schema(ddf),
-        lambda roles: planner.check_columns(roles, columns, lambda c: (
-            pd.api.types.is_numeric_dtype(dtypes[c]) or pd.api.types.is_bool_dtype(dtypes[c]),
-            str(dtypes[c]))),
+        lambda roles: planner.check_columns(roles, columns,
+                                            lambda c: pandas_type_label(dtypes[c])),
         lambda categorical: _distinct_rows(ddf, categorical, scheduler))
     if not spec.panel:
         return _prepare_rc(ddf, spec, n_partitions, planner, scheduler, design, roles)
@@ -100,7 +99,7 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Pla
         return out
 
     plan = planner.plan_panel(info, spec, design.covariates, ordered, cols, count_units,
-                              lambda flags: _raise_flag(flags, ddf, spec, scheduler))
+                              lambda flags: _raise_flag(flags, ddf, spec, scheduler, planner))
     return DaskDidData(plan.meta, blocks, functools.partial(_block_partition,
                                                             layout=plan.layout),
                        plan.two_period, plan.subgroups)
@@ -141,7 +140,7 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
         max((s["wmax"] for s in weights), default=1.0),
         {c: sum(s["fractional"].get(c, 0) for s in stats) for c in float_ids},
         np.sum([s["xx"] for s in stats], axis=0) if covariates else np.zeros((k1, k1)),
-        covariates)
+        covariates, np.max([s["max_abs"] for s in stats], axis=0).tolist())
     periods = np.unique(np.concatenate([s["periods"] for s in stats]))
     raw_cohorts = np.unique(np.concatenate([s["cohorts"] for s in stats]))
     partition_values = set(np.concatenate([s["partition"] for s in stats]).tolist())
@@ -208,6 +207,13 @@ def _missing(values: pd.Series) -> int:
     return int(values.isna().sum())
 
 
+def _max_abs(values: pd.Series) -> float:
+    """The largest finite absolute value of a numeric column (0 when there is none)."""
+    v = np.abs(_floats(values))
+    v = v[np.isfinite(v)]
+    return float(v.max()) if v.size else 0.0
+
+
 def _floats(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -226,6 +232,9 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
         "cohorts": np.unique(_floats(pdf[spec.gname])),
         "partition": np.unique(_floats(pdf[spec.pname])) if spec.pname else np.empty(0),
         "xx": np.zeros((k1, k1)),
+        # numeric roles only (the planner reads outcome, weights and covariates)
+        "max_abs": [_max_abs(pdf[c]) if role in NUMERIC_ROLES else 0.0 for c, role in roles]
+        + [_max_abs(pd.Series(x[:, j])) for j in range(len(terms))],
     }
     if len(pdf) == 0:
         return out
@@ -238,7 +247,8 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
             out["fractional"][c] = int((v != np.floor(v)).sum())
     if k1 > 1:
         x = np.column_stack([np.ones(len(pdf)), np.where(np.isfinite(x), x, 0.0)])
-        out["xx"] = x.T @ x
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused from max_abs
+            out["xx"] = x.T @ x
     return out
 
 
@@ -376,21 +386,17 @@ def _distinct_rows(ddf: Any, columns: list[str], scheduler: DaskScheduler) -> pa
     return table.cast(_arrow_schema(ddf[columns]))
 
 
-def _raise_flag(flags: int, ddf: Any, spec: DidSpec, scheduler: DaskScheduler) -> None:
-    """Turn a problem flag into a typed error naming an offending unit (an error path only)."""
+def _raise_flag(flags: int, ddf: Any, spec: DidSpec, scheduler: DaskScheduler,
+                planner: Planner) -> None:
+    """Turn a problem flag into the planner's typed error naming the smallest offending
+    unit (an error path only)."""
     assert spec.idname is not None
     if flags & FLAG_DUPLICATE:
         sizes = scheduler.compute(ddf.groupby([spec.idname, spec.tname]).size())[0]
-        unit, period = sizes[sizes > 1].index[0]
-        raise DataStructureError(
-            f"unit {show_value(unit)} has more than one row in period {period}: panel data need one "
-            f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
-        )
+        unit, period = sizes[sizes > 1].sort_index().index[0]
+        raise planner.duplicate_row_error(unit, period, spec)
     for bit, column, what in flag_checks(spec):
         if flags & bit and column is not None:
             distinct = scheduler.compute(ddf.groupby(spec.idname)[column].nunique())[0]
-            unit = distinct[distinct > 1].index[0]
-            raise DataStructureError(
-                f"{what} column {column!r} varies over time within unit {show_value(unit)}; it must "
-                "be constant for each unit in panel data"
-            )
+            raise planner.varying_error(what, column,
+                                        distinct[distinct > 1].sort_index().index[0])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -54,6 +56,7 @@ def att_gt(
     spark: Any = None,
     client: Any = None,
     max_cohorts: int | None = None,
+    **unknown: Any,
 ) -> MPResult:
     """Group-time average treatment effects ATT(g, t) with staggered adoption.
 
@@ -124,11 +127,16 @@ def att_gt(
         million values of the units' influence-function rows at once (fewer units per
         block when there are many cells), so executor memory is bounded by the partition
         size (``n_partitions``) whatever the number of cohorts.
+    **unknown
+        Any other keyword raises :class:`~moderndid.errors.InvalidOptionError` naming it
+        and the closest parameter (not Python's ``TypeError``), the same on every engine.
 
     Returns
     -------
     MPResult
     """
+    if unknown:
+        raise unknown_arguments_error("att_gt", unknown, inspect.signature(att_gt).parameters)
     opts, spec = validate_call(
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
         weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
@@ -149,6 +157,32 @@ def att_gt(
     opts = replace(opts, collect_influence=n_cells_estimate <= MAX_INFLUENCE_ENTRIES)
     out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
     return build_mp_result(out, prepared, spec, opts, engine="in-memory")
+
+
+def unknown_arguments_error(function: str, unknown: Mapping[str, Any],
+                            known: Iterable[str]) -> InvalidOptionError:
+    """The error for keyword arguments a function does not take, with the closest
+    parameter as a suggestion (``estmethod`` -> ``est_method``).
+
+    Parameters
+    ----------
+    function : str
+        The function's name, for the message.
+    unknown : mapping
+        The unknown keyword arguments.
+    known : iterable of str
+        The function's parameters.
+
+    Returns
+    -------
+    InvalidOptionError
+    """
+    known = [k for k in known if k not in ("data", "unknown")]
+    listed = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, known, n=1)
+        listed.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return InvalidOptionError(f"{function} got unknown argument(s) {', '.join(listed)}")
 
 
 def engine_settings(*, n_partitions: Any, spark: Any, client: Any, n_jobs: Any,

@@ -254,8 +254,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             raise ConvergenceError(
                 f"the propensity-score logit did not converge in {MAX_LOGIT_ITERATIONS} "
                 f"iterations for {len(state.active_logits)} cell(s), e.g. cohort "
-                f"{state.active_logits[0][0]:g}; covariates may separate treated and "
-                "comparison units"
+                # the smallest cohort, as every example value in messages
+                f"{min(key[0] for key in state.active_logits):g}; covariates may separate "
+                "treated and comparison units"
             )
         speculate = all(key in close for key in state.active_logits)
         used = {key: state.gammas[key] for key in state.active_logits}

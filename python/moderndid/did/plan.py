@@ -18,6 +18,7 @@ import numpy as np
 
 from moderndid._warnings import warn_user
 from moderndid.core.design import check_design_rank
+from moderndid.core.frames import KEY_LABELS, NUMERIC_LABELS, show_value
 from moderndid.engine.panel_blocks import PanelLayout, RowColumns
 from moderndid.engine.panel_plan import add_histogram, recoded_histogram
 from moderndid.engine.protocol import CohortPlan, PanelPlan
@@ -27,16 +28,20 @@ from moderndid.errors import (
     ColumnTypeError,
     DataStructureError,
     MissingValuesError,
+    NumericalOverflowError,
 )
+
+KEY_ROLES = ("unit id (idname)", "cluster (clustervars)")
 
 
 def check_columns(roles: Sequence[tuple[Any, str]], available: Sequence[str],
-                  describe: Callable[[str], tuple[bool, str]]) -> None:
+                  describe: Callable[[str], str]) -> None:
     """Refuse a call whose columns are not in the data or not of a usable type.
 
     ``roles`` are (column, role) in the call's order (:func:`column_roles`); ``describe``
-    gives, for a column of the data, whether its type is numeric (or boolean) and the
-    type's name as the user's engine calls it (see :func:`moderndid.core.frames.type_label`).
+    gives the type of a column of the data in the engine-neutral vocabulary of
+    :func:`moderndid.core.frames.type_label` (``integer``, ``float``, ``string``,
+    ``date``, ...), so that the message is the same on every engine.
     """
     for column, role in roles:
         if not isinstance(column, str):
@@ -45,20 +50,37 @@ def check_columns(roles: Sequence[tuple[Any, str]], available: Sequence[str],
             raise ColumnNotFoundError(column, role, available)
     for column, role in roles:
         if role in NUMERIC_ROLES:
-            numeric, label = describe(column)
-            if not numeric:
+            label = describe(column)
+            if label not in NUMERIC_LABELS:
                 raise ColumnTypeError(
                     f"{role} column {column!r} must be numeric, but has type {label}")
+        elif role in KEY_ROLES:
+            label = describe(column)
+            if label not in KEY_LABELS:
+                raise ColumnTypeError(f"{role} column {column!r} must hold integers or "
+                                      f"strings, but has type {label}")
+
+
+MAGNITUDE_LIMIT = 1e100
+"""The largest absolute value an outcome, weight or covariate may hold. The estimators
+sum squares and products of up to three such values (weight x covariate x outcome) over
+millions of rows: below 1e100 that stays finite; well beyond it numpy returns inf or NaN
+standard errors (with a RuntimeWarning) or a spurious singular design."""
+
+MAGNITUDE_ROLES = ("outcome (yname)", "weights (weightsname)", "covariate (xformla)",
+                   "covariate (xformla) term")
 
 
 def check_statistics(spec: DidSpec, ordered: Sequence[tuple[str, str]], rows: int,
                      missing: Sequence[int], wmin: float, wmax: float,
                      fractional: Mapping[str, int], xx: np.ndarray | None,
-                     covariates: list[str]) -> None:
+                     covariates: list[str], max_abs: Sequence[float] | None = None) -> None:
     """Refuse what column statistics show to be unusable, in this order: no rows, missing
     values (``missing[i]`` for the column and role ``ordered[i]``), negative or all-zero
-    weights, non-integer identifiers (``fractional``: user column -> count), collinear
-    covariates (``xx``: cross-product with the intercept first)."""
+    weights, non-integer identifiers (``fractional``: user column -> count), values
+    too large for the estimator (``max_abs[i]``: largest finite absolute value of column
+    ``ordered[i]``, see :func:`check_magnitudes`), collinear covariates (``xx``:
+    cross-product with the intercept first)."""
     if rows == 0:
         raise DataStructureError("the data has no rows")
     for (column, role), n_missing in zip(ordered, missing, strict=True):
@@ -76,8 +98,40 @@ def check_statistics(spec: DidSpec, ordered: Sequence[tuple[str, str]], rows: in
             raise ColumnTypeError(
                 f"{role} column {column!r} holds non-integer numbers: identifiers must be "
                 "integers or strings")
+    if max_abs is not None:
+        check_magnitudes(ordered, max_abs)
     if xx is not None and covariates:
         check_design_rank(xx, ["(Intercept)", *covariates])
+
+
+def check_magnitudes(ordered: Sequence[tuple[str, str]], max_abs: Sequence[float]) -> None:
+    """Refuse an outcome, weights or covariate column with a value beyond
+    :data:`MAGNITUDE_LIMIT` (``max_abs[i]``: the largest finite absolute value of the
+    column and role ``ordered[i]``; other roles are ignored), naming the first such
+    column in the call's order."""
+    for (column, role), largest in zip(ordered, max_abs, strict=True):
+        if role in MAGNITUDE_ROLES and float(largest) > MAGNITUDE_LIMIT:
+            raise NumericalOverflowError(
+                f"{role} column {column!r} has values as large as {float(largest):g} in "
+                f"absolute value (the limit is {MAGNITUDE_LIMIT:g}): the estimator's sums "
+                "of squares and cross-products would overflow; rescale the column (e.g. "
+                "divide it by a power of ten)")
+
+
+def duplicate_row_error(unit: Any, period: Any, spec: DidSpec) -> DataStructureError:
+    """The error for a unit with two rows in one period. Every engine names the smallest
+    such unit (ids in sort order) and its earliest duplicated period."""
+    return DataStructureError(
+        f"unit {show_value(unit)} has more than one row in period {float(period):g}: panel "
+        f"data need one row per unit and period (columns {spec.idname!r}, {spec.tname!r})")
+
+
+def varying_error(what: str, column: str, unit: Any) -> DataStructureError:
+    """The error for a unit attribute (group, weights, cluster, partition) that changes
+    over time; every engine names the smallest such unit."""
+    return DataStructureError(
+        f"{what} column {column!r} varies over time within unit {show_value(unit)}; it must "
+        "be constant for each unit in panel data")
 
 
 def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: list[str],
@@ -91,6 +145,8 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     ``count_units(layout)`` recounts units on the executors when periods are cut off;
     ``raise_flag(flags)`` raises the typed error for problem flags, naming a unit.
     """
+    if not any(r["rows"] for r in info):  # an empty input has no blocks at all
+        check_statistics(spec, [], 0, [], 1.0, 1.0, {}, None, covariates)
     xx = None
     if covariates:
         k1 = len(covariates) + 1
@@ -104,8 +160,16 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
                      np.sum([r["missing"] for r in info], axis=0),
                      min(r["wmin"] for r in info), max(r["wmax"] for r in info),
                      {ordered[name][0]: int(n) for name, n in fractional.items()}, xx,
-                     covariates)
+                     covariates, np.max([r["max_abs"] for r in info], axis=0))
 
+    # Structure errors (duplicates, attributes varying within a unit) come before the
+    # cohort decisions and their warnings: the raw cohorts below are each unit's first
+    # row's group, which only means something once the group is constant within units.
+    flags = 0
+    for r in info:
+        flags |= int(r["flags"])
+    if flags:
+        raise_flag(flags)
     periods = np.unique(np.concatenate([np.asarray(r["periods"], dtype=np.float64)
                                         for r in info]))
     histogram: dict[tuple[float, float, int], int] = {}
@@ -116,11 +180,6 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
                                              {q for _, q, _ in histogram})
     mapped = np.unique([group_map.get(float(g), float(g)) for g in raw_cohorts])
     plan = cohort_plan(mapped, periods, spec)
-    flags = 0
-    for r in info:
-        flags |= int(r["flags"])
-    if flags:
-        raise_flag(flags)
     recode: dict[float, float] = {}
     for raw in raw_cohorts:
         g = group_map.get(float(raw), float(raw))
@@ -321,8 +380,11 @@ class DidPlanner:
     """The planner handed to engines (:class:`moderndid.engine.protocol.Planner`)."""
 
     plan_panel = staticmethod(plan_panel)
+    duplicate_row_error = staticmethod(duplicate_row_error)
+    varying_error = staticmethod(varying_error)
     check_columns = staticmethod(check_columns)
     check_statistics = staticmethod(check_statistics)
+    check_magnitudes = staticmethod(check_magnitudes)
     group_coding = staticmethod(group_coding)
     cohort_plan = staticmethod(cohort_plan)
     cohort_labels = staticmethod(cohort_labels)

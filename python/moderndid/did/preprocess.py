@@ -33,10 +33,8 @@ from moderndid.core.design import (
     parse_rhs,
 )
 from moderndid.core.frames import (
-    is_numeric_type,
     key_column,
     numeric_column,
-    show_value,
     to_arrow_table,
     type_label,
 )
@@ -44,9 +42,12 @@ from moderndid.core.multipliers import keys_from_values
 from moderndid.did.plan import (
     check_columns,
     check_group_sizes,
+    check_magnitudes,
     check_partition_values,
     cohort_plan,
+    duplicate_row_error,
     estimable_cohorts,
+    varying_error,
 )
 from moderndid.engine.panel_plan import plan_covariates
 from moderndid.engine.spec import DidData, DidSpec
@@ -97,8 +98,8 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
         raise DataStructureError("the data has no rows")
     design, _ = plan_covariates(
         spec, table.schema,
-        lambda roles: check_columns(roles, table.column_names, lambda c: (
-            is_numeric_type(table.schema.field(c).type), type_label(table.schema.field(c).type))),
+        lambda roles: check_columns(roles, table.column_names,
+                                    lambda c: type_label(table.schema.field(c).type)),
         lambda columns: distinct_rows(table, columns))
 
     y = numeric_column(table, spec.yname, "outcome (yname)")
@@ -118,8 +119,25 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1, *,
     ids = key_column(table, spec.idname, "unit id (idname)") if spec.idname else None
     q = _partition_column(table, spec.pname) if spec.pname is not None else None
 
+    # values too large for the estimator, in the call's order (outcome, weights, covariates)
+    magnitudes: list[tuple[str, str, np.ndarray]] = [(spec.yname, "outcome (yname)", y)]
+    if spec.weightsname is not None:
+        magnitudes.append((spec.weightsname, "weights (weightsname)", w))
+    if design.spec is None:
+        magnitudes += [(name, "covariate (xformla)", x[:, j + 1])
+                       for j, name in enumerate(names[1:])]
+    else:  # the formula's numeric columns, then its terms, as the statistics list them
+        magnitudes += [(c, "covariate (xformla)", numeric_column(table, c, "covariate"))
+                       for c in design.columns if c not in design.categorical]
+        magnitudes += [(name, "covariate (xformla) term", x[:, j + 1])
+                       for j, name in enumerate(names[1:])]
+    check_magnitudes([(column, role) for column, role, _ in magnitudes],
+                     [float(np.abs(values).max()) for _, _, values in magnitudes])
     if x.shape[1] > 1:  # over every input row, as the distributed engines sum it
         check_design_rank(x.T @ x, names)
+    if spec.panel:
+        # before the cohort decisions and their warnings, as the distributed engines do
+        _check_panel_rows(ids, t, g, w, cluster, q, spec)
     g, keep, excluded = _recode_cohorts(g, t, spec)
     if not keep.all():
         y, t, g, w, x = y[keep], t[keep], g[keep], w[keep], x[keep]
@@ -175,26 +193,10 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, excluded, names, spec,
     def take(values: np.ndarray) -> np.ndarray:
         return values if order is None else values[order]
 
-    unit_s, tpos_s = take(unit), take(tpos)
-    dup = (unit_s[1:] == unit_s[:-1]) & (tpos_s[1:] == tpos_s[:-1])
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
-        raise DataStructureError(
-            f"unit {show_value(uid[unit_s[i]])} has more than one row in period "
-            f"{periods[tpos_s[i]]:g}: panel data need one row per unit and period "
-            f"(columns {spec.idname!r}, {spec.tname!r})"
-        )
+    unit_s = take(unit)
     n_units, n_periods = uid.size, periods.size
     counts = np.bincount(unit, minlength=n_units)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    _check_constant_within(take(g), unit_s, starts, uid, spec.gname, "group")
-    _check_constant_within(take(w), unit_s, starts, uid, spec.weightsname or "", "weights")
-    if cluster is not None:
-        ckeys = keys_from_values(cluster)
-        _check_constant_within(take(ckeys), unit_s, starts, uid, spec.clustervars[0],
-                               "cluster")
-    if q is not None:
-        _check_constant_within(take(q), unit_s, starts, uid, spec.pname, "partition")
     balanced = bool((counts == n_periods).all())
     if force_unbalanced or (not balanced and spec.allow_unbalanced_panel):
         return _unbalanced_table(take(y), take(tpos), take(g), take(w), take(x),
@@ -342,16 +344,44 @@ def _partition_column(table: Any, pname: str) -> np.ndarray:
     return q
 
 
-def _check_constant_within(values, unit_sorted, starts, uid, column, what) -> None:
-    first = values[starts][unit_sorted]
-    differs = values != first
-    if differs.any():
-        i = int(np.flatnonzero(differs)[0])
-        raise DataStructureError(
-            f"{what} column {column!r} varies over time within unit "
-            f"{show_value(uid[unit_sorted[i]])}; "
-            f"it must be constant for each unit in panel data"
-        )
+def _check_panel_rows(ids, t, g, w, cluster, q, spec: DidSpec) -> None:
+    """One row per unit and period, and group, weights, cluster and eligibility constant
+    within units; the errors (the planner's) name the smallest offending unit."""
+    periods = np.unique(t)
+    tpos = np.searchsorted(periods, t)
+    if _sorted_by_unit_and_period(ids, tpos):
+        order = None  # sorted input: no duplicates; constant-within checks below
+        change = np.empty(ids.size, dtype=bool)
+        change[0] = True
+        change[1:] = ids[1:] != ids[:-1]
+        unit = np.cumsum(change) - 1
+        uid = ids[change]
+    else:
+        uid, unit = np.unique(ids, return_inverse=True)
+        order = np.lexsort((tpos, unit))
+
+    def take(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
+    unit_s, tpos_s = take(unit), take(tpos)
+    dup = (unit_s[1:] == unit_s[:-1]) & (tpos_s[1:] == tpos_s[:-1])
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise duplicate_row_error(uid[unit_s[i]], periods[tpos_s[i]], spec)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(unit, minlength=uid.size))[:-1]])
+    checks = [(g, spec.gname, "group"), (w, spec.weightsname or "", "weights")]
+    if cluster is not None:
+        checks.append((keys_from_values(cluster), spec.clustervars[0], "cluster"))
+    if q is not None:
+        checks.append((q, spec.pname or "", "partition"))
+    # attribute by attribute in this order, as Spark and Dask read their flags: the first
+    # attribute that varies anywhere, and its smallest unit, is named
+    for values, column, what in checks:
+        sorted_values = take(values)
+        differs = sorted_values != sorted_values[starts][unit_s]
+        if differs.any():
+            i = int(np.flatnonzero(differs)[0])
+            raise varying_error(what, column, uid[unit_s[i]])
 
 
 def _check_n_partitions(n_partitions: Any) -> None:

@@ -42,6 +42,7 @@ BLOCK_SCHEMA = pa.schema([
     ("wmin", pa.float64()),
     ("wmax", pa.float64()),
     ("fractional", pa.list_(pa.int64())),
+    ("max_abs", pa.list_(pa.float64())),
     ("xx", pa.list_(pa.float64())),
     ("periods", pa.list_(pa.float64())),
     ("histogram", pa.list_(pa.float64())),
@@ -53,6 +54,7 @@ BLOCK_SCHEMA = pa.schema([
 
 BLOCK_SCHEMA_DDL = (
     "rows long, missing array<long>, wmin double, wmax double, fractional array<long>, "
+    "max_abs array<double>, "
     "xx array<double>, periods array<double>, histogram array<double>, units long, "
     "flags int, xtv boolean, payload binary"
 )
@@ -88,10 +90,21 @@ def with_design(table: pa.Table, cols: RowColumns) -> pa.Table:
     return table
 
 
+def _max_abs(column: pa.ChunkedArray | pa.Array) -> float:
+    """The largest finite absolute value of a float column (0 for other types: the
+    magnitude check reads outcomes, weights and covariates, which arrive as doubles)."""
+    if not pa.types.is_floating(column.type):
+        return 0.0
+    values = np.abs(column.to_numpy(zero_copy_only=False))
+    values = values[np.isfinite(values)]
+    return float(values.max()) if values.size else 0.0
+
+
 def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, object]:
     """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`), whose formula
     covariates are evaluated (:func:`with_design`)."""
     missing = [missing_count(table.column(name)) for name in cols.checked]
+    max_abs = [_max_abs(table.column(name)) for name in cols.checked]
     w = table.column("w").to_numpy(zero_copy_only=False)
     fractional = []
     for name in cols.fractional:
@@ -103,7 +116,8 @@ def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, object]:
         for j, name in enumerate(cols.covariates):
             x[:, j + 1] = table.column(name).to_numpy(zero_copy_only=False)
         x = np.where(np.isfinite(x), x, 0.0)  # rows with missing values fail the check above
-        cross = x.T @ x
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused from max_abs
+            cross = x.T @ x
         xx = cross[np.triu_indices(cross.shape[0])].tolist()
     finite_w = w[np.isfinite(w)]
     return {
@@ -112,6 +126,7 @@ def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, object]:
         "wmin": float(finite_w.min()) if finite_w.size else np.inf,
         "wmax": float(finite_w.max()) if finite_w.size else -np.inf,
         "fractional": fractional,
+        "max_abs": max_abs,
         "xx": xx,
     }
 
@@ -140,6 +155,7 @@ def build_blocks(table: pa.Table, cols: RowColumns,
     rows: dict[str, list] = {name: [] for name in BLOCK_SCHEMA.names}
     empty_stats = {"rows": 0, "missing": [0] * len(cols.checked), "wmin": np.inf,
                    "wmax": -np.inf, "fractional": [0] * len(cols.fractional),
+                   "max_abs": [0.0] * len(cols.checked),
                    "xx": [0.0] * len(stats["xx"])}  # type: ignore[arg-type]
 
     def add(block_stats: dict, periods: list[float], histogram: list[float], n_units: int,

@@ -54,17 +54,28 @@ class Planner(Protocol):
         """Validate block statistics, recode cohorts, count units (panels)."""
         ...
 
+    def duplicate_row_error(self, unit: Any, period: Any, spec: DidSpec) -> Exception:
+        """The error for the smallest unit with two rows in one period."""
+        ...
+
+    def varying_error(self, what: str, column: str, unit: Any) -> Exception:
+        """The error for the smallest unit whose ``what`` column varies over time."""
+        ...
+
     def check_columns(self, roles: Sequence[tuple[Any, str]], available: Sequence[str],
-                      describe: Callable[[str], tuple[bool, str]]) -> None:
-        """Refuse missing columns and non-numeric types (``describe(column)`` gives
-        whether the column is numeric and its type's name)."""
+                      describe: Callable[[str], str]) -> None:
+        """Refuse missing columns and unusable types (``describe(column)`` gives the
+        column's type in the engine-neutral vocabulary of
+        :func:`moderndid.core.frames.type_label`)."""
         ...
 
     def check_statistics(self, spec: DidSpec, ordered: Sequence[tuple[str, str]],
                          rows: int, missing: Sequence[int], wmin: float, wmax: float,
                          fractional: Mapping[str, int], xx: np.ndarray | None,
-                         covariates: list[str]) -> None:
-        """Refuse empty data, missing values, bad weights, fractional ids, collinearity."""
+                         covariates: list[str], max_abs: Sequence[float] | None = None
+                         ) -> None:
+        """Refuse empty data, missing values, bad weights, fractional ids, values too
+        large for the estimator, collinearity."""
         ...
 
     def group_coding(self, spec: DidSpec, periods: np.ndarray, raw_cohorts: np.ndarray,

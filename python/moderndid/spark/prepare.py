@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from moderndid.core.design import MAX_LEVELS, CovariateDesign
+from moderndid.core.frames import spark_type_label
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
     PanelLayout,
@@ -34,7 +35,7 @@ from moderndid.engine.panel_plan import (
     row_columns,
 )
 from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import DidData, DidSpec
+from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec
 from moderndid.engine.unit_table import (
     FLAG_DUPLICATE,
     partition_from_rows,
@@ -50,6 +51,9 @@ from moderndid.spark.session import (
 )
 
 logger = logging.getLogger("moderndid")
+
+# the roles whose largest absolute value the statistics carry (numeric columns and terms)
+MAGNITUDE_CHECKED = (*NUMERIC_ROLES, "covariate (xformla) term")
 
 
 
@@ -76,8 +80,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     columns = list(types)
     design, roles = plan_covariates(
         spec, arrow_schema(types),
-        lambda roles: planner.check_columns(roles, columns, lambda c: (
-            isinstance(types[c], T.NumericType | T.BooleanType), types[c].simpleString())),
+        lambda roles: planner.check_columns(roles, columns,
+                                            lambda c: spark_type_label(types[c])),
         lambda categorical: _distinct_rows(sdf, categorical, types, spark))
     covariates = design.covariates
 
@@ -104,6 +108,12 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         if isinstance(types[c], T.FloatType | T.DoubleType):
             missing = missing | F.isnan(_col(c)) | (F.abs(_col(c)) == F.lit(math.inf))
         aggs.append(F.sum(missing.cast("long")).alias(f"__miss_{checked.index(c)}"))
+    for i, (c, _, role) in enumerate(checks):  # the planner reads outcome, weights, covariates
+        if role in MAGNITUDE_CHECKED:
+            finite = F.when(~F.isnan(_col(c).cast("double"))
+                            & (F.abs(_col(c).cast("double")) < F.lit(math.inf)),
+                            F.abs(_col(c).cast("double")))
+            aggs.append(F.max(finite).alias(f"__maxabs_{i}"))
     if spec.weightsname:
         aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
         aggs.append(F.max(_col(spec.weightsname)).alias("__wmax"))
@@ -128,7 +138,9 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         [stats[f"__miss_{checked.index(c)}"] for c, _, _ in checks],
         stats["__wmin"] if spec.weightsname else 1.0, stats["__wmax"] if spec.weightsname else 1.0,
         {c: int(stats[f"__frac_{j}"]) for j, c in enumerate(float_ids)},
-        _crossproduct_matrix(stats, xcols), covariates)
+        _crossproduct_matrix(stats, xcols), covariates,
+        [float(stats[f"__maxabs_{i}"] or 0.0) if role in MAGNITUDE_CHECKED else 0.0
+         for i, (_, _, role) in enumerate(checks)])
     periods = np.array(stats["__periods"], dtype=np.float64)
     raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
     g = _col(spec.gname).cast("double")
@@ -256,7 +268,8 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
         plan = planner.plan_panel([r.asDict() for r in info], spec, design.covariates, ordered,
                                   cols,
                           lambda layout: _count_units(blocks, layout, spark),
-                          lambda flags: _raise_flag(flags, sdf, spec, n_parts))
+                          lambda flags: _raise_flag(flags, sdf, spec, n_parts,
+                                                       planner))
     except BaseException:
         blocks.unpersist()
         raise
@@ -351,8 +364,9 @@ def _crossproduct_matrix(stats: Any, covariates: list[str]) -> np.ndarray:
     return xx
 
 
-def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int) -> None:
-    """Turn a problem flag into a typed error naming an offending unit (an error path only).
+def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int, planner: Planner) -> None:
+    """Turn a problem flag into the planner's typed error naming the smallest offending
+    unit (an error path only).
 
     The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
     aggregations reuse, so they do not take spark.sql.shuffle.partitions."""
@@ -362,19 +376,14 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int) -> None:
     idc, tc = _col(spec.idname), _col(spec.tname)
     sdf = sdf.repartition(n_parts, idc)
     if flags & FLAG_DUPLICATE:
-        row = sdf.groupBy(idc, tc).count().filter(F.col("count") > 1).limit(1).collect()[0]
-        raise DataStructureError(
-            f"unit {row[0]!r} has more than one row in period {row[1]}: panel data need one "
-            f"row per unit and period (columns {spec.idname!r}, {spec.tname!r})"
-        )
+        row = (sdf.groupBy(idc.alias("u"), tc.alias("t")).count().filter(F.col("count") > 1)
+               .orderBy("u", "t").limit(1).collect()[0])
+        raise planner.duplicate_row_error(row[0], row[1], spec)
     for bit, column, what in flag_checks(spec):
         if flags & bit and column is not None:
-            row = (sdf.groupBy(idc).agg(F.countDistinct(_col(column)).alias("n"))
-                   .filter(F.col("n") > 1).limit(1).collect()[0])
-            raise DataStructureError(
-                f"{what} column {column!r} varies over time within unit {row[0]!r}; it must "
-                "be constant for each unit in panel data"
-            )
+            row = (sdf.groupBy(idc.alias("u")).agg(F.countDistinct(_col(column)).alias("n"))
+                   .filter(F.col("n") > 1).orderBy("u").limit(1).collect()[0])
+            raise planner.varying_error(what, column, row[0])
 
 
 def arrow_schema(types: dict[str, Any]) -> pa.Schema:

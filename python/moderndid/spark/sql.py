@@ -23,10 +23,14 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from moderndid.core.frames import spark_type_label
 from moderndid.ddd.agg_ddd import agg_ddd
 from moderndid.ddd.estimator import ddd
 from moderndid.did.aggte import aggte
 from moderndid.did.att_gt import att_gt
+from moderndid.did.plan import check_columns
+from moderndid.did.preprocess import normalize_clustervars
+from moderndid.engine.spec import DidSpec, column_roles
 from moderndid.errors import (
     InvalidOptionError,
     ModernDiDError,
@@ -237,17 +241,21 @@ def check_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -
     if "type" in aggregate:
         allowed = inspect.signature(function.aggregate).parameters["type"]  # type: ignore[arg-type]
         _check_aggregation_type(aggregate["type"], allowed.default)
-    columns = set(data.columns)
-    for name in ("yname", "tname", "idname", "gname", "pname", "weightsname", "cluster"):
-        column = bound.get(name)
-        if column is not None and column not in columns:
-            raise InvalidOptionError(
-                f"{name} names column {column!r}, which is not in the table; columns: "
-                f"{', '.join(sorted(columns))}")
-    for column in bound.get("clustervars") or []:
-        if column not in columns:
-            raise InvalidOptionError(
-                f"clustervars names column {column!r}, which is not in the table")
+    # the columns and their types, checked by the planner as the Python API checks them
+    # (same class, same message)
+    gname = bound.get("gname")
+    if gname is None:
+        return  # the estimator refuses the call as the Python API does
+    clustervars = bound.get("clustervars") or bound.get("cluster")
+    spec = DidSpec(
+        yname=bound["yname"], tname=bound["tname"], idname=bound.get("idname"),
+        gname=gname, xformla=None, weightsname=bound.get("weightsname"),
+        clustervars=normalize_clustervars(clustervars, bound.get("idname")),
+        panel=bool(bound.get("panel", True)), allow_unbalanced_panel=False,
+        anticipation=0.0, pname=bound.get("pname"))
+    types = {f.name: f.dataType for f in data.schema.fields}
+    check_columns(column_roles(spec, []), list(types),
+                  lambda c: spark_type_label(types[c]))
 
 
 def _check_aggregation_type(value: Any, default: str) -> None:
