@@ -96,6 +96,20 @@ def test_formula_repeated_cross_sections_match_memory(request, panel, engine, xf
     _same(dist, mem, ("att_gt", "se_gt"))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_partitions_holding_one_level_each(request, panel, engine):
+    """Rows sorted by the text column, so that most partitions see a single level (formulaic
+    once encoded such a partition's dummies as the text itself)."""
+    pdf = panel.sort_values(["region", "countyreal", "year"], kind="stable")
+    kwargs = dict(ROLES, xformla="~ lpop + region", boot=False)
+    data = _frame(request, engine, pdf)
+    if engine == "dask":
+        data = data.repartition(npartitions=5)
+    _same(did.att_gt(data, **kwargs), did.att_gt(pdf, **kwargs), ("att_gt", "se_gt"))
+    _same(did.att_gt(data, **kwargs, panel=False), did.att_gt(pdf, **kwargs, panel=False),
+          ("att_gt", "se_gt"))
+
+
 def test_formula_in_memory_reads_text_categories_and_adds_the_intercept(panel):
     """A text column is a categorical (R's factor), its first sorted level the reference;
     '~ 0 + x' fits as '~ x', as R's DRDID adds the intercept."""

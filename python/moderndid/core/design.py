@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import scipy.linalg
 from formulaic import Formula, ModelSpec
@@ -145,7 +147,15 @@ class CovariateDesign:
             rows = rows.filter(pa.array(complete))
         if rows.num_rows:
             with np.errstate(all="ignore"):
-                matrix = self.spec.get_model_matrix(rows.to_pandas(), na_action="ignore")
+                matrix = self.spec.get_model_matrix(_pandas(rows), na_action="ignore")
+            if matrix.shape[1] != len(self.names) - (not self.spec_intercept) or not all(
+                    pd.api.types.is_numeric_dtype(kind) for kind in matrix.dtypes):
+                # never silently: text cells would pass np.asarray(..., float) as numbers
+                raise InvalidOptionError(
+                    f"xformla evaluated to {matrix.shape[1]} columns of types "
+                    f"{sorted({str(kind) for kind in matrix.dtypes})} on part of the data, "
+                    f"not the {len(self.names)} numeric columns of the design; please report "
+                    "this with the column types of the data")
             values = np.asarray(matrix, dtype=np.float64)
             x[complete] = values[:, 1:] if self.spec_intercept else values
         return x
@@ -234,10 +244,27 @@ def _decoded(table: pa.Table) -> pa.Table:
     return table
 
 
+def _pandas(table: pa.Table) -> pd.DataFrame:
+    """``table`` for formulaic, text columns as Python strings (object dtype).
+
+    Pandas' string dtypes depend on where a table came from (a Dask partition converts to
+    ``string[pyarrow]``); formulaic 1.2 then encodes a categorical whose rows all hold one
+    level as the text itself instead of 0/1 dummies. Object columns behave alike
+    everywhere."""
+    frame = table.to_pandas()
+    for c in frame.columns:
+        if pd.api.types.is_string_dtype(frame[c].dtype) and frame[c].dtype != object:
+            frame[c] = frame[c].astype(object)
+    return frame
+
+
 def _model_spec(formula: Formula, rows: pa.Table) -> ModelSpec:
     try:
-        with np.errstate(all="ignore"):
-            return formula.get_model_matrix(_decoded(rows).to_pandas(),
+        # placeholder rows may hold values outside explicit levels (C(x, levels=[...])),
+        # which pandas warns about: they only decide the kinds of the factors
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return formula.get_model_matrix(_pandas(_decoded(rows)),
                                             na_action="ignore").model_spec
     except Exception as exc:  # formulaic and the transforms raise many types
         reason = _ANSI.sub("", str(exc)).strip()
