@@ -52,12 +52,6 @@ BLOCK_SCHEMA = pa.schema([
     ("payload", pa.binary()),
 ])
 
-BLOCK_SCHEMA_DDL = (
-    "rows long, missing array<long>, wmin double, wmax double, fractional array<long>, "
-    "max_abs array<double>, "
-    "xx array<double>, periods array<double>, histogram array<double>, units long, "
-    "flags int, xtv boolean, payload binary"
-)
 
 
 @dataclass(frozen=True)
