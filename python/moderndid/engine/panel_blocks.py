@@ -53,7 +53,6 @@ BLOCK_SCHEMA = pa.schema([
 ])
 
 
-
 @dataclass(frozen=True)
 class RowColumns:
     """The columns the Spark engine selects from the input, by their internal names.
