@@ -135,3 +135,125 @@ def test_task_completion_order_changes_no_digit(spark, mpdta, monkeypatch, tmp_p
     assert abs(float(first["critical_value"]) - 1.959963984540054) > 1e-3  # a bootstrap band
     differ = [name for name in first if not np.array_equal(first[name], second[name])]
     assert differ == [], f"the fits differ in {differ}"
+
+
+# --------------------------------------------------------------------------- reductions
+
+PARTS = 6
+WIDTH = 5
+
+
+def _interleavings(per_part: dict[int, list], count: int, seed: int) -> list[list]:
+    """``count`` random interleavings of the parts' row lists (each part's rows keep their
+    order, as a task emits them), the first with the parts in descending order."""
+    rng = np.random.default_rng(seed)
+    out = [[row for p in sorted(per_part, reverse=True) for row in per_part[p]]]
+    for _ in range(count - 1):
+        tags = np.concatenate([[p] * len(rows) for p, rows in per_part.items()])
+        rng.shuffle(tags)
+        cursors = dict.fromkeys(per_part, 0)
+        order = []
+        for p in tags:
+            order.append(per_part[p][cursors[p]])
+            cursors[p] += 1
+        out.append(order)
+    return out
+
+
+def _frames(spark: Any, orders: list[list], schema: str) -> list[Any]:
+    """Each order as one task's rows, and spread over 3 tasks by partition."""
+    frames = []
+    for rows in orders:
+        one = spark.createDataFrame(rows, schema).coalesce(1)
+        frames += [one, one.repartition(3, "part")]
+    return frames
+
+
+def _executor(spark: Any, jar: bool) -> Any:
+    from moderndid.spark.executor import SparkExecutor
+
+    if jar:
+        from moderndid.spark.session import jar_path, register_aggregators
+
+        if jar_path() is None or not register_aggregators(spark):
+            pytest.skip("the moderndid jar is not built (python scripts/build_jar.py)")
+    return SparkExecutor(spark, None, lambda table: {}, jar, 3)
+
+
+def _partials(seed: int) -> dict[int, np.ndarray]:
+    """Per-partition sums whose total depends on the order they are added in."""
+    rng = np.random.default_rng(seed)
+    scale = 10.0 ** rng.integers(-3, 12, size=(PARTS, 1))
+    return {p: row for p, row in enumerate(rng.normal(size=(PARTS, WIDTH)) * scale)}
+
+
+def _in_order(partials: dict[int, np.ndarray], parts: Any) -> np.ndarray:
+    out = partials[parts[0]].copy()
+    for p in parts[1:]:
+        out = out + partials[p]
+    return out
+
+
+@pytest.mark.parametrize("jar", [True, False], ids=["jar", "no-jar"])
+def test_flat_reduction_adds_partitions_in_their_order(spark, jar):
+    """Sums (and the JVM bootstrap) are the fold in ascending partition order, whatever
+    order the rows come in and however they are split into tasks."""
+    import json
+
+    from moderndid.did.kernels import bootstrap_sums
+    from moderndid.engine.executor import BootstrapRequest
+
+    executor = _executor(spark, jar)
+    sums, maxima = _partials(1), _partials(2)
+    layout = json.dumps([["sum", "s", [WIDTH]], ["max", "m", [WIDTH]]])
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 2**63, size=(PARTS, 3, 40))
+    z = rng.normal(size=(PARTS, 3, 40, 4)) * 10.0 ** rng.integers(-3, 9, size=(PARTS, 3, 1, 1))
+    per_part = {}
+    for p in range(PARTS):
+        rows = [(layout, sums[p].tolist(), maxima[p].tolist(), None, None, p)]
+        if jar:  # bootstrap blocks, three per partition
+            rows += [(None, None, None, keys[p, b].tolist(), z[p, b].ravel().tolist(), p)
+                     for b in range(3)]
+        per_part[p] = rows
+    schema = ("layout string, sums array<double>, maxima array<double>, "
+              "bkeys array<bigint>, bz array<double>, part int")
+    request = BootstrapRequest(2**63 + 5, 31) if jar else None
+    results = [executor._reduce_flat(frame, request)
+               for frame in _frames(spark, _interleavings(per_part, 3, 4), schema)]
+    expected = _in_order(sums, list(range(PARTS)))
+    assert not np.array_equal(expected, _in_order(sums, list(range(PARTS))[::-1]))
+    for res in results:
+        assert np.array_equal(res.sums["s"], expected)
+        assert np.array_equal(res.maxima["m"], np.max(list(maxima.values()), axis=0))
+    if jar:
+        boots = [res.sums["boot"] for res in results]
+        assert all(np.array_equal(b, boots[0]) for b in boots)
+        flat_keys = keys.reshape(-1).astype(np.uint64)
+        np.testing.assert_allclose(
+            boots[0], bootstrap_sums(2**63 + 5, flat_keys, z.reshape(-1, 4), 31),
+            rtol=1e-12, atol=1e-12 * np.abs(z).sum())
+
+
+@pytest.mark.parametrize("jar", [True, False], ids=["jar", "no-jar"])
+def test_keyed_reduction_adds_partitions_in_their_order(spark, jar):
+    """Keyed sums (one row per partition and key, grouped in a shuffle) and plain sums of a
+    keyed pass are folds in ascending partition order too."""
+    executor = _executor(spark, jar)
+    keyed = {k: _partials(10 + k) for k in range(4)}
+    plain = _partials(20)
+    per_part = {}
+    for p in range(PARTS):
+        per_part[p] = [("keyed", "c", k, [WIDTH], keyed[k][p].tolist(), p) for k in keyed]
+        per_part[p].append(("sum", "s", 0, [WIDTH], plain[p].tolist(), p))
+    schema = "kind string, name string, key bigint, shape array<int>, value array<double>, " \
+             "part int"
+    results = [executor._reduce_rows(frame)
+               for frame in _frames(spark, _interleavings(per_part, 3, 5), schema)]
+    parts = list(range(PARTS))
+    for res in results:
+        assert np.array_equal(res.sums["s"], _in_order(plain, parts))
+        got_keys, got = res.keyed["c"]
+        assert got_keys.tolist() == sorted(keyed)
+        for row, k in zip(got, sorted(keyed), strict=True):
+            assert np.array_equal(row, _in_order(keyed[k], parts))
