@@ -17,7 +17,6 @@ row orders and partitionings.
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
 import time
