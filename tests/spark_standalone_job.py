@@ -27,9 +27,9 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 MPDTA = dict(yname="lemp", tname="year", idname="countyreal", gname="first.treat")
 DDD_ARGS = ("y", "time", "id", "state", "partition")
 DDD_COVS = "~ cov1 + cov2 + cov3 + cov4"
-# Two partitions: Spark merges the partitions' partial sums in the order their tasks end,
-# and a sum of two terms does not depend on that order, so a retried fit must give the
-# same digits (with more partitions, reruns may differ in the last bits).
+# Few partitions keep the job short on two cores. The reductions add the partitions'
+# partial sums in partition order whatever order their tasks end in (see
+# test_spark_determinism.py, 8 partitions), so a retried fit must give the same digits.
 N_PARTITIONS = 2
 
 

@@ -369,8 +369,8 @@ def test_jvm_bootstrap_reduction_matches_numpy(spark):
             for a, b in itertools.pairwise(cuts)] + [(None, None)]
     blocks = spark.createDataFrame(rows, "bkeys array<long>, bz array<double>").repartition(3)
     signed_seed = seed - 2**64
-    out = blocks.agg(F.expr(
-        f"moderndid_mammen_bootstrap(CAST({signed_seed} AS BIGINT), {draws}, bkeys, bz)"
+    out = blocks.withColumn("part", F.spark_partition_id()).agg(F.expr(
+        f"moderndid_mammen_bootstrap(CAST({signed_seed} AS BIGINT), {draws}, part, bkeys, bz)"
     ).alias("boot")).collect()[0]["boot"]
     expected = bootstrap_sums(seed, keys, z, draws)
     np.testing.assert_allclose(np.asarray(out).reshape(draws, width), expected,

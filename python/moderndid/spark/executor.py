@@ -7,6 +7,15 @@ aggregators; without it, by Spark SQL's ``aggregate`` / ``zip_with`` over the co
 Keyed sums (per cluster) are grouped by name and key in an explicitly sized shuffle. Only
 the reduced arrays (KBs) reach the Python driver.
 
+Every reduction is deterministic: Spark merges the partials in the order their tasks end
+(observed metrics aggregated over all attempts, as before pyspark 4.1 or with
+``spark.sql.legacy.observeMetricsAggregateAllAttempts``; shuffle fetches on a cluster), and
+a floating-point sum depends on the order of its terms. So each partial row carries its
+partition (``spark_partition_id()``, column ``part``, computed in the mapping stage) and
+the sums are added in ascending partition order, by the Scala aggregators (a buffer per
+partition) or by a Spark SQL fold over the partials sorted by partition: a rerun, a
+retried task or a slow executor gives the same digits.
+
 With the jar, the multiplier bootstrap also runs in the JVM: the moments pass sends the
 units' ``(key, z)`` blocks from the Python worker to the Scala ``MammenBootstrap``
 aggregator in the same stage, which draws the multipliers (bit-identical to NumPy's) and
@@ -170,6 +179,8 @@ def partial_from_rows(rows: list[Any]) -> Partial:
 
 
 JVM_BOOTSTRAP_CONF = "spark.moderndid.jvmBootstrap"
+# The column of the partial rows holding their partition (spark_partition_id()).
+PART = "part"
 
 
 def _conf_flag(spark: Any, name: str, default: bool) -> bool:
@@ -242,6 +253,13 @@ class SparkExecutor:
                     raise RuntimeError("internal error: bootstrap blocks in a keyed pass")
                 yield partial_to_batch(partial)
 
+        from pyspark.sql import functions as F
+
+        def mapped(schema: pa.Schema) -> Any:
+            # the partition of each partial, in the stage that computes it
+            return self.table.mapInArrow(apply, spark_schema(schema)).withColumn(
+                PART, F.spark_partition_id())
+
         start = time.perf_counter()
         set_job_description(self.spark, description)
         try:
@@ -250,11 +268,9 @@ class SparkExecutor:
                     raise ValueError("internal error: a native bootstrap needs a flat pass and "
                                      "the Scala aggregators")
                 if flat:
-                    result = self._reduce_flat(
-                        self.table.mapInArrow(apply, spark_schema(FLAT_SCHEMA)), bootstrap)
+                    result = self._reduce_flat(mapped(FLAT_SCHEMA), bootstrap)
                 else:
-                    result = self._reduce_rows(
-                        self.table.mapInArrow(apply, spark_schema(PARTIAL_SCHEMA)))
+                    result = self._reduce_rows(mapped(PARTIAL_SCHEMA))
         finally:
             set_job_description(self.spark, None)
         logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
@@ -274,13 +290,13 @@ class SparkExecutor:
         from pyspark.sql import functions as F
 
         if self.jvm_aggregators:
-            sums, maxima = "moderndid_array_sum(sums)", "moderndid_array_max(maxima)"
+            sums, maxima = f"moderndid_array_sum({PART}, sums)", "moderndid_array_max(maxima)"
         else:
             # Without the jar: the task's rows collected and folded element-wise by Spark
             # SQL's higher-order functions, still one stage (a grouped posexplode + sum
             # took a shuffle and a second stage per pass). One row per partition, so the
             # driver's JVM holds partitions x (length of the sums) doubles at most.
-            sums, maxima = _sql_fold("sums", "a + b"), _sql_fold("maxima", "greatest(a, b)")
+            sums, maxima = _sql_sum("sums"), _sql_fold("maxima", "greatest(a, b)")
         columns = [
             F.count("layout").alias("n"),
             F.min("layout").alias("first"),
@@ -292,7 +308,8 @@ class SparkExecutor:
             seed, draws = bootstrap.seed, bootstrap.draws
             signed_seed = seed - (1 << 64) if seed >= 1 << 63 else seed
             columns.append(F.expr(
-                f"moderndid_mammen_bootstrap(CAST({signed_seed} AS BIGINT), {draws}, bkeys, bz)"
+                f"moderndid_mammen_bootstrap(CAST({signed_seed} AS BIGINT), {draws}, {PART}, "
+                f"bkeys, bz)"
             ).alias("boot"))
         observation = Observation()
         mapped.observe(observation, *columns).write.format("noop").mode("overwrite").save()
@@ -317,22 +334,29 @@ class SparkExecutor:
 
         mapped = mapped.repartition(self.n_partitions, "kind", "name", "key")
         if self.jvm_aggregators:
-            reduced = mapped.groupBy("kind", "name", "key").agg(
-                F.first("shape").alias("shape"),
-                F.expr("moderndid_array_sum(value)").alias("s"),
-                F.expr("moderndid_array_max(value)").alias("m"),
-            ).collect()
-            rows = [(r["kind"], r["name"], r["key"], r["shape"],
-                     r["m"] if r["kind"] == "max" else r["s"]) for r in reduced]
+            sums, maxima = f"moderndid_array_sum({PART}, value)", "moderndid_array_max(value)"
         else:
-            exploded = mapped.select("kind", "name", "key", "shape",
-                                     F.posexplode("value").alias("pos", "v"))
-            reduced = exploded.groupBy("kind", "name", "key", "pos").agg(
-                F.first("shape").alias("shape"), F.sum("v").alias("s"),
-                F.max("v").alias("m"),
-            ).collect()
-            rows = _assemble(reduced)
+            # one row per partition and key: each group folds partitions x (row length)
+            sums, maxima = _sql_sum("value"), _sql_fold("value", "greatest(a, b)")
+        reduced = mapped.groupBy("kind", "name", "key").agg(
+            F.first("shape").alias("shape"),
+            F.expr(sums).alias("s"),
+            F.expr(maxima).alias("m"),
+        ).collect()
+        rows = [(r["kind"], r["name"], r["key"], r["shape"],
+                 r["m"] if r["kind"] == "max" else r["s"]) for r in reduced]
         return partial_from_rows(rows)
+
+
+def _sql_sum(column: str) -> str:
+    """A Spark SQL aggregate expression: the element-wise sum of the array ``column`` of
+    every row, added in ascending partition order (column ``part``), whatever order Spark
+    merges the rows in; null rows are skipped. Ties (rows of one partition) keep no order
+    of their own: the passes send one such row per partition (and key)."""
+    return (f"aggregate(array_sort(collect_list(CASE WHEN {column} IS NOT NULL "
+            f"THEN struct({PART} AS p, {column} AS v) END)), CAST(NULL AS ARRAY<DOUBLE>), "
+            f"(acc, x) -> CASE WHEN acc IS NULL THEN x.v "
+            f"ELSE zip_with(acc, x.v, (a, b) -> a + b) END)")
 
 
 def _sql_fold(column: str, combine: str) -> str:
@@ -341,18 +365,3 @@ def _sql_fold(column: str, combine: str) -> str:
     return (f"aggregate(collect_list({column}), CAST(NULL AS ARRAY<DOUBLE>), "
             f"(acc, x) -> CASE WHEN acc IS NULL THEN x "
             f"ELSE zip_with(acc, x, (a, b) -> {combine}) END)")
-
-
-def _assemble(reduced: list[Any]) -> list[tuple]:
-    """Reassemble (kind, name, key) arrays from per-position reduced rows."""
-    groups: dict[tuple, dict[str, Any]] = {}
-    for r in reduced:
-        ident = (r["kind"], r["name"], r["key"])
-        entry = groups.setdefault(ident, {"shape": r["shape"], "values": {}})
-        entry["values"][r["pos"]] = r["m"] if r["kind"] == "max" else r["s"]
-    rows = []
-    for (kind, name, key), entry in groups.items():
-        values = entry["values"]
-        arr = np.array([values[i] for i in range(len(values))], dtype=np.float64)
-        rows.append((kind, name, key, entry["shape"], arr))
-    return rows

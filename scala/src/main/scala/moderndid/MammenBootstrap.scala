@@ -40,15 +40,19 @@ object Mammen {
     if (isHigh(unitState(seedState(seed), key), draw)) Low + (High - Low) else Low
 }
 
-/** Buffer of the bootstrap reduction: the sum of every row `z` (`total`, length K) and, for
-  * each draw b, the sum of the rows whose multiplier is HIGH (`high`, B x K row-major).
+/** Buffer of the bootstrap reduction, per partition (ascending `parts`, as in
+  * [[PartSums]]): the sum of the partition's rows `z` (`total(i)`, length K) and, for each
+  * draw b, the sum of its rows whose multiplier is HIGH (`high(i)`, B x K row-major).
   */
-final case class MammenBuffer(seed: Long, biters: Int, total: Array[Double], high: Array[Double])
+final case class MammenBuffer(seed: Long, biters: Int, parts: Array[Int],
+                              total: Array[Array[Double]], high: Array[Array[Double]])
 
-/** One block of units from a partition kernel: the units' 64-bit multiplier keys and their
-  * rows `z` (keys.length x K, row-major). Null `z` marks a row that carries no block.
+/** One block of units from a partition kernel: the partition (`spark_partition_id()` of
+  * its task), the units' 64-bit multiplier keys and their rows `z` (keys.length x K,
+  * row-major). Null `z` marks a row that carries no block.
   */
-final case class MammenInput(seed: Long, biters: Int, keys: Array[Long], z: Array[Double])
+final case class MammenInput(seed: Long, biters: Int, part: Int, keys: Array[Long],
+                             z: Array[Double])
 
 /** Fused multiplier-bootstrap reduction: `sum_i v_ib z_i` for b = 0 until biters.
   *
@@ -56,36 +60,47 @@ final case class MammenInput(seed: Long, biters: Int, keys: Array[Long], z: Arra
   * `v = Low + (High - Low) 1{high}`, so only the rows drawn HIGH are added per draw and the
   * result is one affine step, `Low * total + (High - Low) * high`, in `finish`. Output: the
   * B x K sums, row-major (empty when no block arrived).
+  *
+  * Deterministic as [[ArraySum]]: the buffer keeps the sums of each partition apart and
+  * `finish` adds them in ascending partition order, whatever order the tasks end in.
+  * Memory: partitions x (B + 1) x K doubles in the buffer that merges every task's (the
+  * driver's): 0.4 MB per partition for 999 draws and 50 cells.
   */
 object MammenBootstrap extends Aggregator[MammenInput, MammenBuffer, Array[Double]] {
-  def zero: MammenBuffer = MammenBuffer(0L, 0, Array.emptyDoubleArray, Array.emptyDoubleArray)
+  def zero: MammenBuffer =
+    MammenBuffer(0L, 0, Array.emptyIntArray, Array.empty[Array[Double]], Array.empty[Array[Double]])
 
-  private def isEmpty(b: MammenBuffer): Boolean = b.total.length == 0
+  private def isEmpty(b: MammenBuffer): Boolean = b.parts.length == 0
+
+  private def width(b: MammenBuffer): Int = b.total(0).length
 
   def reduce(acc: MammenBuffer, in: MammenInput): MammenBuffer = {
     if (in == null || in.z == null || in.keys == null || in.keys.length == 0) return acc
     val n = in.keys.length
     require(in.z.length % n == 0, s"block of ${in.z.length} values for $n keys")
-    val width = in.z.length / n
-    val buf =
-      if (isEmpty(acc)) MammenBuffer(in.seed, in.biters, new Array[Double](width),
-                                     new Array[Double](in.biters * width))
-      else acc
-    require(buf.seed == in.seed && buf.biters == in.biters && buf.total.length == width,
+    val w = in.z.length / n
+    require(isEmpty(acc) || (acc.seed == in.seed && acc.biters == in.biters && width(acc) == w),
             "bootstrap blocks with different seeds, draw counts or widths")
-    accumulate(buf, in.keys, in.z, width)
+    val at = java.util.Arrays.binarySearch(acc.parts, in.part)
+    val buf =
+      if (at >= 0) acc
+      else {
+        val slot = -at - 1
+        MammenBuffer(in.seed, in.biters, Parts.insert(acc.parts, slot, in.part),
+                     Parts.insert(acc.total, slot, new Array[Double](w)),
+                     Parts.insert(acc.high, slot, new Array[Double](in.biters * w)))
+      }
+    val i = java.util.Arrays.binarySearch(buf.parts, in.part)
+    accumulate(buf.total(i), buf.high(i), buf.seed, buf.biters, in.keys, in.z, w)
     buf
   }
 
   /** Units handled together: their draws are packed as bits of one `Long` per draw. */
   private final val BlockUnits = 64
 
-  private def accumulate(buf: MammenBuffer, keys: Array[Long], z: Array[Double],
-                         width: Int): Unit = {
-    val total = buf.total
-    val high = buf.high
-    val biters = buf.biters
-    val seedState = Mammen.seedState(buf.seed)
+  private def accumulate(total: Array[Double], high: Array[Double], seed: Long, biters: Int,
+                         keys: Array[Long], z: Array[Double], width: Int): Unit = {
+    val seedState = Mammen.seedState(seed)
     val masks = new Array[Long](biters)
     val table = new Array[Double]((1 << TableUnits) * width)  // reused by every unit group
     var row = 0
@@ -163,28 +178,45 @@ object MammenBootstrap extends Aggregator[MammenInput, MammenBuffer, Array[Doubl
     while (j < len) { dst(dstOff + j) += src(srcOff + j); j += 1 }
   }
 
+  /** The partitions of both, each partition's sums added (a partition in both is one
+    * whose rows were reduced in two buffers).
+    */
   def merge(a: MammenBuffer, b: MammenBuffer): MammenBuffer = {
     if (isEmpty(a)) b
     else if (isEmpty(b)) a
     else {
-      require(a.seed == b.seed && a.biters == b.biters && a.total.length == b.total.length,
+      require(a.seed == b.seed && a.biters == b.biters && width(a) == width(b),
               "bootstrap buffers with different seeds, draw counts or widths")
-      var i = 0
-      while (i < a.total.length) { a.total(i) += b.total(i); i += 1 }
-      i = 0
-      while (i < a.high.length) { a.high(i) += b.high(i); i += 1 }
-      a
+      var out = a
+      var k = 0
+      while (k < b.parts.length) {
+        val at = java.util.Arrays.binarySearch(out.parts, b.parts(k))
+        if (at >= 0) {
+          Parts.add(out.total(at), b.total(k))
+          Parts.add(out.high(at), b.high(k))
+        } else {
+          val slot = -at - 1
+          out = MammenBuffer(out.seed, out.biters, Parts.insert(out.parts, slot, b.parts(k)),
+                             Parts.insert(out.total, slot, b.total(k)),
+                             Parts.insert(out.high, slot, b.high(k)))
+        }
+        k += 1
+      }
+      out
     }
   }
 
+  /** The partitions' sums added in ascending partition order, then the affine step. */
   def finish(acc: MammenBuffer): Array[Double] = {
     if (isEmpty(acc)) return Array.emptyDoubleArray
-    val width = acc.total.length
+    val w = width(acc)
+    val total = Parts.fold(acc.total)
+    val high = Parts.fold(acc.high)
     val spread = Mammen.High - Mammen.Low
-    val out = new Array[Double](acc.high.length)
+    val out = new Array[Double](high.length)
     var i = 0
     while (i < out.length) {
-      out(i) = Mammen.Low * acc.total(i % width) + spread * acc.high(i)
+      out(i) = Mammen.Low * total(i % w) + spread * high(i)
       i += 1
     }
     out
