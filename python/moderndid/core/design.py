@@ -172,10 +172,7 @@ def categorical_columns(formula: Formula | None, schema: pa.Schema) -> list[str]
     if formula is None:
         return []
     columns = formula_columns(formula)
-    if any(c not in schema.names for c in columns):
-        return []
-    simple = _plain_terms(formula)
-    if simple is not None and all(_is_numeric_type(schema.field(c).type) for c in simple):
+    if any(c not in schema.names for c in columns) or _plain_numeric(formula, schema):
         return []
     trial = _model_spec(formula, _placeholder_rows(schema, columns, 1))
     found: set[str] = set()
@@ -202,10 +199,10 @@ def covariate_design(formula: Formula | None, schema: pa.Schema,
     """
     if formula is None:
         return CovariateDesign((), (), ("(Intercept)",), None)
-    columns = formula_columns(formula)
-    simple = _plain_terms(formula)
-    if simple is not None and all(_is_numeric_type(schema.field(c).type) for c in simple):
+    simple = _plain_numeric(formula, schema)
+    if simple:
         return CovariateDesign(tuple(simple), (), ("(Intercept)", *simple), None)
+    columns = formula_columns(formula)
     categorical = tuple(levels.column_names) if levels is not None else ()
     if levels is not None and levels.num_rows > MAX_LEVELS:
         raise InvalidOptionError(
@@ -335,6 +332,15 @@ def _plain_terms(formula: Formula) -> list[str] | None:
             return None
         names.append(str(factors[0]))
     return names if has_intercept else None
+
+
+def _plain_numeric(formula: Formula, schema: pa.Schema) -> list[str]:
+    """The columns of a formula ``1 + a + b + ...`` of numeric columns (the fast path that
+    needs no formulaic), else an empty list."""
+    simple = _plain_terms(formula)
+    if simple and all(_is_numeric_type(schema.field(c).type) for c in simple):
+        return simple
+    return []
 
 
 def _is_numeric_type(kind: pa.DataType) -> bool:

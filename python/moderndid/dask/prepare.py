@@ -363,20 +363,9 @@ def _histogram(blocks: pa.RecordBatch, layout: PanelLayout) -> list[float]:
 
 
 def _arrow_schema(ddf: Any) -> pa.Schema:
-    """The Arrow schema of a Dask DataFrame's columns (text columns as strings)."""
-    fields = []
-    for name, dtype in ddf.dtypes.items():
-        if pd.api.types.is_bool_dtype(dtype):
-            kind = pa.bool_()
-        elif pd.api.types.is_numeric_dtype(dtype):
-            kind = pa.from_numpy_dtype(np.dtype(dtype.numpy_dtype if hasattr(
-                dtype, "numpy_dtype") else dtype))
-        elif pd.api.types.is_datetime64_any_dtype(dtype):
-            kind = pa.timestamp("ns")
-        else:  # object, string, category: text to formulaic
-            kind = pa.string()
-        fields.append(pa.field(str(name), kind))
-    return pa.schema(fields)
+    """The Arrow schema a partition of ``ddf`` converts to: the schema the in-memory path
+    sees for the same pandas frame (Dask's non-empty sample of its metadata)."""
+    return pa.Schema.from_pandas(ddf._meta_nonempty, preserve_index=False).remove_metadata()
 
 
 def _distinct_rows(ddf: Any, columns: list[str], scheduler: DaskScheduler) -> pa.Table:
