@@ -26,7 +26,7 @@ class DaskEngine:
     def prepare(self, data: Any, spec: DidSpec, settings: EngineSettings,
                 planner: Planner) -> Prepared:
         """Validate ``data`` and persist its unit-table blocks on the workers."""
-        from moderndid.dask.executor import DaskExecutor, DaskScheduler, current_client
+        from moderndid.dask.executor import DaskScheduler, current_client
         from moderndid.dask.prepare import prepare_dask
 
         if settings.n_jobs not in (1, None):
@@ -36,12 +36,7 @@ class DaskEngine:
             logger.info("moderndid: max_cohorts=%s has no effect: worker memory is bounded "
                         "by the partition size (n_partitions)", settings.max_cohorts)
         client = settings.client if settings.client is not None else current_client()
-        scheduler = DaskScheduler(client)
-        prepared = prepare_dask(data, spec, settings.n_partitions, planner, scheduler)
-        executor = DaskExecutor(prepared.blocks, prepared.to_partition, scheduler)
-        return Prepared(meta=prepared.meta, executor=executor, release=executor.release,
-                        two_period=prepared.two_period,
-                        subgroups=prepared.subgroups)
+        return prepare_dask(data, spec, settings.n_partitions, planner, DaskScheduler(client))
 
 
 ENGINE = DaskEngine()

@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import dask
@@ -24,7 +22,7 @@ import pyarrow as pa
 
 from moderndid.core.design import MAX_LEVELS, CovariateDesign, missing_count
 from moderndid.core.frames import pandas_type_label
-from moderndid.dask.executor import DaskScheduler
+from moderndid.dask.executor import DaskExecutor, DaskScheduler
 from moderndid.engine.panel_blocks import (
     BLOCK_SCHEMA,
     PanelLayout,
@@ -36,35 +34,25 @@ from moderndid.engine.panel_blocks import (
 from moderndid.engine.panel_plan import (
     add_histogram,
     flag_checks,
-    formula_sources,
+    keeps_type,
     partition_count,
     plan_covariates,
+    plan_rc,
+    rc_metadata,
     row_columns,
+    source_columns,
 )
-from moderndid.engine.protocol import Planner
-from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec
-from moderndid.engine.unit_table import FLAG_DUPLICATE, partition_from_rows
-from moderndid.errors import DataStructureError
+from moderndid.engine.protocol import CohortPlan, Planner, Prepared
+from moderndid.engine.spec import NUMERIC_ROLES, DidSpec
+from moderndid.engine.unit_table import FLAG_DUPLICATE
 
 logger = logging.getLogger("moderndid")
 
 
-@dataclass
-class DaskDidData:
-    """A prepared Dask input: metadata for the client, persisted blocks for the passes."""
-
-    meta: DidData
-    blocks: list[Any]  # persisted dask.delayed objects, one Arrow batch / table each
-    to_partition: Callable[[Any], dict]  # block -> kernel partition, run on the workers
-    two_period: bool = False
-    subgroups: dict[tuple[float, float], int] = field(default_factory=dict)
-
-
 def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Planner,
-                 scheduler: DaskScheduler | None = None) -> DaskDidData:
+                 scheduler: DaskScheduler) -> Prepared:
     """Validate ``ddf`` and build the persisted unit-table blocks (panels) or row tables
     (repeated cross sections), every computation on ``scheduler``."""
-    scheduler = scheduler or DaskScheduler()
     columns = list(ddf.columns)
     dtypes = ddf.dtypes
     design, roles = plan_covariates(
@@ -72,13 +60,14 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Pla
         lambda roles: planner.check_columns(roles, columns,
                                             lambda c: pandas_type_label(dtypes[c])),
         lambda categorical: _distinct_rows(ddf, categorical, scheduler))
+    sources = source_columns(spec, design)
+    needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
     if not spec.panel:
-        return _prepare_rc(ddf, spec, n_partitions, planner, scheduler, design, roles)
+        return _prepare_rc(ddf, spec, n_partitions, planner, scheduler, design, roles,
+                           sources, needed)
     assert spec.idname is not None
     float_columns = {c for c in columns if pd.api.types.is_float_dtype(dtypes[c])}
     cols, ordered = row_columns(spec, design, roles, float_columns)
-    sources = _sources(spec, design)
-    needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
 
     n_parts = partition_count(n_partitions, lambda: int(scheduler.compute(ddf.shape[0])[0]),
                               ddf.npartitions)
@@ -92,27 +81,20 @@ def prepare_dask(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Pla
     logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
 
     def count_units(layout: PanelLayout) -> dict[tuple[float, float, int], int]:
-        flat = scheduler.compute(*[dask.delayed(_histogram)(b, layout) for b in blocks])
-        out: dict[tuple[float, float, int], int] = {}
-        for values in flat:
-            add_histogram(out, values)
-        return out
+        return add_histogram({}, *scheduler.compute(
+            *[dask.delayed(unit_histogram)(b, layout) for b in blocks]))
 
     plan = planner.plan_panel(info, spec, design.covariates, ordered, cols, count_units,
                               lambda flags: _raise_flag(flags, ddf, spec, scheduler, planner))
-    return DaskDidData(plan.meta, blocks, functools.partial(_block_partition,
-                                                            layout=plan.layout),
-                       plan.two_period, plan.subgroups)
-
-
-def _block_partition(blocks: pa.RecordBatch, layout: PanelLayout) -> dict:
-    """Kernel partition of one persisted block batch."""
-    return partition_from_blocks(pa.Table.from_batches([blocks]), layout)
+    executor = DaskExecutor(blocks, functools.partial(partition_from_blocks,
+                                                      layout=plan.layout), scheduler)
+    return Prepared(plan.meta, executor, executor.release, plan.two_period, plan.subgroups)
 
 
 def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Planner,
                 scheduler: DaskScheduler, design: CovariateDesign,
-                roles: list[tuple[str, str]]) -> DaskDidData:
+                roles: list[tuple[str, str]], sources: dict[str, str | None],
+                needed: list[str]) -> Prepared:
     """Repeated cross sections, as on Spark: one statistics task per input partition (no
     shuffle), the planner's decisions, then the kept rows persisted as Arrow tables.
 
@@ -121,12 +103,9 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
     the partitioning): each partition's offset is the kept rows of those before it.
     """
     covariates = design.covariates
-    sources = _sources(spec, design)
-    needed = list(dict.fromkeys(c for c in sources.values() if c is not None))
-    parts = ddf[needed].to_delayed()
     start = time.perf_counter()
     stats = scheduler.compute(*[dask.delayed(_rc_statistics)(p, spec, design, roles)
-                                for p in parts])
+                                for p in ddf[needed].to_delayed()])
     if design.spec is not None:  # the evaluated terms are checked after the columns
         roles = roles + [(term, "covariate (xformla) term") for term in covariates]
     float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
@@ -141,26 +120,16 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
         {c: sum(s["fractional"].get(c, 0) for s in stats) for c in float_ids},
         np.sum([s["xx"] for s in stats], axis=0) if covariates else np.zeros((k1, k1)),
         covariates, np.max([s["max_abs"] for s in stats], axis=0).tolist())
-    periods = np.unique(np.concatenate([s["periods"] for s in stats]))
-    raw_cohorts = np.unique(np.concatenate([s["cohorts"] for s in stats]))
-    partition_values = set(np.concatenate([s["partition"] for s in stats]).tolist())
-    two_period, group_map = planner.group_coding(spec, periods, raw_cohorts,
-                                                 partition_values)
-    if group_map:
-        raw_cohorts = np.unique([group_map.get(g, g) for g in raw_cohorts.tolist()])
-    plan = planner.cohort_plan(raw_cohorts, periods, spec)
-    labels = planner.cohort_labels(raw_cohorts, periods, plan, spec)
-    last_period = float(periods[-1])  # of every row: "treated after the end" is never treated
-    if plan.period_cutoff is not None:
-        periods = periods[periods < plan.period_cutoff]
-    if periods.size < 2:
-        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
+    all_periods = np.unique(np.concatenate([s["periods"] for s in stats]))
+    two_period, group_map, plan, labels, periods = plan_rc(
+        planner, spec, all_periods, np.unique(np.concatenate([s["cohorts"] for s in stats])),
+        set(np.concatenate([s["partition"] for s in stats]).tolist()))
 
     n_parts = partition_count(n_partitions, lambda: rows, ddf.npartitions)
-    coding = _RowCoding(sources, group_map, last_period, list(plan.to_never),
-                        list(plan.dropped), plan.period_cutoff, spec.anticipation, design)
-    tables = scheduler.persist([dask.delayed(_rc_rows, pure=True)(p, coding)
-                                for p in _repartitioned(ddf[needed], n_parts)])
+    row_rows = dask.delayed(_rc_rows, pure=True)
+    tables = scheduler.persist([
+        row_rows(p, sources, group_map, float(all_periods[-1]), plan, spec.anticipation,
+                 design) for p in _repartitioned(ddf[needed], n_parts)])
     summaries = scheduler.compute(*[dask.delayed(_rc_summary)(t, labels) for t in tables])
     if spec.idname is None:
         # Each table's first key is the number of kept rows before it (input order).
@@ -176,15 +145,9 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
             counts[g] = counts.get(g, 0) + n
         for key, n in summary["subgroups"].items():
             subgroups[key] = subgroups.get(key, 0) + n
-    counts = {g: counts[g] for g in labels if counts.get(g)}
-    clustered = bool(spec.clustervars)
-    meta = planner.metadata("rc", periods, counts, plan, ["(Intercept)", *covariates],
-                            n_rows=sum(counts.values()), n_units=sum(counts.values()),
-                            clustered=clustered, xtv=False, spec=spec)
-    to_partition = functools.partial(
-        _rows_partition, periods=periods, covariates=[f"x{j}" for j in range(len(covariates))],
-        clustered=clustered, has_id=spec.idname is not None)
-    return DaskDidData(meta, tables, to_partition, two_period, subgroups)
+    meta, to_partition = rc_metadata(planner, spec, periods, plan, labels, counts, covariates)
+    executor = DaskExecutor(tables, to_partition, scheduler)
+    return Prepared(meta, executor, executor.release, two_period, subgroups)
 
 
 def _repartitioned(ddf: Any, n_parts: int) -> list[Any]:
@@ -194,22 +157,17 @@ def _repartitioned(ddf: Any, n_parts: int) -> list[Any]:
     return list(ddf.to_delayed())
 
 
-def _rows_partition(table: pa.Table, periods: np.ndarray, covariates: list[str],
-                    clustered: bool, has_id: bool) -> dict:
-    return partition_from_rows(table, periods, covariates, clustered, has_id)
-
-
 def _missing(values: pd.Series) -> int:
     """Missing values of a column; in numeric columns infinities count as missing."""
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(
             values.dtype):
-        return int((~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))).sum())
+        return int((~np.isfinite(_floats(values))).sum())
     return int(values.isna().sum())
 
 
-def _max_abs(values: pd.Series) -> float:
-    """The largest finite absolute value of a numeric column (0 when there is none)."""
-    v = np.abs(_floats(values))
+def _max_abs(values: np.ndarray) -> float:
+    """The largest finite absolute value (0 when there is none)."""
+    v = np.abs(values)
     v = v[np.isfinite(v)]
     return float(v.max()) if v.size else 0.0
 
@@ -233,8 +191,8 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
         "partition": np.unique(_floats(pdf[spec.pname])) if spec.pname else np.empty(0),
         "xx": np.zeros((k1, k1)),
         # numeric roles only (the planner reads outcome, weights and covariates)
-        "max_abs": [_max_abs(pdf[c]) if role in NUMERIC_ROLES else 0.0 for c, role in roles]
-        + [_max_abs(pd.Series(x[:, j])) for j in range(len(terms))],
+        "max_abs": [_max_abs(_floats(pdf[c])) if role in NUMERIC_ROLES else 0.0
+                    for c, role in roles] + [_max_abs(x[:, j]) for j in range(len(terms))],
     }
     if len(pdf) == 0:
         return out
@@ -258,45 +216,30 @@ def _covariates(pdf: pd.DataFrame, design: CovariateDesign) -> np.ndarray:
                                                 preserve_index=False))
 
 
-@dataclass(frozen=True)
-class _RowCoding:
-    """How the rows of repeated cross sections are recoded and filtered (the planner's
-    decisions, applied on the workers)."""
-
-    sources: dict[str, str | None]
-    group_map: dict[float, float]  # triple differences' two-period coding
-    last_period: float
-    to_never: list[float]
-    dropped: list[float]
-    period_cutoff: float | None
-    anticipation: float
-    design: CovariateDesign
-
-
-def _rc_rows(pdf: pd.DataFrame, coding: _RowCoding) -> pa.Table:
+def _rc_rows(pdf: pd.DataFrame, sources: dict[str, str | None], group_map: dict[float, float],
+             last_period: float, plan: CohortPlan, anticipation: float,
+             design: CovariateDesign) -> pa.Table:
     """One input partition -> the kept rows in internal columns, cohorts recoded as the
-    in-memory path does (``inf`` = never treated)."""
-    src = coding.sources
-    t = _floats(pdf[src["t"]])
-    g = _floats(pdf[src["G"]])
-    for raw, first_treated in coding.group_map.items():
+    in-memory path does (``inf`` = never treated; ``last_period`` is that of every row)."""
+    t = _floats(pdf[sources["t"]])
+    g = _floats(pdf[sources["G"]])
+    for raw, first_treated in group_map.items():
         g = np.where(g == raw, first_treated, g)
-    never = ((g == 0) | (g > coding.last_period + coding.anticipation)
-             | np.isin(g, coding.to_never))
+    never = (g == 0) | (g > last_period + anticipation) | np.isin(g, plan.to_never)
     g = np.where(never, np.inf, g)
-    keep = ~np.isin(g, coding.dropped)
-    if coding.period_cutoff is not None:
-        keep &= t < coding.period_cutoff
+    keep = ~np.isin(g, plan.dropped)
+    if plan.period_cutoff is not None:
+        keep &= t < plan.period_cutoff
     arrays: dict[str, pa.Array] = {"t": pa.array(t[keep]), "G": pa.array(g[keep])}
-    if coding.design.spec is not None:
-        x = _covariates(pdf, coding.design)[keep]
+    if design.spec is not None:
+        x = _covariates(pdf, design)[keep]
         arrays.update({f"x{j}": pa.array(x[:, j]) for j in range(x.shape[1])})
-    for name, column in src.items():
+    for name, column in sources.items():
         if name in ("t", "G") or name.startswith("f"):  # f<i>: evaluated into x<j> above
             continue
         if column is None:
             arrays[name] = pa.array(np.ones(int(keep.sum())))
-        elif name in ("id", "cluster"):
+        elif keeps_type(name):
             arrays[name] = pa.array(pdf[column][keep], from_pandas=True)
         else:
             arrays[name] = pa.array(_floats(pdf[column])[keep])
@@ -320,46 +263,23 @@ def _with_rowkey(table: pa.Table, offset: int) -> pa.Table:
         np.arange(offset, offset + table.num_rows, dtype=np.int64)))
 
 
-def _sources(spec: DidSpec, design: CovariateDesign) -> dict[str, str | None]:
-    """Internal column -> user column (``w`` is None without weights)."""
-    sources: dict[str, str | None] = {
-        "id": spec.idname, "t": spec.tname, "y": spec.yname, "G": spec.gname,
-        "w": spec.weightsname,
-    }
-    sources.update(formula_sources(design))
-    if spec.clustervars:
-        sources["cluster"] = spec.clustervars[0]
-    if spec.pname:
-        sources["Q"] = spec.pname
-    return sources
-
-
-def _as_float(values: pd.Series) -> pa.Array:
-    return pa.array(values.to_numpy(dtype=np.float64, na_value=np.nan))
-
-
-def _build(pdf: pd.DataFrame, sources: dict[str, str | None],
-           cols: RowColumns) -> pa.RecordBatch:
-    """One shuffled partition -> block rows (an empty batch for an empty partition)."""
+def _build(pdf: pd.DataFrame, sources: dict[str, str | None], cols: RowColumns) -> pa.Table:
+    """One shuffled partition -> block rows (none for an empty partition)."""
     if len(pdf) == 0:
-        return pa.RecordBatch.from_pylist([], schema=BLOCK_SCHEMA)
+        return BLOCK_SCHEMA.empty_table()
     arrays: dict[str, pa.Array] = {}
     for name, column in sources.items():
         if column is None:
             arrays[name] = pa.array(np.ones(len(pdf)))
-        elif name in ("id", "cluster") or name.startswith("f"):  # f<i>: formula columns
+        elif keeps_type(name):
             arrays[name] = pa.array(pdf[column], from_pandas=True)
         else:
-            arrays[name] = _as_float(pdf[column])
-    return build_blocks(pa.table(arrays), cols)
+            arrays[name] = pa.array(_floats(pdf[column]))
+    return pa.Table.from_batches([build_blocks(pa.table(arrays), cols)])
 
 
-def _info(blocks: pa.RecordBatch) -> list[dict[str, Any]]:
+def _info(blocks: pa.Table) -> list[dict[str, Any]]:
     return blocks.drop_columns(["payload"]).to_pylist()
-
-
-def _histogram(blocks: pa.RecordBatch, layout: PanelLayout) -> list[float]:
-    return unit_histogram(pa.Table.from_batches([blocks]), layout)
 
 
 def _arrow_schema(ddf: Any) -> pa.Schema:

@@ -7,6 +7,7 @@ histograms of units that block statistics carry. The decisions taken from these 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,10 @@ from moderndid.core.design import (
     parse_rhs,
 )
 from moderndid.engine.panel_blocks import RowColumns
-from moderndid.engine.spec import DidSpec, column_roles
+from moderndid.engine.protocol import CohortPlan, Planner
+from moderndid.engine.spec import DidData, DidSpec, column_roles
+from moderndid.engine.unit_table import partition_from_rows
+from moderndid.errors import DataStructureError, InvalidOptionError
 
 ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
 # Fewer rows than this per partition lowers n_partitions below the parallelism (engines
@@ -40,8 +44,6 @@ def partition_count(n_partitions: Any, count_rows: Callable[[], int], minimum: i
     raised so that no partition holds more than ``ROWS_PER_PARTITION`` rows;
     ``count_rows`` runs only when ``n_partitions`` is None.
     """
-    from moderndid.errors import InvalidOptionError
-
     if n_partitions is None:
         rows = count_rows()
         wanted = minimum
@@ -81,6 +83,25 @@ def formula_sources(design: CovariateDesign) -> dict[str, str]:
     if design.spec is None:
         return {f"x{j}": c for j, c in enumerate(design.columns)}
     return {f"f{i}": c for i, c in enumerate(design.columns)}
+
+
+def source_columns(spec: DidSpec, design: CovariateDesign) -> dict[str, str | None]:
+    """Internal column -> user column of the rows an engine reads (None: ``id`` without
+    ids, ``w`` without weights). ``id``, ``cluster`` and a formula's ``f<i>`` keep their
+    types (:func:`keeps_type`); the others are read as doubles."""
+    sources: dict[str, str | None] = {
+        "id": spec.idname, "t": spec.tname, "y": spec.yname, "G": spec.gname,
+        "w": spec.weightsname, **formula_sources(design)}
+    if spec.clustervars:
+        sources["cluster"] = spec.clustervars[0]
+    if spec.pname:
+        sources["Q"] = spec.pname
+    return sources
+
+
+def keeps_type(name: str) -> bool:
+    """Whether the internal column ``name`` is read in its own type (not as doubles)."""
+    return name in ("id", "cluster") or name.startswith("f")
 
 
 def row_columns(spec: DidSpec, design: CovariateDesign, roles: list[tuple[str, str]],
@@ -129,11 +150,14 @@ def flag_checks(spec: DidSpec) -> list[tuple[int, str | None, str]]:
     ]
 
 
-def add_histogram(into: dict[tuple[float, float, int], int], flat: Any) -> None:
-    values = np.asarray(flat, dtype=np.float64).reshape(-1, 4)
-    for g, q, nobs, count in values:
-        key = (float(g), float(q), int(nobs))
-        into[key] = into.get(key, 0) + int(count)
+def add_histogram(into: dict[tuple[float, float, int], int], *flats: Any
+                  ) -> dict[tuple[float, float, int], int]:
+    """Add flat (g, q, nobs, count) histograms to ``into``; returns ``into``."""
+    for flat in flats:
+        for g, q, nobs, count in np.asarray(flat, dtype=np.float64).reshape(-1, 4):
+            key = (float(g), float(q), int(nobs))
+            into[key] = into.get(key, 0) + int(count)
+    return into
 
 
 def recoded_histogram(histogram: dict[tuple[float, float, int], int],
@@ -147,3 +171,38 @@ def recoded_histogram(histogram: dict[tuple[float, float, int], int],
     return out
 
 
+
+
+def plan_rc(planner: Planner, spec: DidSpec, periods: np.ndarray, raw_cohorts: np.ndarray,
+            partition_values: set[float]
+            ) -> tuple[bool, dict[float, float], CohortPlan, list[float], np.ndarray]:
+    """The planner's decisions for repeated cross sections from their sorted distinct
+    periods, raw cohorts and eligibility values: whether the design is triple differences'
+    two-period one, its raw -> first-treated map, the cohort plan, the recoded cohorts
+    present and the periods kept."""
+    two_period, group_map = planner.group_coding(spec, periods, raw_cohorts, partition_values)
+    if group_map:
+        raw_cohorts = np.unique([group_map.get(g, g) for g in raw_cohorts.tolist()])
+    plan = planner.cohort_plan(raw_cohorts, periods, spec)
+    labels = planner.cohort_labels(raw_cohorts, periods, plan, spec)
+    if plan.period_cutoff is not None:
+        periods = periods[periods < plan.period_cutoff]
+    if periods.size < 2:
+        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
+    return two_period, group_map, plan, labels, periods
+
+
+def rc_metadata(planner: Planner, spec: DidSpec, periods: np.ndarray, plan: CohortPlan,
+                labels: list[float], counts: dict[float, int], covariates: list[str]
+                ) -> tuple[DidData, Callable[[pa.Table], dict]]:
+    """The metadata of repeated cross sections (``counts``: rows per recoded cohort) and
+    the conversion of their row tables to kernel partitions."""
+    counts = {g: counts[g] for g in labels if counts.get(g)}
+    clustered = bool(spec.clustervars)
+    meta = planner.metadata("rc", periods, counts, plan, ["(Intercept)", *covariates],
+                            n_rows=sum(counts.values()), n_units=sum(counts.values()),
+                            clustered=clustered, xtv=False, spec=spec)
+    return meta, functools.partial(
+        partition_from_rows, periods=periods,
+        covariates=[f"x{j}" for j in range(len(covariates))], clustered=clustered,
+        has_id=spec.idname is not None)
