@@ -104,15 +104,15 @@ class DaskExecutor:
         The persisted blocks of the unit table (or of the rows, repeated cross sections).
     to_partition : callable
         ``pyarrow block -> dict of numpy arrays``, run on the workers.
-    scheduler : DaskScheduler, optional
-        Where the passes run (Dask's default scheduler if omitted).
+    scheduler : DaskScheduler
+        Where the passes run.
     """
 
     def __init__(self, blocks: list[Any], to_partition: Callable[[Any], dict],
-                 scheduler: DaskScheduler | None = None):
+                 scheduler: DaskScheduler):
         self.blocks = blocks
         self.to_partition = to_partition
-        self.scheduler = scheduler or DaskScheduler()
+        self.scheduler = scheduler
         self.n_partitions = len(blocks)
         self.capabilities: frozenset[str] = frozenset()
 

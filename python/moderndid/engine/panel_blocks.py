@@ -20,8 +20,10 @@ time a pass reads the blocks (a few vectorised operations per block).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -93,7 +95,7 @@ def _max_abs(column: pa.ChunkedArray | pa.Array) -> float:
     return float(values.max()) if values.size else 0.0
 
 
-def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, object]:
+def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, Any]:
     """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`), whose formula
     covariates are evaluated (:func:`with_design`)."""
     missing = [missing_count(table.column(name)) for name in cols.checked]
@@ -124,13 +126,8 @@ def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, object]:
     }
 
 
-def _histogram(units: pa.RecordBatch) -> list[float]:
-    """Units by (raw group, eligibility, periods observed): flat (g, q, nobs, count) tuples."""
-    keys = np.column_stack([
-        units.column("G").to_numpy(),
-        units.column("Q").to_numpy(),
-        units.column("nobs").to_numpy().astype(np.float64),
-    ])
+def _counted(keys: np.ndarray) -> list[float]:
+    """Distinct rows of ``keys`` with their counts: flat (key..., count) tuples."""
     values, counts = np.unique(keys, axis=0, return_counts=True)
     return np.column_stack([values, counts]).ravel().tolist()
 
@@ -145,39 +142,32 @@ def build_blocks(table: pa.Table, cols: RowColumns,
     """
     table = with_design(table, cols)
     stats = row_statistics(table, cols)
-    rows: dict[str, list] = {name: [] for name in BLOCK_SCHEMA.names}
+    if any(stats["missing"]) or any(stats["fractional"]):
+        return pa.RecordBatch.from_pylist([{**stats, "periods": [], "histogram": [], "units": 0,
+                                            "flags": 0, "xtv": False, "payload": b""}],
+                                          schema=BLOCK_SCHEMA)
     empty_stats = {"rows": 0, "missing": [0] * len(cols.checked), "wmin": np.inf,
                    "wmax": -np.inf, "fractional": [0] * len(cols.fractional),
                    "max_abs": [0.0] * len(cols.checked),
-                   "xx": [0.0] * len(stats["xx"])}  # type: ignore[arg-type]
-
-    def add(block_stats: dict, periods: list[float], histogram: list[float], n_units: int,
-            flags: int, xtv: bool, payload: bytes) -> None:
-        for name, value in block_stats.items():
-            rows[name].append(value)
-        rows["periods"].append(periods)
-        rows["histogram"].append(histogram)
-        rows["units"].append(n_units)
-        rows["flags"].append(flags)
-        rows["xtv"].append(xtv)
-        rows["payload"].append(payload)
-
-    if any(stats["missing"]) or any(stats["fractional"]):  # type: ignore[arg-type]
-        add(stats, [], [], 0, 0, False, b"")
-        return pa.RecordBatch.from_pydict(rows, schema=BLOCK_SCHEMA)
+                   "xx": [0.0] * len(stats["xx"])}
     periods = np.unique(table.column("t").to_numpy(zero_copy_only=False).astype(np.float64))
     units = units_from_rows(table, periods, list(cols.covariates), cols.clustered)
+    rows = []
     for start in range(0, units.num_rows, block_units):
         block = units.slice(start, block_units)
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, UNIT_SCHEMA) as writer:
             writer.write_batch(block)
-        flags = block.column("flags").to_numpy()
-        add(stats if start == 0 else empty_stats, periods.tolist(), _histogram(block),
-            block.num_rows, int(np.bitwise_or.reduce(flags)),
-            bool(block.column("xtv").to_numpy(zero_copy_only=False).any()),
-            sink.getvalue().to_pybytes())
-    return pa.RecordBatch.from_pydict(rows, schema=BLOCK_SCHEMA)
+        # units by (raw group, eligibility, periods observed)
+        histogram = _counted(np.column_stack([
+            block.column("G").to_numpy(), block.column("Q").to_numpy(),
+            block.column("nobs").to_numpy().astype(np.float64)]))
+        rows.append({**(stats if start == 0 else empty_stats), "periods": periods.tolist(),
+                     "histogram": histogram, "units": block.num_rows,
+                     "flags": int(np.bitwise_or.reduce(block.column("flags").to_numpy())),
+                     "xtv": bool(block.column("xtv").to_numpy(zero_copy_only=False).any()),
+                     "payload": sink.getvalue().to_pybytes()})
+    return pa.RecordBatch.from_pylist(rows, schema=BLOCK_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -291,13 +281,9 @@ def unit_histogram(blocks: pa.Table, layout: PanelLayout) -> list[float]:
     flat (G, q, nobs, count) tuples. Only needed when periods are cut off (no never-treated
     units), where the block histograms of raw groups do not give the complete units."""
     parts: list[np.ndarray] = []
-    unbalanced = PanelLayout(layout.periods, layout.recode, False, "unbalanced",
-                             layout.n_covariates, layout.clustered)
+    unbalanced = dataclasses.replace(layout, complete_only=False, kind="unbalanced")
     for batch, local in _unit_batches(blocks):
         a = _unit_arrays(batch, local, unbalanced)
         nobs = (~np.isnan(a["y"])).sum(axis=1).astype(np.float64)
         parts.append(np.column_stack([a["G"], a["Q"], nobs]))
-    if not parts:
-        return []
-    values, counts = np.unique(np.vstack(parts), axis=0, return_counts=True)
-    return np.column_stack([values, counts]).ravel().tolist()
+    return _counted(np.vstack(parts)) if parts else []

@@ -39,7 +39,7 @@ from moderndid.engine.partial import Partial
 from moderndid.errors import InvalidOptionError, SparkVersionError
 from moderndid.spark.session import (
     carrying_errors,
-    set_job_description,
+    job_description,
     spark_schema,
     translated_errors,
 )
@@ -261,18 +261,14 @@ class SparkExecutor:
                 PART, F.spark_partition_id())
 
         start = time.perf_counter()
-        set_job_description(self.spark, description)
-        try:
-            with translated_errors():
-                if bootstrap is not None and (not flat or NATIVE_BOOTSTRAP not in self.capabilities):
-                    raise ValueError("internal error: a native bootstrap needs a flat pass and "
-                                     "the Scala aggregators")
-                if flat:
-                    result = self._reduce_flat(mapped(FLAT_SCHEMA), bootstrap)
-                else:
-                    result = self._reduce_rows(mapped(PARTIAL_SCHEMA))
-        finally:
-            set_job_description(self.spark, None)
+        with job_description(self.spark, description), translated_errors():
+            if bootstrap is not None and (not flat or NATIVE_BOOTSTRAP not in self.capabilities):
+                raise ValueError("internal error: a native bootstrap needs a flat pass and "
+                                 "the Scala aggregators")
+            if flat:
+                result = self._reduce_flat(mapped(FLAT_SCHEMA), bootstrap)
+            else:
+                result = self._reduce_rows(mapped(PARTIAL_SCHEMA))
         logger.debug("%s: %.2f s in Spark", description, time.perf_counter() - start)
         return result
 
@@ -296,7 +292,7 @@ class SparkExecutor:
             # SQL's higher-order functions, still one stage (a grouped posexplode + sum
             # took a shuffle and a second stage per pass). One row per partition, so the
             # driver's JVM holds partitions x (length of the sums) doubles at most.
-            sums, maxima = _sql_sum("sums"), _sql_fold("maxima", "greatest(a, b)")
+            sums, maxima = _sql_fold("sums", "a + b"), _sql_fold("maxima", "greatest(a, b)")
         columns = [
             F.count("layout").alias("n"),
             F.min("layout").alias("first"),
@@ -337,7 +333,7 @@ class SparkExecutor:
             sums, maxima = f"moderndid_array_sum({PART}, value)", "moderndid_array_max(value)"
         else:
             # one row per partition and key: each group folds partitions x (row length)
-            sums, maxima = _sql_sum("value"), _sql_fold("value", "greatest(a, b)")
+            sums, maxima = _sql_fold("value", "a + b"), _sql_fold("value", "greatest(a, b)")
         reduced = mapped.groupBy("kind", "name", "key").agg(
             F.first("shape").alias("shape"),
             F.expr(sums).alias("s"),
@@ -348,20 +344,13 @@ class SparkExecutor:
         return partial_from_rows(rows)
 
 
-def _sql_sum(column: str) -> str:
-    """A Spark SQL aggregate expression: the element-wise sum of the array ``column`` of
-    every row, added in ascending partition order (column ``part``), whatever order Spark
-    merges the rows in; null rows are skipped. Ties (rows of one partition) keep no order
-    of their own: the passes send one such row per partition (and key)."""
+def _sql_fold(column: str, combine: str) -> str:
+    """A Spark SQL aggregate expression folding the array ``column`` of every row
+    element-wise with ``combine`` (of ``a`` and ``b``), in ascending partition order
+    (column ``part``) whatever order Spark merges the rows in; null rows are skipped. Ties
+    (rows of one partition) keep no order of their own: the passes send one such row per
+    partition (and key)."""
     return (f"aggregate(array_sort(collect_list(CASE WHEN {column} IS NOT NULL "
             f"THEN struct({PART} AS p, {column} AS v) END)), CAST(NULL AS ARRAY<DOUBLE>), "
             f"(acc, x) -> CASE WHEN acc IS NULL THEN x.v "
-            f"ELSE zip_with(acc, x.v, (a, b) -> a + b) END)")
-
-
-def _sql_fold(column: str, combine: str) -> str:
-    """A Spark SQL aggregate expression folding the array ``column`` of every row
-    element-wise with ``combine`` (of ``a`` and ``b``); null rows are skipped."""
-    return (f"aggregate(collect_list({column}), CAST(NULL AS ARRAY<DOUBLE>), "
-            f"(acc, x) -> CASE WHEN acc IS NULL THEN x "
-            f"ELSE zip_with(acc, x, (a, b) -> {combine}) END)")
+            f"ELSE zip_with(acc, x.v, (a, b) -> {combine}) END)")

@@ -7,6 +7,7 @@ per-cohort unit counts, problem flags) — never unit rows. Panels take one shuf
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -29,24 +30,21 @@ from moderndid.engine.panel_plan import (
     ROWS_PER_TASK,
     add_histogram,
     flag_checks,
-    formula_sources,
+    keeps_type,
     partition_count,
     plan_covariates,
+    plan_rc,
+    rc_metadata,
     row_columns,
+    source_columns,
 )
 from moderndid.engine.protocol import Planner
 from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec
-from moderndid.engine.unit_table import (
-    FLAG_DUPLICATE,
-    partition_from_rows,
-)
-from moderndid.errors import (
-    DataStructureError,
-)
+from moderndid.engine.unit_table import FLAG_DUPLICATE
 from moderndid.spark.session import (
     carrying_errors,
+    job_description,
     session_parallelism,
-    set_job_description,
     spark_schema,
 )
 
@@ -54,7 +52,6 @@ logger = logging.getLogger("moderndid")
 
 # the roles whose largest absolute value the statistics carry (numeric columns and terms)
 MAGNITUDE_CHECKED = (*NUMERIC_ROLES, "covariate (xformla) term")
-
 
 
 @dataclass
@@ -76,7 +73,7 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     from pyspark.sql import types as T
 
     # one schema analysis (a round trip under Spark Connect) for the names and the types
-    types = types_of(sdf)
+    types = {f.name: f.dataType for f in sdf.schema.fields}
     columns = list(types)
     design, roles = plan_covariates(
         spec, arrow_schema(types),
@@ -91,16 +88,15 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     # Repeated cross sections: one aggregation job (row count, missing values per column,
     # weight range, periods, cohorts, covariate cross-products), then the persisted rows.
     # A formula other than a plain sum is evaluated first, into columns __moderndid_x<j>.
+    checks = [(c, c, role) for c, role in roles]  # (Spark column, user column, role)
     if design.spec is None:
         xcols = list(design.columns)
-        checks = [(c, c, role) for c, role in roles]  # (Spark column, user column, role)
     else:
         needed = list(dict.fromkeys(c for c, _ in roles))
         sdf, xcols, types = _with_terms(sdf.select(*[_col(c) for c in needed]), design,
                                         {c: types[c] for c in needed})
-        checks = [(c, c, role) for c, role in roles] + [
-            (x, term, "covariate (xformla) term") for x, term in zip(xcols, covariates,
-                                                                      strict=True)]
+        checks += [(x, term, "covariate (xformla) term")
+                   for x, term in zip(xcols, covariates, strict=True)]
     checked = [c for c, _, _ in checks]
     aggs = [F.count(F.lit(1)).alias("__rows")]
     for c in dict.fromkeys(checked):
@@ -123,43 +119,40 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         aggs.append(F.sum((_col(c) != F.floor(_col(c))).cast("long")).alias(f"__frac_{j}"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.tname).cast("double"))).alias("__periods"))
     aggs.append(F.sort_array(F.collect_set(_col(spec.gname).cast("double"))).alias("__cohorts"))
-    aggs += _crossproduct_aggs(xcols)
+    # the cross-products of the covariates with an intercept (upper triangle)
+    x = [F.lit(1.0), *[_col(c).cast("double") for c in xcols]]
+    upper = [(i, j) for i in range(len(x)) for j in range(i, len(x))] if xcols else []
+    aggs += [F.sum(x[i] * x[j]).alias(f"__xx_{i}_{j}") for i, j in upper]
     if spec.pname:
         aggs.append(F.collect_set(_col(spec.pname).cast("double")).alias("__partition"))
     start = time.perf_counter()
-    set_job_description(spark, "moderndid att_gt: column statistics")
-    try:
+    with job_description(spark, "moderndid att_gt: column statistics"):
         stats = sdf.agg(*aggs).collect()[0]
-    finally:
-        set_job_description(spark, None)
     logger.info("att_gt: column statistics: %.2f s", time.perf_counter() - start)
+    xx = np.zeros((len(x), len(x)))
+    for i, j in upper:
+        xx[i, j] = xx[j, i] = stats[f"__xx_{i}_{j}"]
     planner.check_statistics(
         spec, [(column, role) for _, column, role in checks], int(stats["__rows"]),
         [stats[f"__miss_{checked.index(c)}"] for c, _, _ in checks],
         stats["__wmin"] if spec.weightsname else 1.0, stats["__wmax"] if spec.weightsname else 1.0,
-        {c: int(stats[f"__frac_{j}"]) for j, c in enumerate(float_ids)},
-        _crossproduct_matrix(stats, xcols), covariates,
+        {c: int(stats[f"__frac_{j}"]) for j, c in enumerate(float_ids)}, xx, covariates,
         [float(stats[f"__maxabs_{i}"] or 0.0) if role in MAGNITUDE_CHECKED else 0.0
          for i, (_, _, role) in enumerate(checks)])
-    periods = np.array(stats["__periods"], dtype=np.float64)
-    raw_cohorts = np.array(stats["__cohorts"], dtype=np.float64)
+    all_periods = np.array(stats["__periods"], dtype=np.float64)
+    two_period, group_map, plan, labels, periods = plan_rc(
+        planner, spec, all_periods, np.array(stats["__cohorts"], dtype=np.float64),
+        set(stats["__partition"]) if spec.pname else set())
     g = _col(spec.gname).cast("double")
-    two_period, group_map = planner.group_coding(
-        spec, periods, raw_cohorts, set(stats["__partition"]) if spec.pname else set())
     for raw, first_treated in group_map.items():  # the two-period design's treated code
         g = F.when(g == raw, F.lit(first_treated)).otherwise(g)
-        raw_cohorts = np.where(raw_cohorts == raw, first_treated, raw_cohorts)
-    plan = planner.cohort_plan(raw_cohorts, periods, spec)
-    labels = planner.cohort_labels(raw_cohorts, periods, plan, spec)
-
-    G = F.when((g == 0) | (g > float(periods[-1] + spec.anticipation)), F.lit(math.inf))
+    G = F.when((g == 0) | (g > float(all_periods[-1] + spec.anticipation)), F.lit(math.inf))
     for value in plan.to_never:
         G = G.when(g == value, F.lit(math.inf))
-    G = G.otherwise(g)
     select = [
         _col(spec.tname).cast("double").alias("t"),
         _col(spec.yname).cast("double").alias("y"),
-        G.alias("G"),
+        G.otherwise(g).alias("G"),
         (_col(spec.weightsname).cast("double") if spec.weightsname else F.lit(1.0)).alias("w"),
         *[_col(c).cast("double").alias(f"x{j}") for j, c in enumerate(xcols)],
     ]
@@ -172,38 +165,27 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     rows = sdf.select(*select)
     if plan.period_cutoff is not None:
         rows = rows.filter(F.col("t") < plan.period_cutoff)
-        periods = periods[periods < plan.period_cutoff]
     if plan.dropped:
         rows = rows.filter(~F.col("G").isin(list(plan.dropped)))
-    if periods.size < 2:
-        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
 
     n_parts = partition_count(n_partitions, lambda: int(stats["__rows"]),
                               session_parallelism(spark), rows_per_task=ROWS_PER_TASK)
-    k = len(covariates)
-    xcols = [f"x{j}" for j in range(k)]
-    names = ["(Intercept)", *covariates]
-    clustered = bool(spec.clustervars)
-
     if spec.idname is None:
         # Without ids, the multiplier key is the row's position in the input, which
         # depends on how the input is partitioned (documented).
         rows = rows.withColumn("rowkey", F.monotonically_increasing_id())
     rows = rows.repartition(n_parts).persist()
-    summary = rows.agg(*[F.sum((F.col("G") == g).cast("long")).alias(f"c{i}")
-                         for i, g in enumerate(labels)],
-                       *_subgroup_aggs(labels, spec)).collect()[0]
-    counts = {g: int(summary[f"c{i}"] or 0) for i, g in enumerate(labels)}
-    counts = {g: c for g, c in counts.items() if c}
-    meta = planner.metadata("rc", periods, counts, plan, names, n_rows=sum(counts.values()),
-                     n_units=sum(counts.values()), clustered=clustered, xtv=False, spec=spec)
-    has_id = spec.idname is not None
-
-    def rc_partition(table: Any) -> dict:
-        return partition_from_rows(table, periods, xcols, clustered, has_id)
-
-    return SparkDidData(meta, rows, rc_partition, n_parts, two_period,
-                        _subgroups(summary, labels, spec))
+    pairs = [(g, q) for g in labels for q in (0.0, 1.0)] if spec.pname else []
+    summary = rows.agg(
+        *[F.sum((F.col("G") == g).cast("long")).alias(f"c{i}") for i, g in enumerate(labels)],
+        # units per (cohort, eligibility) for triple differences
+        *[F.sum(((F.col("G") == g) & (F.col("Q") == q)).cast("long")).alias(f"sg{i}")
+          for i, (g, q) in enumerate(pairs)]).collect()[0]
+    meta, to_partition = rc_metadata(
+        planner, spec, periods, plan, labels,
+        {g: int(summary[f"c{i}"] or 0) for i, g in enumerate(labels)}, covariates)
+    return SparkDidData(meta, rows, to_partition, n_parts, two_period,
+                        {pair: int(summary[f"sg{i}"] or 0) for i, pair in enumerate(pairs)})
 
 
 def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
@@ -216,24 +198,11 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     assert spec.idname is not None
     float_columns = {c for c, t in types.items() if isinstance(t, T.FloatType | T.DoubleType)}
     cols, ordered = row_columns(spec, design, roles, float_columns)
-    clustered = cols.clustered
-    select = [
-        _col(spec.idname).alias("id"),
-        _col(spec.tname).cast("double").alias("t"),
-        _col(spec.yname).cast("double").alias("y"),
-        _col(spec.gname).cast("double").alias("G"),  # raw: recoded when the blocks are read
-        # plain covariates as doubles; a formula's columns as they are (see formula_sources)
-        *[_col(c).cast("double").alias(name) if design.spec is None else _col(c).alias(name)
-          for name, c in formula_sources(design).items()],
-    ]
+    # Plain covariates as doubles, a formula's columns as they are (see formula_sources).
     # Without weights the unit weight 1 is added after the shuffle, not shuffled with rows.
+    select = [_col(c).alias(name) if keeps_type(name) else _col(c).cast("double").alias(name)
+              for name, c in source_columns(spec, design).items() if c is not None]
     weighted = spec.weightsname is not None
-    if spec.weightsname is not None:
-        select.append(_col(spec.weightsname).cast("double").alias("w"))
-    if clustered:
-        select.append(_col(spec.clustervars[0]).alias("cluster"))
-    if spec.pname:
-        select.append(_col(spec.pname).cast("double").alias("Q"))
 
     # The shuffle's partition count must be fixed before the rows are read, so panels
     # count them first (one small job; for Parquet, mostly footers). Without an explicit
@@ -257,29 +226,21 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     start = time.perf_counter()
     blocks = (sdf.select(*select).repartition(n_parts, "id")
               .mapInArrow(build, spark_schema(BLOCK_SCHEMA)).persist())
-    set_job_description(spark, "moderndid att_gt: unit table (shuffle by unit id, persist)")
-    try:
+    with job_description(spark, "moderndid att_gt: unit table (shuffle by unit id, persist)"):
         # one small row per block of units: statistics, never unit rows
         info = blocks.drop("payload").collect()
-    finally:
-        set_job_description(spark, None)
     logger.info("att_gt: unit table: %.2f s", time.perf_counter() - start)
     try:
-        plan = planner.plan_panel([r.asDict() for r in info], spec, design.covariates, ordered,
-                                  cols,
-                          lambda layout: _count_units(blocks, layout, spark),
-                          lambda flags: _raise_flag(flags, sdf, spec, n_parts,
-                                                       planner))
+        plan = planner.plan_panel(
+            [r.asDict() for r in info], spec, design.covariates, ordered, cols,
+            lambda layout: _count_units(blocks, layout, spark),
+            lambda flags: _raise_flag(flags, sdf, spec, n_parts, planner))
     except BaseException:
         blocks.unpersist()
         raise
-    layout = plan.layout
-
-    def unit_partition(table: Any) -> dict:
-        return partition_from_blocks(table, layout)
-
-    return SparkDidData(plan.meta, blocks, unit_partition, n_parts, plan.two_period,
-                        plan.subgroups)
+    return SparkDidData(plan.meta, blocks,
+                        functools.partial(partition_from_blocks, layout=plan.layout),
+                        n_parts, plan.two_period, plan.subgroups)
 
 
 def _count_rows(sdf: Any, spark: Any) -> int:
@@ -293,12 +254,9 @@ def _count_rows(sdf: Any, spark: Any) -> int:
     from pyspark.sql import functions as F
 
     observation = Observation()
-    set_job_description(spark, "moderndid att_gt: row count (partitions of the unit table)")
-    try:
+    with job_description(spark, "moderndid att_gt: row count (partitions of the unit table)"):
         (sdf.select(F.lit(1).alias("one")).observe(observation, F.count(F.lit(1)).alias("n"))
          .write.format("noop").mode("overwrite").save())
-    finally:
-        set_job_description(spark, None)
     row = observation.get
     return int(row["n"]) if row else 0
 
@@ -317,51 +275,9 @@ def _count_units(blocks: Any, layout: PanelLayout, spark: Any
             flat = unit_histogram(pa.Table.from_batches(batch_list), layout)
             yield pa.RecordBatch.from_pydict({"histogram": [flat]}, schema=HISTOGRAM_SCHEMA)
 
-    set_job_description(spark, "moderndid att_gt: unit counts after cutting periods")
-    try:
+    with job_description(spark, "moderndid att_gt: unit counts after cutting periods"):
         rows = blocks.mapInArrow(count, spark_schema(HISTOGRAM_SCHEMA)).collect()
-    finally:
-        set_job_description(spark, None)
-    out: dict[tuple[float, float, int], int] = {}
-    for r in rows:
-        add_histogram(out, r["histogram"])
-    return out
-
-
-def _subgroup_aggs(labels: list[float], spec: DidSpec) -> list[Any]:
-    """Units per (cohort, eligibility) for triple differences."""
-    from pyspark.sql import functions as F
-
-    if not spec.pname:
-        return []
-    return [F.sum(((F.col("G") == g) & (F.col("Q") == q)).cast("long")).alias(f"sg{i}_{int(q)}")
-            for i, g in enumerate(labels) for q in (0.0, 1.0)]
-
-
-def _subgroups(row: Any, labels: list[float], spec: DidSpec) -> dict[tuple[float, float], int]:
-    if not spec.pname:
-        return {}
-    return {(g, q): int(row[f"sg{i}_{int(q)}"] or 0)
-            for i, g in enumerate(labels) for q in (0.0, 1.0)}
-
-
-def _crossproduct_aggs(covariates: list[str]) -> list[Any]:
-    """Aggregations of the covariates' cross-products (with an intercept), named ``__xx_i_j``."""
-    from pyspark.sql import functions as F
-
-    cols = [F.lit(1.0), *[_col(c).cast("double") for c in covariates]]
-    return [F.sum(cols[i] * cols[j]).alias(f"__xx_{i}_{j}")
-            for i in range(len(cols)) for j in range(i, len(cols))] if covariates else []
-
-
-def _crossproduct_matrix(stats: Any, covariates: list[str]) -> np.ndarray:
-    k = len(covariates) + 1
-    xx = np.zeros((k, k))
-    if covariates:
-        for i in range(k):
-            for j in range(i, k):
-                xx[i, j] = xx[j, i] = stats[f"__xx_{i}_{j}"]
-    return xx
+    return add_histogram({}, *[r["histogram"] for r in rows])
 
 
 def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int, planner: Planner) -> None:
@@ -402,12 +318,9 @@ def arrow_schema(types: dict[str, Any]) -> pa.Schema:
 def _distinct_rows(sdf: Any, columns: list[str], types: dict[str, Any], spark: Any) -> pa.Table:
     """The distinct rows, without missing values, of a formula's categorical columns (one
     job; at most ``MAX_LEVELS + 1`` rows reach the driver)."""
-    set_job_description(spark, "moderndid att_gt: levels of the formula's categorical columns")
-    try:
+    with job_description(spark, "moderndid att_gt: levels of the formula's categorical columns"):
         rows = (sdf.select(*[_col(c) for c in columns]).dropna().distinct()
                 .limit(MAX_LEVELS + 1).collect())
-    finally:
-        set_job_description(spark, None)
     schema = arrow_schema({c: types[c] for c in columns})
     return pa.table([pa.array([r[i] for r in rows], type=schema.field(c).type)
                      for i, c in enumerate(columns)], schema=schema)
@@ -445,11 +358,6 @@ def _with_terms(sdf: Any, design: CovariateDesign, types: dict[str, Any]
     out = mapped.select(*[F.col(i).alias(c) for c, i in zip(columns, inner, strict=True)],
                         *names)
     return out, names, {**types, **{x: T.DoubleType() for x in names}}
-
-
-def types_of(sdf: Any) -> dict[str, Any]:
-    """Column name -> Spark data type."""
-    return {f.name: f.dataType for f in sdf.schema.fields}
 
 
 def _col(name: str) -> Any:

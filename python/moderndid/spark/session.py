@@ -230,14 +230,21 @@ def spark_schema(schema: Any) -> Any:
     return from_arrow_schema(schema)
 
 
-def set_job_description(spark: Any, text: str | None) -> None:
-    """Label the next Spark jobs (visible in the Spark UI) on classic sessions."""
-    if is_connect(spark):
-        return
+@contextmanager
+def job_description(spark: Any, text: str) -> Iterator[None]:
+    """Label the Spark jobs started inside (visible in the Spark UI) on classic sessions."""
+    def label(value: str | None) -> None:
+        if not is_connect(spark):
+            try:
+                spark.sparkContext.setJobDescription(value)
+            except Exception:  # pragma: no cover - never fail an estimation over a label
+                pass
+
+    label(text)
     try:
-        spark.sparkContext.setJobDescription(text)
-    except Exception:  # pragma: no cover - never fail an estimation over a label
-        pass
+        yield
+    finally:
+        label(None)
 
 
 def carrying_errors(function: Callable[[Iterator[Any]], Iterator[Any]]

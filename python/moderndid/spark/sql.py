@@ -24,6 +24,12 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from moderndid.core.frames import spark_type_label
+from moderndid.core.report import (
+    AGGREGATION_LABELS,
+    AGGREGATION_TYPES,
+    EVENT_STUDY_TYPES,
+    normal_quantile,
+)
 from moderndid.ddd.agg_ddd import agg_ddd
 from moderndid.ddd.estimator import ddd
 from moderndid.did.aggte import aggte
@@ -52,11 +58,6 @@ AGGREGATE_COLUMNS = [
     ("se", "double"), ("ci_lower", "double"), ("ci_upper", "double"),
     ("critical_value", "double"), ("post", "boolean"), *_SETTINGS]
 _ARROW_TYPES = {"double": pa.float64(), "boolean": pa.bool_(), "string": pa.string()}
-
-
-def ddl(columns: list[tuple[str, str]]) -> str:
-    """The columns as a Spark DDL schema string (what the Scala functions declare)."""
-    return ", ".join(f"`{name}` {kind.upper()}" for name, kind in columns)
 
 
 def spark_schema(columns: list[tuple[str, str]]) -> Any:
@@ -152,7 +153,8 @@ def register(spark: Any = None) -> None:
                 parameters = session._jvm.java.util.ArrayList()
                 for name in function.parameters:
                     parameters.add(name)
-                scala.declare(function.name, ddl(function.columns), parameters, function.name)
+                ddl = ", ".join(f"`{name}` {kind.upper()}" for name, kind in function.columns)
+                scala.declare(function.name, ddl, parameters, function.name)
             bridge = SqlBridge(session.sparkContext)
             scala.setBridge(bridge)
             _bridges[id(gateway)] = bridge
@@ -185,8 +187,9 @@ class SqlBridge:
         """Estimate, and return the result as a DataFrame of the declared schema."""
         try:
             data = self._frame(jdf)
-            table = run_call(FUNCTIONS[function], data, dict(arguments))
-            return _to_spark(data.sparkSession, table, FUNCTIONS[function].columns)._jdf
+            columns = FUNCTIONS[function].columns
+            table = cast_to_schema(run_call(FUNCTIONS[function], data, dict(arguments)), columns)
+            return data.sparkSession.createDataFrame(table, schema=spark_schema(columns))._jdf
         except ModernDiDError as exc:
             # the Scala side reports this line as the query's error
             raise RuntimeError(f"moderndid-sql-error: {type(exc).__name__}: {exc}") from None
@@ -238,9 +241,12 @@ def check_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -
         anticipation=bound.get("anticipation", 0),
         base_period=bound["base_period"] or "varying", random_state=bound["random_state"],
         backend=None, collect_influence=False)
-    if "type" in aggregate:
-        allowed = inspect.signature(function.aggregate).parameters["type"]  # type: ignore[arg-type]
-        _check_aggregation_type(aggregate["type"], allowed.default)
+    kind = aggregate.get("type")
+    if function.aggregate is not None and "type" in aggregate and kind not in (
+            *AGGREGATION_TYPES, *EVENT_STUDY_TYPES):
+        default = inspect.signature(function.aggregate).parameters["type"].default
+        raise InvalidOptionError(f"type must be one of 'simple', {default!r}, 'group', "
+                                 f"'calendar', got {kind!r}")
     # the columns and their types, checked by the planner as the Python API checks them
     # (same class, same message)
     gname = bound.get("gname")
@@ -258,22 +264,13 @@ def check_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -
                   lambda c: spark_type_label(types[c]))
 
 
-def _check_aggregation_type(value: Any, default: str) -> None:
-    from moderndid.core.report import AGGREGATION_TYPES, EVENT_STUDY_TYPES
-
-    if value not in (*AGGREGATION_TYPES, *EVENT_STUDY_TYPES):
-        raise InvalidOptionError(
-            f"type must be one of 'simple', {default!r}, 'group', 'calendar', got {value!r}")
-
-
 def run_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -> pa.Table:
     """Run a SQL call's estimation (and aggregation) on Spark: its result rows."""
     estimate, aggregate = _keyword_arguments(function, arguments)
     result = function.estimate(data, spark=data.sparkSession, **estimate)
     if function.aggregate is None:
         return group_time_rows(result)
-    first = "MP" if function.aggregate is aggte else "ddd_result"
-    return aggregate_rows(function.aggregate(**{first: result}, **aggregate), result)
+    return aggregate_rows(function.aggregate(result, **aggregate), result)
 
 
 def _settings(result: Any) -> tuple[str, str, str]:
@@ -309,8 +306,6 @@ def group_time_rows(result: Any) -> pa.Table:
 
 def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
     """The overall row and the per-level rows of an aggregation (:data:`AGGREGATE_COLUMNS`)."""
-    from moderndid.core.report import AGGREGATION_LABELS, EVENT_STUDY_TYPES, normal_quantile
-
     kind = "dynamic" if agg.aggregation_type in EVENT_STUDY_TYPES else agg.aggregation_type
     level = AGGREGATION_LABELS[kind].column
     table = agg.to_arrow()
@@ -338,12 +333,6 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
     for row in rows:
         row.update(est_method=est_method, control_group=control_group, inference=inference)
     return pa.Table.from_pylist(rows)
-
-
-def _to_spark(session: Any, table: pa.Table, columns: list[tuple[str, str]]) -> Any:
-    """The rows as a Spark DataFrame of exactly the declared schema."""
-    return session.createDataFrame(cast_to_schema(table, columns),
-                                   schema=spark_schema(columns))
 
 
 def cast_to_schema(table: pa.Table, columns: list[tuple[str, str]]) -> pa.Table:
