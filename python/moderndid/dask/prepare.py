@@ -28,6 +28,8 @@ from moderndid.engine.panel_blocks import (
     PanelLayout,
     RowColumns,
     build_blocks,
+    cross_products,
+    max_abs,
     partition_from_blocks,
     unit_histogram,
 )
@@ -165,13 +167,6 @@ def _missing(values: pd.Series) -> int:
     return int(values.isna().sum())
 
 
-def _max_abs(values: np.ndarray) -> float:
-    """The largest finite absolute value (0 when there is none)."""
-    v = np.abs(values)
-    v = v[np.isfinite(v)]
-    return float(v.max()) if v.size else 0.0
-
-
 def _floats(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
@@ -191,8 +186,8 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
         "partition": np.unique(_floats(pdf[spec.pname])) if spec.pname else np.empty(0),
         "xx": np.zeros((k1, k1)),
         # numeric roles only (the planner reads outcome, weights and covariates)
-        "max_abs": [_max_abs(_floats(pdf[c])) if role in NUMERIC_ROLES else 0.0
-                    for c, role in roles] + [_max_abs(x[:, j]) for j in range(len(terms))],
+        "max_abs": [max_abs(_floats(pdf[c])) if role in NUMERIC_ROLES else 0.0
+                    for c, role in roles] + [max_abs(x[:, j]) for j in range(len(terms))],
     }
     if len(pdf) == 0:
         return out
@@ -204,9 +199,7 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
             v = _floats(pdf[c])
             out["fractional"][c] = int((v != np.floor(v)).sum())
     if k1 > 1:
-        x = np.column_stack([np.ones(len(pdf)), np.where(np.isfinite(x), x, 0.0)])
-        with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused from max_abs
-            out["xx"] = x.T @ x
+        out["xx"] = cross_products(x)
     return out
 
 

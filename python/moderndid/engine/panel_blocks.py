@@ -85,21 +85,30 @@ def with_design(table: pa.Table, cols: RowColumns) -> pa.Table:
     return table
 
 
-def _max_abs(column: pa.ChunkedArray | pa.Array) -> float:
-    """The largest finite absolute value of a float column (0 for other types: the
-    magnitude check reads outcomes, weights and covariates, which arrive as doubles)."""
-    if not pa.types.is_floating(column.type):
-        return 0.0
-    values = np.abs(column.to_numpy(zero_copy_only=False))
+def max_abs(values: np.ndarray) -> float:
+    """The largest finite absolute value (0 when there is none)."""
+    values = np.abs(values)
     values = values[np.isfinite(values)]
     return float(values.max()) if values.size else 0.0
+
+
+def cross_products(x: np.ndarray) -> np.ndarray:
+    """``X'X`` of the covariates ``x`` (rows) with an intercept first; non-finite values
+    count as 0 (rows with them fail the missing-value check)."""
+    x = np.column_stack([np.ones(x.shape[0]), np.where(np.isfinite(x), x, 0.0)])
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused from max_abs
+        return x.T @ x
 
 
 def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, Any]:
     """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`), whose formula
     covariates are evaluated (:func:`with_design`)."""
     missing = [missing_count(table.column(name)) for name in cols.checked]
-    max_abs = [_max_abs(table.column(name)) for name in cols.checked]
+    # 0 for columns other than floats: the magnitude check reads outcomes, weights and
+    # covariates, which arrive as doubles
+    largest = [max_abs(table.column(name).to_numpy(zero_copy_only=False))
+               if pa.types.is_floating(table.column(name).type) else 0.0
+               for name in cols.checked]
     w = table.column("w").to_numpy(zero_copy_only=False)
     fractional = []
     for name in cols.fractional:
@@ -107,12 +116,8 @@ def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, Any]:
         fractional.append(int(np.sum(np.isfinite(values) & (values != np.floor(values)))))
     xx: list[float] = []
     if cols.covariates:
-        x = np.ones((table.num_rows, len(cols.covariates) + 1))
-        for j, name in enumerate(cols.covariates):
-            x[:, j + 1] = table.column(name).to_numpy(zero_copy_only=False)
-        x = np.where(np.isfinite(x), x, 0.0)  # rows with missing values fail the check above
-        with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused from max_abs
-            cross = x.T @ x
+        cross = cross_products(np.column_stack(
+            [table.column(name).to_numpy(zero_copy_only=False) for name in cols.covariates]))
         xx = cross[np.triu_indices(cross.shape[0])].tolist()
     finite_w = w[np.isfinite(w)]
     return {
@@ -121,7 +126,7 @@ def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, Any]:
         "wmin": float(finite_w.min()) if finite_w.size else np.inf,
         "wmax": float(finite_w.max()) if finite_w.size else -np.inf,
         "fractional": fractional,
-        "max_abs": max_abs,
+        "max_abs": largest,
         "xx": xx,
     }
 

@@ -57,29 +57,20 @@ PARTIAL_SCHEMA = pa.schema([
 
 def partial_to_batch(partial: Partial) -> pa.RecordBatch:
     """Flatten a Partial into rows (keyed sums: one row per key)."""
-    kinds, names, keys, shapes, values = [], [], [], [], []
-    for kind, items in (("sum", partial.sums), ("max", partial.maxima)):
-        for name, arr in items.items():
-            arr = np.asarray(arr, dtype=np.float64)
-            kinds.append(kind)
-            names.append(name)
-            keys.append(0)
-            shapes.append(list(arr.shape))
-            values.append(arr.ravel())
-    for name, (kk, vv) in partial.keyed.items():
-        for key, row in zip(kk.view(np.int64), vv, strict=True):
-            kinds.append("keyed")
-            names.append(name)
-            keys.append(int(key))
-            shapes.append([row.size])
-            values.append(row)
+    rows = [(kind, name, 0, np.asarray(a, dtype=np.float64))
+            for kind, items in (("sum", partial.sums), ("max", partial.maxima))
+            for name, a in items.items()]
+    rows += [("keyed", name, int(key), row) for name, (kk, vv) in partial.keyed.items()
+             for key, row in zip(kk.view(np.int64), vv, strict=True)]
+    kinds, names, keys, arrays = zip(*rows, strict=True) if rows else ((), (), (), ())
+    values = [a.ravel() for a in arrays]
     offsets = np.concatenate([[0], np.cumsum([v.size for v in values])]).astype(np.int32)
     flat = np.concatenate(values) if values else np.empty(0)
     return pa.RecordBatch.from_arrays([
         pa.array(kinds, pa.string()),
         pa.array(names, pa.string()),
         pa.array(keys, pa.int64()),
-        pa.array(shapes, pa.list_(pa.int32())),
+        pa.array([list(a.shape) for a in arrays], pa.list_(pa.int32())),
         pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat)),
     ], schema=PARTIAL_SCHEMA)
 

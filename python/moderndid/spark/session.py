@@ -59,13 +59,14 @@ def configure(builder: Any) -> Any:
 
         spark = moderndid.spark.configure(SparkSession.builder.master("local[4]")).getOrCreate()
     """
-    options = getattr(builder, "_options", {})
+    options = dict(getattr(builder, "_options", {}))
     remote = str(options.get("spark.remote", ""))
+    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch",
+                             str(ARROW_BATCH_ROWS))
     if remote.startswith("sc://"):
         # A running Connect server: its jars, extensions and Python are fixed at its start
         # (docs/distributed.md, "Spark Connect"); only session settings can be sent.
-        return builder.config("spark.sql.execution.arrow.maxRecordsPerBatch",
-                              str(ARROW_BATCH_ROWS))
+        return builder
     # a local master, or remote("local[N]"), which starts a local Connect server
     master = str(options.get("spark.master", remote or "local"))
     if master.startswith("local") and "spark.pyspark.python" not in options:
@@ -81,7 +82,7 @@ def configure(builder: Any) -> Any:
         extensions = [e for e in str(options.get("spark.sql.extensions", "")).split(",") if e]
         builder = builder.config("spark.sql.extensions",
                                  ",".join(dict.fromkeys([*extensions, EXTENSIONS_CLASS])))
-    return builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_BATCH_ROWS))
+    return builder
 
 
 def is_connect(spark: Any) -> bool:
@@ -185,20 +186,16 @@ def session_parallelism(spark: Any) -> int:
     # (each read is a round trip).
     key = str(getattr(spark, "session_id", id(spark)))
     if key not in _PARALLELISM:
-        _PARALLELISM[key] = _parallelism_from_settings(spark)
+        _PARALLELISM[key] = DEFAULT_PARALLELISM
+        for name in ("spark.default.parallelism", "spark.master"):
+            try:
+                parsed = parse_parallelism(spark.conf.get(name, None))
+            except Exception:  # a key the server does not let this client read
+                continue
+            if parsed is not None:
+                _PARALLELISM[key] = parsed
+                break
     return _PARALLELISM[key]
-
-
-def _parallelism_from_settings(spark: Any) -> int:
-    for key in ("spark.default.parallelism", "spark.master"):
-        try:
-            value = spark.conf.get(key, None)
-        except Exception:  # a key the server does not let this client read
-            continue
-        parsed = parse_parallelism(value)
-        if parsed is not None:
-            return parsed
-    return DEFAULT_PARALLELISM
 
 
 _PARALLELISM: dict[str, int] = {}  # Connect session id -> its parallelism
