@@ -128,10 +128,13 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
         set(np.concatenate([s["partition"] for s in stats]).tolist()))
 
     n_parts = partition_count(n_partitions, lambda: rows, ddf.npartitions)
+    kept = ddf[needed]  # in n_parts partitions, in the input's row order (no shuffle)
+    if n_parts != kept.npartitions:
+        kept = kept.repartition(npartitions=n_parts)
     row_rows = dask.delayed(_rc_rows, pure=True)
     tables = scheduler.persist([
         row_rows(p, sources, group_map, float(all_periods[-1]), plan, spec.anticipation,
-                 design) for p in _repartitioned(ddf[needed], n_parts)])
+                 design) for p in kept.to_delayed()])
     summaries = scheduler.compute(*[dask.delayed(_rc_summary)(t, labels) for t in tables])
     if spec.idname is None:
         # Each table's first key is the number of kept rows before it (input order).
@@ -150,13 +153,6 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
     meta, to_partition = rc_metadata(planner, spec, periods, plan, labels, counts, covariates)
     executor = DaskExecutor(tables, to_partition, scheduler)
     return Prepared(meta, executor, executor.release, two_period, subgroups)
-
-
-def _repartitioned(ddf: Any, n_parts: int) -> list[Any]:
-    """``n_parts`` delayed partitions of ``ddf`` in the input's row order (no shuffle)."""
-    if n_parts != ddf.npartitions:
-        ddf = ddf.repartition(npartitions=n_parts)
-    return list(ddf.to_delayed())
 
 
 def _missing(values: pd.Series) -> int:
@@ -227,16 +223,9 @@ def _rc_rows(pdf: pd.DataFrame, sources: dict[str, str | None], group_map: dict[
     if design.spec is not None:
         x = _covariates(pdf, design)[keep]
         arrays.update({f"x{j}": pa.array(x[:, j]) for j in range(x.shape[1])})
-    for name, column in sources.items():
-        if name in ("t", "G") or name.startswith("f"):  # f<i>: evaluated into x<j> above
-            continue
-        if column is None:
-            arrays[name] = pa.array(np.ones(int(keep.sum())))
-        elif keeps_type(name):
-            arrays[name] = pa.array(pdf[column][keep], from_pandas=True)
-        else:
-            arrays[name] = pa.array(_floats(pdf[column])[keep])
-    return pa.table(arrays)
+    rest = {name: column for name, column in sources.items()  # f<i>: evaluated into x<j>
+            if name not in ("t", "G") and not name.startswith("f")}
+    return pa.table({**arrays, **_arrays(pdf[keep], rest)})
 
 
 def _rc_summary(table: pa.Table, labels: list[float]) -> dict[str, Any]:
@@ -260,15 +249,14 @@ def _build(pdf: pd.DataFrame, sources: dict[str, str | None], cols: RowColumns) 
     """One shuffled partition -> block rows (none for an empty partition)."""
     if len(pdf) == 0:
         return BLOCK_SCHEMA.empty_table()
-    arrays: dict[str, pa.Array] = {}
-    for name, column in sources.items():
-        if column is None:
-            arrays[name] = pa.array(np.ones(len(pdf)))
-        elif keeps_type(name):
-            arrays[name] = pa.array(pdf[column], from_pandas=True)
-        else:
-            arrays[name] = pa.array(_floats(pdf[column]))
-    return pa.Table.from_batches([build_blocks(pa.table(arrays), cols)])
+    return pa.Table.from_batches([build_blocks(pa.table(_arrays(pdf, sources)), cols)])
+
+
+def _arrays(pdf: pd.DataFrame, sources: dict[str, str | None]) -> dict[str, pa.Array]:
+    """The internal columns of a partition's rows (ones for a column that is None)."""
+    return {name: pa.array(np.ones(len(pdf))) if column is None
+            else pa.array(pdf[column], from_pandas=True) if keeps_type(name)
+            else pa.array(_floats(pdf[column])) for name, column in sources.items()}
 
 
 def _info(blocks: pa.Table) -> list[dict[str, Any]]:

@@ -48,7 +48,6 @@ class Executor(Protocol):
         one flat aggregation. ``bootstrap`` is only passed to executors that advertise
         :data:`NATIVE_BOOTSTRAP`.
         """
-        ...
 
 
 class LocalExecutor:

@@ -25,7 +25,13 @@ from moderndid.core.design import (
 from moderndid.engine.panel_blocks import RowColumns
 from moderndid.engine.protocol import CohortPlan, Planner
 from moderndid.engine.spec import DidData, DidSpec, column_roles
-from moderndid.engine.unit_table import partition_from_rows
+from moderndid.engine.unit_table import (
+    FLAG_CLUSTER_VARIES,
+    FLAG_GROUP_VARIES,
+    FLAG_PARTITION_VARIES,
+    FLAG_WEIGHT_VARIES,
+    partition_from_rows,
+)
 from moderndid.errors import DataStructureError, InvalidOptionError
 
 ROWS_PER_PARTITION = 2_000_000  # more rows than this per partition raises n_partitions
@@ -135,13 +141,6 @@ def row_columns(spec: DidSpec, design: CovariateDesign, roles: list[tuple[str, s
 
 def flag_checks(spec: DidSpec) -> list[tuple[int, str | None, str]]:
     """(flag bit, user column, what) of the unit attributes that must not vary over time."""
-    from moderndid.engine.unit_table import (
-        FLAG_CLUSTER_VARIES,
-        FLAG_GROUP_VARIES,
-        FLAG_PARTITION_VARIES,
-        FLAG_WEIGHT_VARIES,
-    )
-
     return [
         (FLAG_GROUP_VARIES, spec.gname, "group"),
         (FLAG_WEIGHT_VARIES, spec.weightsname, "weights"),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -14,8 +18,9 @@ class Partial:
     ``sums`` are arrays that combine by addition. ``keyed`` are sums grouped by a uint64 key
     (e.g. per-cluster sums of influence functions): ``keyed[name] = (keys, values)`` with
     ``values`` of shape ``(len(keys), m)``; combining concatenates and re-adds rows that share
-    a key. ``maxima`` combine by element-wise maximum. All three combine associatively and commutatively, so any executor may reduce partials
-    in any order (up to floating-point reduction order).
+    a key. ``maxima`` combine by element-wise maximum. All three combine associatively and
+    commutatively, so any executor may reduce partials in any order (up to floating-point
+    reduction order).
 
     ``bootstrap_blocks`` are ``(keys, z)`` blocks of unit rows that an executor with a native
     multiplier-bootstrap reduction (the Scala aggregator on Spark) turns into the sum
@@ -30,20 +35,14 @@ class Partial:
 
     def combine(self, other: Partial) -> Partial:
         """Return the sum of two partials (neither input is modified)."""
-        sums = dict(self.sums)
-        for name, value in other.sums.items():
-            sums[name] = sums[name] + value if name in sums else value
-        keyed = dict(self.keyed)
-        for name, (keys, values) in other.keyed.items():
-            if name in keyed:
-                k0, v0 = keyed[name]
-                keyed[name] = reduce_by_key(np.concatenate([k0, keys]), np.vstack([v0, values]))
-            else:
-                keyed[name] = (keys, values)
-        maxima = dict(self.maxima)
-        for name, value in other.maxima.items():
-            maxima[name] = np.maximum(maxima[name], value) if name in maxima else value
-        return Partial(sums, keyed, maxima, self.bootstrap_blocks + other.bootstrap_blocks)
+        def merge(mine: dict, theirs: dict, add: Callable[[Any, Any], Any]) -> dict:
+            return {**mine, **{n: add(mine[n], v) if n in mine else v for n, v in theirs.items()}}
+
+        keyed = merge(self.keyed, other.keyed, lambda a, b: reduce_by_key(
+            np.concatenate([a[0], b[0]]), np.vstack([a[1], b[1]])))
+        return Partial(merge(self.sums, other.sums, operator.add), keyed,
+                       merge(self.maxima, other.maxima, np.maximum),
+                       self.bootstrap_blocks + other.bootstrap_blocks)
 
 
 def reduce_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +57,4 @@ def reduce_by_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.
 
 def combine_all(partials: list[Partial]) -> Partial:
     """Combine a list of partials (empty list -> empty partial)."""
-    result = Partial()
-    for part in partials:
-        result = result.combine(part)
-    return result
+    return functools.reduce(Partial.combine, partials, Partial())

@@ -52,22 +52,18 @@ class Planner(Protocol):
                    count_units: Callable[[PanelLayout], dict[tuple[float, float, int], int]],
                    raise_flag: Callable[[int], None]) -> PanelPlan:
         """Validate block statistics, recode cohorts, count units (panels)."""
-        ...
 
     def duplicate_row_error(self, unit: Any, period: Any, spec: DidSpec) -> Exception:
         """The error for the smallest unit with two rows in one period."""
-        ...
 
     def varying_error(self, what: str, column: str, unit: Any) -> Exception:
         """The error for the smallest unit whose ``what`` column varies over time."""
-        ...
 
     def check_columns(self, roles: Sequence[tuple[Any, str]], available: Sequence[str],
                       describe: Callable[[str], str]) -> None:
         """Refuse missing columns and unusable types (``describe(column)`` gives the
         column's type in the engine-neutral vocabulary of
         :func:`moderndid.core.frames.type_label`)."""
-        ...
 
     def check_statistics(self, spec: DidSpec, ordered: Sequence[tuple[str, str]],
                          rows: int, missing: Sequence[int], wmin: float, wmax: float,
@@ -76,27 +72,22 @@ class Planner(Protocol):
                          ) -> None:
         """Refuse empty data, missing values, bad weights, fractional ids, values too
         large for the estimator, collinearity."""
-        ...
 
     def group_coding(self, spec: DidSpec, periods: np.ndarray, raw_cohorts: np.ndarray,
                      partition_values: set[float]) -> tuple[bool, dict[float, float]]:
         """Triple differences' two-period coding: (two_period, raw -> first-treated)."""
-        ...
 
     def cohort_plan(self, raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPlan:
         """The recoding of distinct raw cohorts (with R `did`'s warnings)."""
-        ...
 
     def cohort_labels(self, raw: np.ndarray, periods: np.ndarray, plan: CohortPlan,
                       spec: DidSpec) -> list[float]:
         """Recoded cohorts present in the data (``inf`` = never treated)."""
-        ...
 
     def metadata(self, kind: str, periods: np.ndarray, counts: dict[float, int],
                  plan: CohortPlan, names: list[str], n_rows: int, n_units: int,
                  clustered: bool, xtv: bool, spec: DidSpec) -> DidData:
         """The data's metadata, after the small-group rule."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -129,4 +120,3 @@ class Engine(Protocol):
     def prepare(self, data: Any, spec: DidSpec, settings: EngineSettings,
                 planner: Planner) -> Prepared:
         """Validate ``data`` with ``planner``'s decisions and build its partitions."""
-        ...

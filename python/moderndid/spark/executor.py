@@ -276,20 +276,13 @@ class SparkExecutor:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
-        if self.jvm_aggregators:
-            sums, maxima = f"moderndid_array_sum({PART}, sums)", "moderndid_array_max(maxima)"
-        else:
-            # Without the jar: the task's rows collected and folded element-wise by Spark
-            # SQL's higher-order functions, still one stage (a grouped posexplode + sum
-            # took a shuffle and a second stage per pass). One row per partition, so the
-            # driver's JVM holds partitions x (length of the sums) doubles at most.
-            sums, maxima = _sql_fold("sums", "a + b"), _sql_fold("maxima", "greatest(a, b)")
+        sums, maxima = self._folds("sums", "maxima")
         columns = [
             F.count("layout").alias("n"),
             F.min("layout").alias("first"),
             F.max("layout").alias("last"),
-            F.expr(sums).alias("sums"),
-            F.expr(maxima).alias("maxima"),
+            sums.alias("sums"),
+            maxima.alias("maxima"),
         ]
         if bootstrap is not None:
             seed, draws = bootstrap.seed, bootstrap.draws
@@ -320,28 +313,35 @@ class SparkExecutor:
         from pyspark.sql import functions as F
 
         mapped = mapped.repartition(self.n_partitions, "kind", "name", "key")
-        if self.jvm_aggregators:
-            sums, maxima = f"moderndid_array_sum({PART}, value)", "moderndid_array_max(value)"
-        else:
-            # one row per partition and key: each group folds partitions x (row length)
-            sums, maxima = _sql_fold("value", "a + b"), _sql_fold("value", "greatest(a, b)")
+        sums, maxima = self._folds("value", "value")
         reduced = mapped.groupBy("kind", "name", "key").agg(
-            F.first("shape").alias("shape"),
-            F.expr(sums).alias("s"),
-            F.expr(maxima).alias("m"),
-        ).collect()
+            F.first("shape").alias("shape"), sums.alias("s"), maxima.alias("m")).collect()
         rows = [(r["kind"], r["name"], r["key"], r["shape"],
                  r["m"] if r["kind"] == "max" else r["s"]) for r in reduced]
         return partial_from_rows(rows)
 
+    def _folds(self, sums: str, maxima: str) -> tuple[Any, Any]:
+        """Aggregations of the array columns ``sums`` (element-wise sums) and ``maxima``
+        (element-wise maxima), the sums added in ascending partition order (column
+        ``part``) whatever order Spark merges the rows in.
 
-def _sql_fold(column: str, combine: str) -> str:
-    """A Spark SQL aggregate expression folding the array ``column`` of every row
-    element-wise with ``combine`` (of ``a`` and ``b``), in ascending partition order
-    (column ``part``) whatever order Spark merges the rows in; null rows are skipped. Ties
-    (rows of one partition) keep no order of their own: the passes send one such row per
-    partition (and key)."""
-    return (f"aggregate(array_sort(collect_list(CASE WHEN {column} IS NOT NULL "
-            f"THEN struct({PART} AS p, {column} AS v) END)), CAST(NULL AS ARRAY<DOUBLE>), "
-            f"(acc, x) -> CASE WHEN acc IS NULL THEN x.v "
-            f"ELSE zip_with(acc, x.v, (a, b) -> {combine}) END)")
+        With the jar, the Scala aggregators; without, the rows collected and folded by
+        Spark SQL's higher-order functions, still one stage (a grouped posexplode + sum
+        took a shuffle and a second stage per pass). Null rows are skipped. Ties (rows of
+        one partition) keep no order of their own: the passes send one such row per
+        partition (and key), so the driver's JVM holds partitions x (row length) doubles
+        at most."""
+        from pyspark.sql import functions as F
+
+        if self.jvm_aggregators:
+            return (F.expr(f"moderndid_array_sum({PART}, {sums})"),
+                    F.expr(f"moderndid_array_max({maxima})"))
+
+        def fold(column: str, combine: str) -> Any:
+            return F.expr(
+                f"aggregate(array_sort(collect_list(CASE WHEN {column} IS NOT NULL "
+                f"THEN struct({PART} AS p, {column} AS v) END)), CAST(NULL AS ARRAY<DOUBLE>), "
+                f"(acc, x) -> CASE WHEN acc IS NULL THEN x.v "
+                f"ELSE zip_with(acc, x.v, (a, b) -> {combine}) END)")
+
+        return fold(sums, "a + b"), fold(maxima, "greatest(a, b)")

@@ -285,23 +285,16 @@ def group_time_rows(result: Any) -> pa.Table:
     """ATT(g,t) rows of an ``att_gt`` or ``ddd`` result (:data:`GROUP_TIME_COLUMNS`)."""
     table = result.to_arrow()
     n = table.num_rows
-    est_method, control_group, inference = _settings(result)
-
-    def column(name: str) -> list[Any]:
-        if name in table.column_names:
-            return table.column(name).to_pylist()
-        return [None] * n
-
-    status = column("treatment_status")
+    columns = {name: table.column(name).to_pylist() if name in table.column_names
+               else [None] * n for name in ("group", "time", "event_time", "att", "se",
+                                            "ci_lower", "ci_upper", "treatment_status")}
+    status = columns.pop("treatment_status")
     critical = float(getattr(result, "critical_value", math.nan))
-    return pa.table({
-        "group": column("group"), "time": column("time"), "event_time": column("event_time"),
-        "att": column("att"), "se": column("se"), "ci_lower": column("ci_lower"),
-        "ci_upper": column("ci_upper"), "critical_value": [critical] * n,
-        "post": [None if s is None else s == "Post" for s in status],
-        "est_method": [est_method] * n, "control_group": [control_group] * n,
-        "inference": [inference] * n,
-    })
+    settings = zip(("est_method", "control_group", "inference"), _settings(result),
+                   strict=True)
+    return pa.table({**columns, "critical_value": [critical] * n,
+                     "post": [None if s is None else s == "Post" for s in status],
+                     **{name: [value] * n for name, value in settings}})
 
 
 def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
