@@ -72,16 +72,13 @@ class RowColumns:
     design: CovariateDesign | None = None
 
 
-def with_design(table: pa.Table, cols: RowColumns) -> pa.Table:
-    """``table`` with the covariates ``x0, x1, ...`` of a formula that is not a plain sum
-    evaluated from its columns ``f0, f1, ...`` (unchanged otherwise)."""
-    design = cols.design
-    if design is None:
-        return table
-    source = table.select([f"f{i}" for i in range(len(design.columns))])
-    x = design.evaluate(source.rename_columns(list(design.columns)))
-    for j in range(x.shape[1]):
-        table = table.append_column(f"x{j}", pa.array(x[:, j]))
+def with_terms(table: pa.Table, design: CovariateDesign, columns: list[str],
+               names: list[str]) -> pa.Table:
+    """``table`` with the covariates of ``design``, evaluated from its ``columns`` (the
+    design's columns, in order), appended as the columns ``names``."""
+    x = design.evaluate(table.select(columns).rename_columns(list(design.columns)))
+    for j, name in enumerate(names):
+        table = table.append_column(name, pa.array(x[:, j]))
     return table
 
 
@@ -102,7 +99,7 @@ def cross_products(x: np.ndarray) -> np.ndarray:
 
 def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, Any]:
     """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`), whose formula
-    covariates are evaluated (:func:`with_design`)."""
+    covariates are evaluated."""
     missing = [missing_count(table.column(name)) for name in cols.checked]
     # 0 for columns other than floats: the magnitude check reads outcomes, weights and
     # covariates, which arrive as doubles
@@ -145,7 +142,9 @@ def build_blocks(table: pa.Table, cols: RowColumns,
     driver raises from the statistics);
     the partition then returns a single row of statistics with an empty payload.
     """
-    table = with_design(table, cols)
+    if cols.design is not None:  # a formula other than a plain sum: f0, f1, ... -> x0, ...
+        table = with_terms(table, cols.design, [f"f{i}" for i in range(len(cols.design.columns))],
+                           list(cols.covariates))
     stats = row_statistics(table, cols)
     if any(stats["missing"]) or any(stats["fractional"]):
         return pa.RecordBatch.from_pylist([{**stats, "periods": [], "histogram": [], "units": 0,
@@ -259,26 +258,20 @@ def _unit_batches(blocks: pa.Table) -> Iterator[tuple[pa.RecordBatch, np.ndarray
 def partition_from_blocks(blocks: pa.Table, layout: PanelLayout) -> dict[str, np.ndarray]:
     """Kernel partition (see :mod:`moderndid.did.preprocess`) from a partition's blocks."""
     parts = [_unit_arrays(batch, local, layout) for batch, local in _unit_batches(blocks)]
+    T, k = layout.periods.size, layout.n_covariates
     if not parts:
-        empty = _empty_arrays(layout)
-        return partition_from_arrays(empty, layout.kind, layout.clustered)
-    if len(parts) == 1:
+        arrays = {"G": np.empty(0), "w": np.empty(0), "key": np.empty(0, dtype=np.uint64),
+                  "cluster": np.empty(0, dtype=np.uint64), "Q": np.empty(0),
+                  "y": np.empty((0, T)), "x": np.empty((0, 1, k))}
+    elif len(parts) == 1:
         arrays = parts[0]
     else:
         # time-varying covariates in one block and not in another: broadcast to (n, T, k)
         if len({p["x"].shape[1] for p in parts}) > 1:
             for p in parts:
-                p["x"] = np.broadcast_to(p["x"], (p["x"].shape[0], layout.periods.size,
-                                                  layout.n_covariates))
+                p["x"] = np.broadcast_to(p["x"], (p["x"].shape[0], T, k))
         arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     return partition_from_arrays(arrays, layout.kind, layout.clustered)
-
-
-def _empty_arrays(layout: PanelLayout) -> dict[str, np.ndarray]:
-    T, k = layout.periods.size, layout.n_covariates
-    return {"G": np.empty(0), "w": np.empty(0), "key": np.empty(0, dtype=np.uint64),
-            "cluster": np.empty(0, dtype=np.uint64), "Q": np.empty(0),
-            "y": np.empty((0, T)), "x": np.empty((0, 1, k))}
 
 
 def unit_histogram(blocks: pa.Table, layout: PanelLayout) -> list[float]:

@@ -31,11 +31,6 @@ class EngineEntry:
         cls = type(data)
         return cls.__name__ == self.class_name and cls.__module__.startswith(self.module_prefix)
 
-    def load(self) -> Engine:
-        module, attribute = self.target.split(":")
-        engine: Engine = getattr(importlib.import_module(module), attribute)
-        return engine
-
 
 ENGINES: tuple[EngineEntry, ...] = (
     # classic and Spark Connect DataFrames
@@ -48,7 +43,8 @@ def engine_for(data: Any) -> Engine | None:
     """The distributed engine for ``data``, or None for in-memory data."""
     for entry in ENGINES:
         if entry.accepts(data):
-            return entry.load()
+            module, attribute = entry.target.split(":")
+            return getattr(importlib.import_module(module), attribute)
     return None
 
 

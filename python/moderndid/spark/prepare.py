@@ -25,6 +25,7 @@ from moderndid.engine.panel_blocks import (
     build_blocks,
     partition_from_blocks,
     unit_histogram,
+    with_terms,
 )
 from moderndid.engine.panel_plan import (
     ROWS_PER_TASK,
@@ -346,12 +347,8 @@ def _with_terms(sdf: Any, design: CovariateDesign, types: dict[str, Any]
     @carrying_errors
     def evaluate(batches: Any) -> Any:
         for batch in batches:
-            table = pa.Table.from_batches([batch])
-            source = table.select(formula_inner).rename_columns(list(design.columns))
-            x = design.evaluate(source)
-            for j, name in enumerate(names):
-                table = table.append_column(name, pa.array(x[:, j]))
-            yield from table.to_batches()
+            yield from with_terms(pa.Table.from_batches([batch]), design, formula_inner,
+                                  names).to_batches()
 
     mapped = (sdf.select(*[_col(c).alias(i) for c, i in zip(columns, inner, strict=True)])
               .mapInArrow(evaluate, schema))

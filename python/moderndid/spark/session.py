@@ -99,11 +99,8 @@ def resolve_session(spark: Any = None) -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    # Executors of a local session must start this interpreter (its packages), not the
-    # system Python.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master("local[*]").appName("moderndid")
-    return configure(builder).getOrCreate()
+    # configure points the local executors at this interpreter (its packages)
+    return configure(SparkSession.builder.master("local[*]").appName("moderndid")).getOrCreate()
 
 
 EXTENSIONS_CLASS = "moderndid.Extensions"  # spark.sql.extensions: the jar's registrar

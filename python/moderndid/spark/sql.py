@@ -69,8 +69,6 @@ def spark_schema(columns: list[tuple[str, str]]) -> Any:
 _NOT_SQL = {"data", "spark", "client", "n_jobs", "backend", "max_cohorts"}
 # Arguments of the aggregation step that the estimation step does not have.
 _AGGREGATION_ONLY = ("type", "balance_e", "min_e", "max_e", "na_rm")
-# Arguments that take several column names: an array or a comma-separated string.
-_NAME_LISTS = {"clustervars"}
 
 
 @dataclass(frozen=True)
@@ -205,7 +203,7 @@ def _keyword_arguments(function: SqlFunction, arguments: Mapping[str, Any]
     aggregate: dict[str, Any] = {}
     for name, value in arguments.items():
         value = _python_value(value)
-        if name in _NAME_LISTS and isinstance(value, str):
+        if name == "clustervars" and isinstance(value, str):  # or an array
             value = [part.strip() for part in value.split(",") if part.strip()]
         if function.aggregate is not None and name in _AGGREGATION_ONLY:
             aggregate[name] = value
