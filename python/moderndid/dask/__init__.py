@@ -3,9 +3,8 @@ the Spark engine (a secondary adapter; Spark is the primary distributed engine).
 
 ``moderndid.att_gt`` / ``moderndid.ddd`` dispatch a Dask DataFrame here by themselves;
 :func:`dask_att_gt` and :func:`dask_ddd` are the same calls restricted to Dask input, run
-on the current Dask scheduler (a ``distributed.Client`` if one is active). Panels only
-(balanced or unbalanced); repeated cross sections are refused with a clear error.
-Importing this module does not import dask.
+on the current Dask scheduler (a ``distributed.Client`` if one is active). Importing
+this module does not import dask.
 """
 
 from __future__ import annotations

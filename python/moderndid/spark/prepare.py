@@ -16,6 +16,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from pyspark.sql import Observation
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_type
 
 from moderndid.core.design import MAX_LEVELS, CovariateDesign
 from moderndid.core.frames import spark_type_label
@@ -70,9 +74,6 @@ class SparkDidData:
 def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
                   planner: Planner) -> SparkDidData:
     """Validate ``sdf`` and build the persisted unit table (panels) or row table."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
     # one schema analysis (a round trip under Spark Connect) for the names and the types
     types = {f.name: f.dataType for f in sdf.schema.fields}
     columns = list(types)
@@ -194,8 +195,6 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
                    types: dict[str, Any], planner: Planner) -> SparkDidData:
     """Panels: one shuffle by unit id and one pass over the rows on the executors, which
     checks them, gathers the statistics and builds the persisted unit-table blocks."""
-    from pyspark.sql import types as T
-
     assert spec.idname is not None
     float_columns = {c for c, t in types.items() if isinstance(t, T.FloatType | T.DoubleType)}
     cols, ordered = row_columns(spec, design, roles, float_columns)
@@ -214,8 +213,6 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
 
     @carrying_errors
     def build(batches: Any) -> Any:
-        import pyarrow as pa
-
         batch_list = list(batches)
         if batch_list:
             table = pa.Table.from_batches(batch_list)
@@ -251,9 +248,6 @@ def _count_rows(sdf: Any, spark: Any) -> int:
     (the partial counts' shuffle, then the final count); an observed count while the rows
     are discarded by the ``noop`` writer is one job, and reads no column of a Parquet
     input either."""
-    from pyspark.sql import Observation
-    from pyspark.sql import functions as F
-
     observation = Observation()
     with job_description(spark, "moderndid att_gt: row count (partitions of the unit table)"):
         (sdf.select(F.lit(1).alias("one")).observe(observation, F.count(F.lit(1)).alias("n"))
@@ -269,8 +263,6 @@ def _count_units(blocks: Any, layout: PanelLayout, spark: Any
                  ) -> dict[tuple[float, float, int], int]:
     """The recoded histogram counted on the executors (one small row per partition)."""
     def count(batches: Any) -> Any:
-        import pyarrow as pa
-
         batch_list = list(batches)
         if batch_list:
             flat = unit_histogram(pa.Table.from_batches(batch_list), layout)
@@ -287,8 +279,6 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int, planner: Plan
 
     The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
     aggregations reuse, so they do not take spark.sql.shuffle.partitions."""
-    from pyspark.sql import functions as F
-
     assert spec.idname is not None
     idc, tc = _col(spec.idname), _col(spec.tname)
     sdf = sdf.repartition(n_parts, idc)
@@ -305,8 +295,6 @@ def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int, planner: Plan
 
 def arrow_schema(types: dict[str, Any]) -> pa.Schema:
     """The Arrow schema of a DataFrame's columns (``pa.null()`` for types Arrow lacks)."""
-    from pyspark.sql.pandas.types import to_arrow_type
-
     fields = []
     for name, kind in types.items():
         try:
@@ -332,9 +320,6 @@ def _with_terms(sdf: Any, design: CovariateDesign, types: dict[str, Any]
     """``sdf`` (whose columns and types are ``types``) with the formula's covariates
     evaluated on the executors, appended as columns ``__moderndid_x<j>``; their names; the
     types."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
     columns = list(types)
     # mapInArrow resolves the input's columns by unquoted name, which fails for names
     # with dots ("first.treat"): the columns cross it under positional names.
@@ -359,6 +344,4 @@ def _with_terms(sdf: Any, design: CovariateDesign, types: dict[str, Any]
 
 def _col(name: str) -> Any:
     """A user column by exact name (names may hold dots or spaces)."""
-    from pyspark.sql import functions as F
-
     return F.col("`" + name.replace("`", "``") + "`")

@@ -33,7 +33,7 @@ from moderndid.core.report import (
 from moderndid.ddd.agg_ddd import agg_ddd
 from moderndid.ddd.estimator import ddd
 from moderndid.did.aggte import aggte
-from moderndid.did.att_gt import att_gt
+from moderndid.did.att_gt import att_gt, validate_options
 from moderndid.did.plan import check_columns
 from moderndid.did.preprocess import normalize_clustervars
 from moderndid.engine.spec import DidSpec, column_roles
@@ -221,8 +221,6 @@ def _python_value(value: Any) -> Any:
 
 def check_call(function: SqlFunction, data: Any, arguments: Mapping[str, Any]) -> None:
     """Check a SQL call's arguments against the data's columns, without running a job."""
-    from moderndid.did.att_gt import validate_options
-
     estimate, aggregate = _keyword_arguments(function, arguments)
     signature = inspect.signature(function.estimate)
     missing = [name for name, p in signature.parameters.items()
