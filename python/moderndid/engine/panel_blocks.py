@@ -20,9 +20,8 @@ time a pass reads the blocks (a few vectorised operations per block).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -279,7 +278,7 @@ def unit_histogram(blocks: pa.Table, layout: PanelLayout) -> list[float]:
     flat (G, q, nobs, count) tuples. Only needed when periods are cut off (no never-treated
     units), where the block histograms of raw groups do not give the complete units."""
     parts: list[np.ndarray] = []
-    unbalanced = dataclasses.replace(layout, complete_only=False, kind="unbalanced")
+    unbalanced = replace(layout, complete_only=False, kind="unbalanced")
     for batch, local in _unit_batches(blocks):
         a = _unit_arrays(batch, local, unbalanced)
         nobs = (~np.isnan(a["y"])).sum(axis=1).astype(np.float64)

@@ -81,11 +81,10 @@ def plan_covariates(spec: DidSpec, schema: pa.Schema,
 
 
 def formula_sources(design: CovariateDesign) -> dict[str, str]:
-    """Internal column -> data column, for the columns a covariate formula reads.
-
-    A plain sum of numeric columns is read as the covariates ``x0, x1, ...`` themselves;
-    any other formula reads its columns as ``f0, f1, ...`` (in their own types), from which
-    :func:`with_covariates` evaluates the covariates on each partition."""
+    """Internal column -> data column, for the columns a covariate formula reads: a plain
+    sum of numeric columns is read as the covariates ``x0, x1, ...`` themselves, any other
+    formula as ``f0, f1, ...`` (in their own types), from which each partition evaluates
+    the covariates (:func:`moderndid.engine.panel_blocks.with_terms`)."""
     if design.spec is None:
         return {f"x{j}": c for j, c in enumerate(design.columns)}
     return {f"f{i}": c for i, c in enumerate(design.columns)}

@@ -108,13 +108,12 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
         aggs.append(F.sum(missing.cast("long")).alias(f"__miss_{checked.index(c)}"))
     for i, (c, _, role) in enumerate(checks):  # the planner reads outcome, weights, covariates
         if role in MAGNITUDE_CHECKED:
-            finite = F.when(~F.isnan(_col(c).cast("double"))
-                            & (F.abs(_col(c).cast("double")) < F.lit(math.inf)),
-                            F.abs(_col(c).cast("double")))
-            aggs.append(F.max(finite).alias(f"__maxabs_{i}"))
+            v = F.abs(_col(c).cast("double"))
+            aggs.append(F.max(F.when(~F.isnan(v) & (v < F.lit(math.inf)), v))
+                        .alias(f"__maxabs_{i}"))
     if spec.weightsname:
-        aggs.append(F.min(_col(spec.weightsname)).alias("__wmin"))
-        aggs.append(F.max(_col(spec.weightsname)).alias("__wmax"))
+        aggs += [F.min(_col(spec.weightsname)).alias("__wmin"),
+                 F.max(_col(spec.weightsname)).alias("__wmax")]
     float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
                  if isinstance(types.get(c), T.FloatType | T.DoubleType)]
     for j, c in enumerate(float_ids):
