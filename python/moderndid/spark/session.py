@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -175,10 +175,8 @@ def session_parallelism(spark: Any) -> int:
     source: it sizes shuffles of SQL queries, not the cluster (200 by default).
     """
     if not is_connect(spark):
-        try:
+        with suppress(Exception):  # else fall back to the settings
             return max(1, int(spark.sparkContext.defaultParallelism))
-        except Exception:  # pragma: no cover - fall back to the settings
-            pass
     # Both settings are fixed when the cluster starts: read them once per Connect session
     # (each read is a round trip).
     key = str(getattr(spark, "session_id", id(spark)))
@@ -229,10 +227,8 @@ def job_description(spark: Any, text: str) -> Iterator[None]:
     """Label the Spark jobs started inside (visible in the Spark UI) on classic sessions."""
     def label(value: str | None) -> None:
         if not is_connect(spark):
-            try:
+            with suppress(Exception):  # never fail an estimation over a label
                 spark.sparkContext.setJobDescription(value)
-            except Exception:  # pragma: no cover - never fail an estimation over a label
-                pass
 
     label(text)
     try:
