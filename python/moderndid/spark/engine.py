@@ -8,9 +8,6 @@ from typing import Any
 
 from moderndid.engine.protocol import EngineSettings, Planner, Prepared
 from moderndid.engine.spec import DidSpec
-from moderndid.spark.executor import SparkExecutor
-from moderndid.spark.prepare import prepare_spark
-from moderndid.spark.session import register_aggregators, resolve_session, translated_errors
 
 logger = logging.getLogger("moderndid")
 
@@ -23,6 +20,14 @@ class SparkEngine:
     def prepare(self, data: Any, spec: DidSpec, settings: EngineSettings,
                 planner: Planner) -> Prepared:
         """Validate ``data`` and persist its unit table; nothing row-level is collected."""
+        from moderndid.spark.executor import SparkExecutor
+        from moderndid.spark.prepare import prepare_spark
+        from moderndid.spark.session import (
+            register_aggregators,
+            resolve_session,
+            translated_errors,
+        )
+
         if settings.n_jobs not in (1, None):
             logger.info("moderndid: n_jobs=%s is ignored on Spark (the session's parallelism "
                         "applies)", settings.n_jobs)
