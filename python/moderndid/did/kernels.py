@@ -27,8 +27,7 @@ from moderndid.did.estimators import (
     CellData,
     local_logit,
     logit_loglik,
-    nuisance_hessians,
-    nuisance_scores,
+    nuisances,
     ols_models,
     pscore,
     terms,
@@ -290,8 +289,8 @@ def cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
                 sums[f"da/{c}/{k}/{name}"] = data.x.T @ coef
             for name, coef in t.db.items():
                 sums[f"db/{c}/{k}/{name}"] = data.x.T @ coef
-        for name, hess in nuisance_hessians(state.est_method, data, params).items():
-            sums[f"H/{c}/{name}"] = hess
+        for name, _, weights in nuisances(state.est_method, data, params):
+            sums[f"H/{c}/{name}"] = (data.x * weights[:, None]).T @ data.x
         if "ps" in params:
             # -inf (the identity of max) when the partition has none of the cell's rows, so
             # every partition returns the same names and shapes
@@ -306,7 +305,7 @@ def cell_influence(state: FitState, c: int, data: CellData, final: CellFinal) ->
     phi = np.zeros(data.y.size)
     for k, t in enumerate(cell_terms):
         phi += final.signs[k] * (t.a - final.ratios[k] * t.b) / final.denominators[k]
-    scores = nuisance_scores(state.est_method, data, final.params)
+    scores = {name: score for name, score, _ in nuisances(state.est_method, data, final.params)}
     for name, proj in final.projections.items():
         phi += scores[name] * (data.x @ proj)
     return phi
