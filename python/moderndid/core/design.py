@@ -14,8 +14,7 @@ import scipy.linalg
 from formulaic import Formula, ModelSpec
 from formulaic.parser.types import Factor
 
-from moderndid.core.frames import check_no_missing
-from moderndid.errors import InvalidOptionError, MissingValuesError, SingularDesignError
+from moderndid.errors import InvalidOptionError, SingularDesignError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -285,30 +284,6 @@ def _placeholder_rows(schema: pa.Schema, columns: list[str], n: int) -> pa.Table
             value = 0
         arrays.append(pa.array([value] * n).cast(kind))
     return pa.table(arrays, names=columns) if columns else pa.table({})
-
-
-def design_matrix(table: pa.Table, design: CovariateDesign) -> tuple[np.ndarray, list[str]]:
-    """Evaluate a covariate design on every row of an in-memory ``table``.
-
-    Returns the ``(n_rows, k)`` float64 design (intercept first) and the column names;
-    refuses missing values in the formula's columns, then in the evaluated terms.
-    """
-    for c in design.columns:
-        missing = missing_count(table.column(c))
-        if missing:
-            raise MissingValuesError(
-                f"{covariate_role(c, design.categorical)} column {c!r} has {missing} missing "
-                "or non-finite value(s); drop or impute them first")
-    x = np.column_stack([np.ones(table.num_rows), design.evaluate(table)])
-    if design.spec is not None:
-        for j, name in enumerate(design.names):
-            check_no_missing(x[:, j], name, "covariate (xformla) term")
-    return x, list(design.names)
-
-
-def covariate_role(column: str, categorical: tuple[str, ...] | list[str]) -> str:
-    """The role error messages give a formula column."""
-    return "categorical covariate (xformla)" if column in categorical else "covariate (xformla)"
 
 
 def missing_count(column: pa.Array | pa.ChunkedArray) -> int:

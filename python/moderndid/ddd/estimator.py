@@ -175,7 +175,7 @@ def ddd(
         return _result(fit, meta, spec, opts, engine.name)
     table = to_arrow_table(data)
     table, two_period = _two_period_coding(table, spec)
-    prepared = prepare_did(table, spec, 1 if n_partitions is None else n_partitions)
+    prepared = prepare_did(table, spec, settings.n_partitions or 1)
     check_subgroups(_subgroup_counts_local(prepared), pname)
     opts = replace(opts, collect_influence=True)
     fit = fit_ddd(prepared, LocalExecutor(prepared.partitions), opts, two_period)

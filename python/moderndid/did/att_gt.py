@@ -152,7 +152,7 @@ def att_gt(
         out, meta = run_on_engine(
             engine, data, spec, settings, lambda p: fit_att_gt(p.meta, p.executor, opts))
         return build_mp_result(out, meta, spec, opts, engine=engine.name)
-    prepared = prepare_did(data, spec, 1 if n_partitions is None else n_partitions)
+    prepared = prepare_did(data, spec, settings.n_partitions or 1)
     n_cells_estimate = prepared.n_units * prepared.cohorts.size * prepared.periods.size
     opts = replace(opts, collect_influence=n_cells_estimate <= MAX_INFLUENCE_ENTRIES)
     out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)

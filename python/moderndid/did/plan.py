@@ -11,7 +11,7 @@ recode and count alike. :data:`PLANNER` hands them to the engines
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,13 +180,9 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
                                              {q for _, q, _ in histogram})
     mapped = np.unique([group_map.get(float(g), float(g)) for g in raw_cohorts])
     plan = cohort_plan(mapped, periods, spec)
-    recode: dict[float, float] = {}
-    for raw in raw_cohorts:
-        g = group_map.get(float(raw), float(raw))
-        if g in plan.dropped:
-            continue
-        never = g == 0 or g > periods[-1] + spec.anticipation or g in plan.to_never
-        recode[float(raw)] = math.inf if never else g
+    recoding = cohort_recoding(mapped, periods, plan, spec)
+    recode = {float(raw): recoding[g] for raw in raw_cohorts
+              if (g := group_map.get(float(raw), float(raw))) in recoding}
     if plan.period_cutoff is not None:
         periods = periods[periods < plan.period_cutoff]
     if periods.size < 2:
@@ -368,12 +364,18 @@ def check_group_sizes(kind: str, periods: np.ndarray, counts: Mapping[float, int
               "estimates for them may be unreliable")
 
 
+def cohort_recoding(raw: Iterable[float], periods: np.ndarray, plan: CohortPlan,
+                    spec: DidSpec) -> dict[float, float]:
+    """Raw cohort -> recoded cohort (``inf`` = never treated); dropped cohorts are left out."""
+    last = periods[-1] + spec.anticipation
+    return {float(g): math.inf if g == 0 or g > last or g in plan.to_never else float(g)
+            for g in raw if g not in plan.dropped}
+
+
 def cohort_labels(raw: np.ndarray, periods: np.ndarray, plan: CohortPlan,
-                   spec: DidSpec) -> list[float]:
+                  spec: DidSpec) -> list[float]:
     """The recoded cohort values (``inf`` = never treated) present in the data."""
-    recoded = {math.inf if (g == 0 or g > periods[-1] + spec.anticipation
-                            or g in plan.to_never) else float(g) for g in raw}
-    return sorted(recoded - set(plan.dropped))
+    return sorted(set(cohort_recoding(raw, periods, plan, spec).values()))
 
 
 class DidPlanner:
@@ -384,7 +386,6 @@ class DidPlanner:
     varying_error = staticmethod(varying_error)
     check_columns = staticmethod(check_columns)
     check_statistics = staticmethod(check_statistics)
-    check_magnitudes = staticmethod(check_magnitudes)
     group_coding = staticmethod(group_coding)
     cohort_plan = staticmethod(cohort_plan)
     cohort_labels = staticmethod(cohort_labels)
