@@ -116,14 +116,6 @@ def transform_moments(moments: Moments, matrix: np.ndarray) -> Moments:
     T = np.zeros((matrix.shape[0] + rest, moments.gram.shape[0]))
     T[: matrix.shape[0], :n_comp] = matrix
     T[matrix.shape[0]:, n_comp:] = np.eye(rest)
-    return Moments(
-        gram=T @ moments.gram @ T.T,
-        zsum=T @ moments.zsum,
-        boot=None if moments.boot is None else moments.boot @ T.T,
-        n_units=moments.n_units,
-        n_cells=matrix.shape[0],
-        cohorts=moments.cohorts,
-        n_clusters=moments.n_clusters,
-        seed=moments.seed,
-        biters=moments.biters,
-    )
+    return replace(moments, gram=T @ moments.gram @ T.T, zsum=T @ moments.zsum,
+                   boot=None if moments.boot is None else moments.boot @ T.T,
+                   n_cells=matrix.shape[0])

@@ -19,11 +19,11 @@ import pyarrow as pa
 from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
 from moderndid.ddd.porting import ddd_r_arguments
-from moderndid.did.att_gt import engine_settings, run_on_engine, validate_options
+from moderndid.did.att_gt import engine_settings, run_on_engine, validate_call
 from moderndid.did.cells import Cell, build_cells
 from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
 from moderndid.did.plan import group_coding
-from moderndid.did.preprocess import normalize_clustervars, prepare_did
+from moderndid.did.preprocess import prepare_did
 from moderndid.engine.executor import LocalExecutor
 from moderndid.engine.protocol import Prepared
 from moderndid.engine.registry import engine_for
@@ -44,7 +44,6 @@ class DDDFit:
     moments: Moments
     influence: np.ndarray | None
     two_period: bool
-    subgroup_counts: dict[str, int]
 
 
 def ddd(
@@ -149,20 +148,15 @@ def ddd(
         raise InvalidOptionError("pname (the eligibility / partition column) is required")
     if gname is None:
         raise InvalidOptionError("gname (the treatment-timing column) is required")
-    opts = validate_options(
-        alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
-        control_group=control_group, anticipation=0, base_period=base_period,
-        random_state=random_state, backend=backend, collect_influence=False,
+    opts, spec = validate_call(
+        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
+        weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
+        clustervars=cluster, est_method=est_method, panel=panel,
+        allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
+        anticipation=0, base_period=base_period, random_state=random_state, backend=backend,
+        collect_influence=False, pname=pname,
     )
     opts = replace(opts, trim_level=float(trim_level))
-    if not isinstance(panel, bool | np.bool_):
-        raise InvalidOptionError(f"panel must be True or False, got {panel!r}")
-    spec = DidSpec(
-        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
-        weightsname=weightsname, clustervars=normalize_clustervars(cluster, idname),
-        panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
-        anticipation=0.0, control_group=control_group, pname=pname,
-    )
     settings = engine_settings(n_partitions=n_partitions, spark=spark, client=client,
                                n_jobs=n_jobs, max_cohorts=max_cohorts)
     engine = engine_for(data)
@@ -267,8 +261,7 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     if out.influence is not None:
         influence = out.influence @ combo.matrix.T
     return DDDFit(cells=cells, att=att, se=se, critical_value=crit, cband=cband, vcov=vcov,
-                  moments=moments, influence=influence, two_period=two_period,
-                  subgroup_counts={})
+                  moments=moments, influence=influence, two_period=two_period)
 
 
 def _result(fit: DDDFit, data: DidData, spec: DidSpec, opts: FitOptions, engine: str) -> Any:

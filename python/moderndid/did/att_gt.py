@@ -213,9 +213,10 @@ def validate_call(*, yname: str, tname: str, idname: str | None, gname: str | No
                   boot: Any, biters: Any, clustervars: Any, est_method: Any, panel: Any,
                   allow_unbalanced_panel: Any, control_group: Any, anticipation: Any,
                   base_period: Any, random_state: Any, backend: Any,
-                  collect_influence: bool) -> tuple[FitOptions, DidSpec]:
-    """The estimator options and data specification of an `att_gt` call, validated the
-    same way for every engine."""
+                  collect_influence: bool, pname: str | None = None
+                  ) -> tuple[FitOptions, DidSpec]:
+    """The estimator options and data specification of an `att_gt` (or, with ``pname``,
+    `ddd`) call, validated the same way for every engine."""
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
         control_group=control_group, anticipation=anticipation, base_period=base_period,
@@ -229,7 +230,7 @@ def validate_call(*, yname: str, tname: str, idname: str | None, gname: str | No
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
         weightsname=weightsname, clustervars=normalize_clustervars(clustervars, idname),
         panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
-        anticipation=float(anticipation), control_group=control_group,
+        anticipation=float(anticipation), control_group=control_group, pname=pname,
     )
     return opts, spec
 
