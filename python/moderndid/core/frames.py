@@ -273,29 +273,19 @@ def check_no_missing(values: np.ndarray, column: str, role: str) -> None:
 
 
 def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
-    """Return an identifier column (ids, clusters) as a numpy array, refusing nulls.
+    """Return an identifier column (ids, clusters) as a numpy array.
 
-    Identifiers must be integers, integral floats, booleans or strings (the types that
-    :func:`moderndid.core.multipliers.keys_from_values` hashes); anything else raises
-    :class:`ColumnTypeError` naming the column.
+    The planner has refused other types than those that
+    :func:`moderndid.core.multipliers.keys_from_values` hashes, and nulls; float
+    identifiers must be finite integers (they are hashed as int64: 1.5 and 1.0 must not
+    both exist as ids), else :class:`ColumnTypeError` names the column.
     """
     arr = table.column(column)
-    if arr.null_count:
-        raise MissingValuesError(f"{role} column {column!r} has {arr.null_count} missing or "
-                                 "non-finite value(s); drop or impute them first")
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
-    kind = arr.type
-    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
-            or pa.types.is_boolean(kind) or _is_text(kind)):
-        raise ColumnTypeError(
-            f"{role} column {column!r} must hold integers or strings, but has type "
-            f"{type_label(arr.type)}"
-        )
     values = arr.to_numpy(zero_copy_only=False)
     if values.dtype.kind == "f":
         check_no_missing(values, column, role)
-        # Identifiers are hashed as int64: 1.5 and 1.0 must not both exist as ids.
         bad = (values != np.round(values)) | (np.abs(values) >= 2.0**63)
         if bad.any():
             raise ColumnTypeError(
@@ -303,9 +293,3 @@ def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
                 "integers or strings"
             )
     return np.asarray(values)
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return (pa.types.is_string(kind) or pa.types.is_large_string(kind)
-            or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-            or getattr(pa.types, "is_string_view", lambda _: False)(kind))

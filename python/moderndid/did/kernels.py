@@ -123,13 +123,6 @@ def _cohort_ranges(part: dict[str, np.ndarray], cell: Cell) -> list[tuple[int, i
     return ranges
 
 
-def _range_index(ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Row indices of the row ranges."""
-    if not ranges:
-        return np.empty(0, dtype=np.int64)
-    return np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
-
-
 def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
     """Concatenate row ranges (slices, so no index arrays are built)."""
     if len(ranges) == 1:
@@ -138,15 +131,6 @@ def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
     if not ranges:
         return values[:0]
     return np.concatenate([values[lo:hi] for lo, hi in ranges])
-
-
-def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of a cell's treated and comparison rows, and the treated indicator."""
-    idx = _range_index(_cohort_ranges(part, cell))
-    keep = _row_filter(part, cell, idx)
-    if keep is not None:
-        idx = idx[keep]
-    return idx, _treated(part, cell, idx)
 
 
 def _row_filter(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.ndarray | None:
@@ -173,18 +157,20 @@ def _treated(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.nda
 def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, CellData]:
     """Gather one cell's arrays from a partition (indices of its rows, and the arrays)."""
     x = part["x"]
+    ranges = _cohort_ranges(part, cell)
+    idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
+           else np.empty(0, dtype=np.int64))
+    keep = _row_filter(part, cell, idx)
     if "tidx" in part:
-        idx, treated = cell_rows(part, cell)
+        idx = idx[keep]
         return idx, CellData(
             y=part["y"][idx],
-            D=treated,
+            D=_treated(part, cell, idx),
             w=part["w"][idx],
             x=x[idx, 0, :],
             post=(part["tidx"][idx] == cell.t_idx).astype(np.float64),
         )
     # Balanced panels: cohorts are contiguous row ranges, gathered by slicing.
-    ranges = _cohort_ranges(part, cell)
-    idx = _range_index(ranges)
     xi = cell.x_idx if x.shape[1] > 1 else 0
     y = part["y"]
     data = CellData(
@@ -193,7 +179,6 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
         w=_gather(part["w"], ranges),
         x=_gather(x[:, xi, :], ranges),
     )
-    keep = _row_filter(part, cell, idx)
     if keep is not None:
         idx = idx[keep]
         data = CellData(y=data.y[keep], D=data.D[keep], w=data.w[keep], x=data.x[keep])
