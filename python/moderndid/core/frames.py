@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from moderndid.errors import (
-    ColumnNotFoundError,
     ColumnTypeError,
     DataStructureError,
     MissingValuesError,
@@ -123,42 +122,18 @@ def _from_pandas(frame: Any, needed: Sequence[str] | None) -> pa.Table:
         ) from exc
 
 
-def require_columns(table: pa.Table, columns: Sequence[tuple[str, str]]) -> None:
-    """Raise :class:`ColumnNotFoundError` for the first ``(column, role)`` not in the table."""
-    names = table.column_names
-    for column, role in columns:
-        if not isinstance(column, str):
-            raise ColumnTypeError(f"{role} must be a column name (str), got {column!r}")
-        if column not in names:
-            raise ColumnNotFoundError(column, role, names)
-
-
 def numeric_column(table: pa.Table, column: str, role: str, *, allow_missing: bool = False
                    ) -> np.ndarray:
-    """Return a numeric column as float64, with typed errors for text or missing values."""
+    """A numeric column (the planner has checked its type) as float64; missing values raise
+    :class:`MissingValuesError` unless ``allow_missing``."""
     arr = table.column(column)
-    kind = arr.type
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    if not is_numeric_type(kind):
-        raise ColumnTypeError(
-            f"{role} column {column!r} must be numeric, but has type {type_label(arr.type)}"
-        )
     if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(kind)
+        arr = arr.cast(arr.type.value_type)
     values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False),
                         dtype=np.float64)
     if not allow_missing:
         check_no_missing(values, column, role)
     return values
-
-
-def is_numeric_type(kind: pa.DataType) -> bool:
-    """Whether an Arrow type (or a dictionary of it) holds numbers (booleans count)."""
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind)
-                or pa.types.is_boolean(kind) or pa.types.is_decimal(kind))
 
 
 def show_value(value: Any) -> str:

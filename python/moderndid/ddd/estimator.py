@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
+from moderndid.core.frames import numeric_column, to_arrow_table, type_label
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
 from moderndid.ddd.porting import ddd_r_arguments
 from moderndid.did.att_gt import engine_settings, run_on_engine, validate_call
 from moderndid.did.cells import Cell, build_cells
 from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
-from moderndid.did.plan import group_coding
+from moderndid.did.plan import check_columns, group_coding
 from moderndid.did.preprocess import prepare_did
 from moderndid.engine.executor import LocalExecutor
 from moderndid.engine.protocol import Prepared
@@ -179,7 +179,8 @@ def ddd(
 def _two_period_coding(table: pa.Table, spec: DidSpec) -> tuple[pa.Table, bool]:
     """The planner's two-period coding (:func:`moderndid.did.plan.group_coding`) applied
     to the rows: the treated code becomes the second period."""
-    require_columns(table, [(spec.tname, "time (tname)"), (spec.gname, "group (gname)")])
+    check_columns([(spec.tname, "time (tname)"), (spec.gname, "group (gname)")],
+                  table.column_names, lambda c: type_label(table.schema.field(c).type))
     t = numeric_column(table, spec.tname, "time (tname)")
     g = numeric_column(table, spec.gname, "group (gname)")
     # eligibility values are checked with the other columns when the data are prepared
