@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -136,7 +136,12 @@ def att_gt(
     MPResult
     """
     if unknown:
-        raise unknown_arguments_error("att_gt", unknown, inspect.signature(att_gt).parameters)
+        known = [k for k in inspect.signature(att_gt).parameters if k not in ("data", "unknown")]
+        listed = []
+        for name in sorted(unknown):
+            close = difflib.get_close_matches(name, known, n=1)
+            listed.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise InvalidOptionError(f"att_gt got unknown argument(s) {', '.join(listed)}")
     opts, spec = validate_call(
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
         weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
@@ -157,32 +162,6 @@ def att_gt(
     opts = replace(opts, collect_influence=n_cells_estimate <= MAX_INFLUENCE_ENTRIES)
     out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
     return build_mp_result(out, prepared, spec, opts, engine="in-memory")
-
-
-def unknown_arguments_error(function: str, unknown: Mapping[str, Any],
-                            known: Iterable[str]) -> InvalidOptionError:
-    """The error for keyword arguments a function does not take, with the closest
-    parameter as a suggestion (``estmethod`` -> ``est_method``).
-
-    Parameters
-    ----------
-    function : str
-        The function's name, for the message.
-    unknown : mapping
-        The unknown keyword arguments.
-    known : iterable of str
-        The function's parameters.
-
-    Returns
-    -------
-    InvalidOptionError
-    """
-    known = [k for k in known if k not in ("data", "unknown")]
-    listed = []
-    for name in sorted(unknown):
-        close = difflib.get_close_matches(name, known, n=1)
-        listed.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return InvalidOptionError(f"{function} got unknown argument(s) {', '.join(listed)}")
 
 
 def engine_settings(*, n_partitions: Any, spark: Any, client: Any, n_jobs: Any,
@@ -302,19 +281,8 @@ def build_mp_result(out: FitOutput, data: DidData, spec: DidSpec, opts: FitOptio
         "n_periods": int(data.periods.size), "n_clusters": out.moments.n_clusters,
         "covariates": data.covariate_names, "engine": engine,
     }
-    return MPResult(
-        groups=groups,
-        times=times,
-        att_gt=out.att,
-        vcov_analytical=out.vcov,
-        se_gt=out.se,
-        critical_value=out.critical_value,
-        influence_func=out.influence,
-        n_units=data.n_units,
-        wald_stat=out.wald_stat,
-        wald_pvalue=out.wald_pvalue,
-        alpha=opts.alpha,
-        estimation_params=params,
-        moments=out.moments,
-    )
-
+    return MPResult(groups=groups, times=times, att_gt=out.att, vcov_analytical=out.vcov,
+                    se_gt=out.se, critical_value=out.critical_value,
+                    influence_func=out.influence, n_units=data.n_units,
+                    wald_stat=out.wald_stat, wald_pvalue=out.wald_pvalue, alpha=opts.alpha,
+                    estimation_params=params, moments=out.moments)
