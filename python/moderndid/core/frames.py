@@ -20,29 +20,13 @@ from moderndid.errors import (
 
 
 def to_arrow_table(data: Any, needed: Sequence[str] | None = None) -> pa.Table:
-    """Convert a pandas / polars DataFrame, pyarrow Table or Arrow stream to a pyarrow Table.
+    """Convert a pandas / polars DataFrame, pyarrow Table / RecordBatch or any object
+    exporting the Arrow PyCapsule stream interface to a pyarrow Table.
 
-    Parameters
-    ----------
-    data : object
-        A pandas or polars DataFrame, a pyarrow Table / RecordBatch, or any object exporting
-        the Arrow PyCapsule stream interface (``__arrow_c_stream__``).
-    needed : sequence of str, optional
-        The columns the caller will read. A pandas column that Arrow cannot type is then
-        an error only if it is needed; otherwise it is left out of the table.
-
-    Returns
-    -------
-    pyarrow.Table
-
-    Raises
-    ------
-    UnsupportedInputError
-        For objects that are not tables (arrays, Series, lists, lazy frames, ...).
-    ColumnTypeError
-        For a pandas column that Arrow cannot type (e.g. numbers mixed with text).
-    DataStructureError
-        For duplicated column names.
+    A pandas column that Arrow cannot type (numbers mixed with text) raises
+    :class:`ColumnTypeError` only if it is in ``needed`` (the columns the caller reads);
+    otherwise it is left out. Other objects raise :class:`UnsupportedInputError`,
+    duplicated column names :class:`DataStructureError`.
     """
     if isinstance(data, pa.Table):
         table = data
@@ -155,14 +139,6 @@ def type_label(kind: Any) -> str:
     :func:`spark_type_label`): ``integer``, ``float``, ``decimal``, ``boolean``,
     ``string``, ``binary``, ``date``, ``timestamp``, ``duration``, ``time``, ``list``,
     ``struct``, ``map``, ``null``; a type outside it keeps Arrow's name.
-
-    Parameters
-    ----------
-    kind : pyarrow.DataType
-
-    Returns
-    -------
-    str
     """
     t = pa.types
     if t.is_dictionary(kind):  # pandas categoricals: what the categories hold
@@ -183,16 +159,7 @@ def type_label(kind: Any) -> str:
 
 
 def pandas_type_label(dtype: Any) -> str:
-    """A pandas (or Dask) column dtype in the vocabulary of :func:`type_label`.
-
-    Parameters
-    ----------
-    dtype : numpy.dtype or pandas extension dtype
-
-    Returns
-    -------
-    str
-    """
+    """A pandas (or Dask) column dtype in the vocabulary of :func:`type_label`."""
     import pandas as pd
 
     api = pd.api.types
@@ -222,16 +189,7 @@ _SPARK_LABELS = {
 
 def spark_type_label(dtype: Any) -> str:
     """A Spark SQL data type in the vocabulary of :func:`type_label` (by class name, so
-    that this module does not import pyspark).
-
-    Parameters
-    ----------
-    dtype : pyspark.sql.types.DataType
-
-    Returns
-    -------
-    str
-    """
+    that this module does not import pyspark)."""
     label = _SPARK_LABELS.get(type(dtype).__name__)
     return label if label is not None else dtype.simpleString()
 
