@@ -224,17 +224,16 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
     for key, c in keys.items():
         wd, wsum = summary.sums[f"wd/{c}"]
         share = min(max(wd / wsum, 1e-12), 1 - 1e-12)
-        gamma = np.zeros(k)
-        if names[0] == "(Intercept)":
-            gamma[0] = np.log(share / (1.0 - share))
+        gamma = np.zeros(k)  # the design's first column is the intercept
+        gamma[0] = np.log(share / (1.0 - share))
         state.gammas[key] = gamma
         start = _pooled_start(summary, key)
-        if start is not None and names[0] == "(Intercept)":
+        if start is not None:
             # The intercept-only fit stays the fallback (see below).
             intercept_only[key] = (gamma, wd * np.log(share) + (wsum - wd) * np.log(1.0 - share))
             state.gammas[key] = start
     # With an intercept only, the weighted share is the exact maximum-likelihood fit.
-    state.active_logits = [] if (k == 1 and names[0] == "(Intercept)") else list(keys)
+    state.active_logits = [] if k == 1 else list(keys)
     close = {key for key in keys if _start_is_exact(summary, key) and key in intercept_only}
     iteration = 0
     while state.active_logits:
@@ -249,12 +248,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             )
         speculate = all(key in close for key in state.active_logits)
         used = {key: state.gammas[key] for key in state.active_logits}
-        if speculate:
-            step = _timed(executor, logit_and_cell_sums_pass, state,
-                          f"moderndid att_gt: logit iteration {iteration} + estimator sums")
-        else:
-            step = _timed(executor, logit_pass, state,
-                          f"moderndid att_gt: logit iteration {iteration}")
+        step = _timed(executor, logit_and_cell_sums_pass if speculate else logit_pass, state,
+                      f"moderndid att_gt: logit iteration {iteration}"
+                      + (" + estimator sums" if speculate else ""))
         still = []
         largest = 0.0
         # whether every key took a plain Newton step (no reset, no damping) below ACCEPT_STEP

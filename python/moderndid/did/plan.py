@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -165,10 +166,7 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     # Structure errors (duplicates, attributes varying within a unit) come before the
     # cohort decisions and their warnings: the raw cohorts below are each unit's first
     # row's group, which only means something once the group is constant within units.
-    flags = 0
-    for r in info:
-        flags |= int(r["flags"])
-    if flags:
+    if flags := int(np.bitwise_or.reduce([int(r["flags"]) for r in info])):
         raise_flag(flags)
     periods = np.unique(np.concatenate([np.asarray(r["periods"], dtype=np.float64)
                                         for r in info]))
@@ -208,17 +206,11 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
         n_rows_observed += nobs * count
         subgroup_units[(g, q)] = subgroup_units.get((g, q), 0) + count
     n_all, n_complete = sum(all_units.values()), sum(full_units.values())
-    kind = "panel"
-    balance = False
-    if n_complete < n_all:
-        if spec.allow_unbalanced_panel:
-            kind = "unbalanced"
-        else:
-            warn_user(
-                f"Dropped {n_all - n_complete} of {n_all} units not "
-                f"observed in all {T_} periods (balancing the panel); pass "
-                "allow_unbalanced_panel=True to keep them")
-            balance = True
+    kind = "unbalanced" if n_complete < n_all and spec.allow_unbalanced_panel else "panel"
+    balance = n_complete < n_all and kind == "panel"
+    if balance:
+        warn_user(f"Dropped {n_all - n_complete} of {n_all} units not observed in all {T_} "
+                  "periods (balancing the panel); pass allow_unbalanced_panel=True to keep them")
     which = full_units if kind == "panel" else all_units
     counts = {g: c for g, c in which.items() if c}
     n_units = sum(counts.values())
@@ -227,16 +219,11 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     meta = metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
                      clustered=cols.clustered, xtv=any(bool(r["xtv"]) for r in info),
                      spec=spec)
-    layout = PanelLayout(periods=periods, recode=recode, complete_only=balance, kind=kind,
-                         n_covariates=k, clustered=cols.clustered)
-
-    subgroups = {}
-    if spec.pname:
-        # units per (cohort, eligibility), over all units as the in-memory engine counts them
-        subgroups = {(g, q): subgroup_units.get((g, q), 0) for g in labels for q in (0.0, 1.0)}
-    return PanelPlan(meta=meta, layout=layout, two_period=two_period, subgroups=subgroups)
-
-
+    # units per (cohort, eligibility), over all units as the in-memory engine counts them
+    subgroups = ({(g, q): subgroup_units.get((g, q), 0) for g in labels for q in (0.0, 1.0)}
+                 if spec.pname else {})
+    return PanelPlan(meta=meta, layout=replace(layout, complete_only=balance, kind=kind),
+                     two_period=two_period, subgroups=subgroups)
 
 
 def check_partition_values(pname: str, values: Sequence[float]) -> None:
