@@ -19,16 +19,16 @@ from moderndid.errors import InvalidOptionError
 
 _DML = ("double machine learning is not implemented here: use est_method='dr' (or 'ipw', "
         "'reg') with the covariates in xformla")
+_PARALLEL = ("ddd runs in one process in memory; to spread the work pass a Spark or Dask "
+             "DataFrame (or n_partitions=)")
 
 #: Arguments of R `triplediff` (0.2.4, and ``dname`` / ``learners`` / ``n_folds`` of its
 #: earlier versions) without a counterpart of the same name in :func:`moderndid.ddd`:
 #: the values that ask for nothing (R's defaults; accepted as no-ops) and the advice
 #: given for any other value.
 DDD_R_ARGUMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
-    "use_parallel": ((False,), "ddd runs in one process in memory; to spread the work pass "
-                               "a Spark or Dask DataFrame (or n_partitions=)"),
-    "cores": ((1, None), "ddd runs in one process in memory; to spread the work pass a "
-                         "Spark or Dask DataFrame (or n_partitions=)"),
+    "use_parallel": ((False,), _PARALLEL),
+    "cores": ((1, None), _PARALLEL),
     "skip_data_checks": ((False,), "the data checks run in the same pass as the estimation "
                                    "and cannot be skipped: drop the argument"),
     "dname": ((None,), "dname was removed from R triplediff; pass the treatment column as "

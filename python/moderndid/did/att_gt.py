@@ -222,16 +222,13 @@ def validate_options(*, alpha: Any, cband: Any, boot: Any, biters: Any, est_meth
         raise InvalidOptionError(
             "a custom (callable) est_method is not supported: use 'dr', 'ipw' or 'reg'"
         )
-    if est_method not in ("dr", "ipw", "reg"):
-        raise InvalidOptionError(f"est_method must be 'dr', 'ipw' or 'reg', got {est_method!r}")
-    if control_group not in ("nevertreated", "notyettreated"):
-        raise InvalidOptionError(
-            f"control_group must be 'nevertreated' or 'notyettreated', got {control_group!r}"
-        )
-    if base_period not in ("varying", "universal"):
-        raise InvalidOptionError(
-            f"base_period must be 'varying' or 'universal', got {base_period!r}"
-        )
+    for name, value, allowed in (
+            ("est_method", est_method, ("dr", "ipw", "reg")),
+            ("control_group", control_group, ("nevertreated", "notyettreated")),
+            ("base_period", base_period, ("varying", "universal"))):
+        if value not in allowed:
+            listed = ", ".join(map(repr, allowed[:-1])) + f" or {allowed[-1]!r}"
+            raise InvalidOptionError(f"{name} must be {listed}, got {value!r}")
     if not isinstance(alpha, numbers.Real) or not 0 < float(alpha) < 1:
         raise InvalidOptionError(f"alpha must be a number in (0, 1), got {alpha!r}")
     if (not isinstance(anticipation, numbers.Real) or isinstance(anticipation, bool)

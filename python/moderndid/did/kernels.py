@@ -298,8 +298,7 @@ def cell_influence(state: FitState, c: int, data: CellData, final: CellFinal) ->
 
 def influence_rows(part: dict[str, np.ndarray], state: FitState) -> np.ndarray:
     """The partition's ``(units, cells)`` influence-function matrix on the sum scale."""
-    n_rows = part["G"].shape[0]
-    n_units = int(part["unit_G"].shape[0]) if state.kind == "unbalanced" else n_rows
+    n_units = part["unit_G" if state.kind == "unbalanced" else "G"].shape[0]
     phi = np.zeros((n_units, len(state.cells)))
     for c, cell in enumerate(state.cells):
         final = state.finals[c]
@@ -312,13 +311,6 @@ def influence_rows(part: dict[str, np.ndarray], state: FitState) -> np.ndarray:
         else:
             phi[idx, c] = values
     return phi
-
-
-def unit_table(part: dict[str, np.ndarray], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-unit cohort, weight and multiplier key (units = observations in cross sections)."""
-    if kind == "unbalanced":
-        return part["unit_G"], part["unit_w"], part["unit_key"]
-    return part["G"], part["w"], part["key"]
 
 
 def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
@@ -343,9 +335,10 @@ def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
 
 def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     phi = influence_rows(part, state)
-    G, w, key = unit_table(part, state.kind)
-    n_units = G.shape[0]
-    z = np.empty((n_units, phi.shape[1] + state.cohorts.size + 1))
+    # per-unit columns (units = observations in cross sections)
+    unit = "unit_" if state.kind == "unbalanced" else ""
+    G, w, key = part[unit + "G"], part[unit + "w"], part[unit + "key"]
+    z = np.empty((G.shape[0], phi.shape[1] + state.cohorts.size + 1))
     z[:, : phi.shape[1]] = phi
     z[:, phi.shape[1] : -1] = w[:, None] * (G[:, None] == state.cohorts[None, :])
     z[:, -1] = 1.0
@@ -353,8 +346,7 @@ def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     keyed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     bootstrap_blocks: list[tuple[np.ndarray, np.ndarray]] = []
     if state.clustered:
-        cluster = part["unit_cluster"] if state.kind == "unbalanced" else part["cluster"]
-        keyed["cluster"] = reduce_by_key(cluster, z)
+        keyed["cluster"] = reduce_by_key(part[unit + "cluster"], z)
     else:
         sums["gram"] = z.T @ z
         if state.boot and state.native_bootstrap:
@@ -364,8 +356,7 @@ def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     if state.collect_influence:
         # Position of each unit in id order (row order for cross sections), so the
         # materialised influence function lines up with the sorted unit ids.
-        pos = part["unit_pos"] if state.kind == "unbalanced" else part["pos"]
-        keyed["influence"] = (pos.astype(np.uint64), phi)
+        keyed["influence"] = (part[unit + "pos"].astype(np.uint64), phi)
     return Partial(sums=sums, keyed=keyed, bootstrap_blocks=bootstrap_blocks)
 
 

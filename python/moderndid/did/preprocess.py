@@ -88,7 +88,8 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1) -> DidData:
     x = np.column_stack([np.ones(n), design.evaluate(table)])
     read = {c: numeric_column(table, c, role, allow_missing=True)
             for c, role in roles if role in NUMERIC_ROLES}
-    terms = dict(zip(design.covariates, x[:, 1:].T, strict=True)) if design.spec is not None else {}
+    terms = ({} if design.spec is None
+             else dict(zip(design.covariates, x[:, 1:].T, strict=True)))
     roles += [(term, "covariate (xformla) term") for term in terms]
     missing, max_abs = [], []
     for column, role in roles:
