@@ -63,26 +63,14 @@ class Combination:
 
 
 def combine(plan: DDDPlan, moments: Moments) -> Combination:
-    """Weights of the comparisons in every reported cell (GMM across comparison cohorts).
+    """Weights of the comparisons in every reported cell (GMM across comparison cohorts):
+    the ``(reported, comparisons)`` matrix, and the pooled cells.
 
     For a cell with several comparison cohorts, each cohort's DDD has influence function
-    ``phi_c``; with ``Omega`` their (centred) covariance, the weights are
-    ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. The cell's influence function is the same
-    combination of the ``phi_c``, so its variance (and the bootstrap and the aggregations)
-    follows from the transformed moments (:func:`transform_moments`) like every other
-    cell's; no separate variance formula is needed.
-
-    Parameters
-    ----------
-    plan : DDDPlan
-        Comparisons and recipes from :func:`plan_ddd`.
-    moments : Moments
-        Moments of the comparisons (their Gram matrix comes first).
-
-    Returns
-    -------
-    Combination
-        The ``(reported, comparisons)`` matrix and the indices of the pooled cells.
+    ``phi_c``; with ``Omega`` their (centred) covariance (from the comparisons' ``moments``),
+    the weights are ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. The cell's influence function is
+    the same combination of the ``phi_c``, so its variance (and the bootstrap and the
+    aggregations) follows from the transformed moments (:func:`transform_moments`).
     """
     n_comp = len(plan.comparisons)
     gram = moments.gram[:n_comp, :n_comp]

@@ -219,7 +219,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
     k = len(names)
     # Damped Newton: a step that lowers the log-likelihood is halved (rare-treatment samples
     # make plain Newton steps from the intercept-only start overshoot).
-    accepted: dict[Any, tuple[np.ndarray, float, np.ndarray]] = {}
+    accepted: dict[Any, tuple[np.ndarray, float]] = {}  # coefficients and their loglik
     intercept_only: dict[Any, tuple[np.ndarray, float]] = {}
     for key, c in keys.items():
         wd, wsum = summary.sums[f"wd/{c}"]
@@ -269,7 +269,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             if key in accepted and loglik < accepted[key][1] - 1e-12 * abs(accepted[key][1]):
                 final = False
                 close.discard(key)
-                base, _, delta = accepted[key]
+                base = accepted[key][0]
                 half = 0.5 * (state.gammas[key] - base)
                 if np.max(np.abs(half)) <= LOGIT_TOLERANCE * (1.0 + np.max(np.abs(base))):
                     state.gammas[key] = base  # cannot improve further: base is the optimum
@@ -284,7 +284,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             except np.linalg.LinAlgError:
                 delta = np.linalg.lstsq(hess, score, rcond=None)[0]
             gamma = state.gammas[key]
-            accepted[key] = (gamma, loglik, delta)
+            accepted[key] = (gamma, loglik)
             state.gammas[key] = gamma + delta
             size = np.max(np.abs(delta)) / (1.0 + np.max(np.abs(gamma)))
             largest = max(largest, size)
