@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -196,17 +197,16 @@ _DDD_PARAMETERS = tuple(name for name, p in inspect.signature(ddd).parameters.it
                         if p.kind is not p.VAR_KEYWORD)
 
 
-def _subgroup_counts_local(data: DidData) -> dict[tuple[float, float], int]:
-    counts: dict[tuple[float, float], int] = {}
+def _subgroup_counts_local(data: DidData) -> Counter[tuple[float, float]]:
+    """Units per (cohort, eligibility) of in-memory prepared data."""
+    counts: Counter[tuple[float, float]] = Counter()
     for part in data.partitions:
-        G = part["unit_G"] if data.kind == "unbalanced" else part["G"]
-        Q = part["Q"]
-        if data.kind == "unbalanced":
-            Q = np.zeros(G.size)
+        G, Q = part["G"], part["Q"]
+        if data.kind == "unbalanced":  # eligibility is constant within a unit
+            G, Q = part["unit_G"], np.zeros(part["unit_G"].size)
             np.maximum.at(Q, part["unit"], part["Q"])
         values, n = np.unique(np.stack([G, Q], axis=1), axis=0, return_counts=True)
-        for (gv, qv), c in zip(values, n, strict=True):
-            counts[(float(gv), float(qv))] = counts.get((float(gv), float(qv)), 0) + int(c)
+        counts.update({(float(g), float(q)): int(c) for (g, q), c in zip(values, n, strict=True)})
     return counts
 
 

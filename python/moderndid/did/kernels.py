@@ -82,8 +82,8 @@ class FitState:
 
     def params(self, c: int) -> dict[str, np.ndarray]:
         """Nuisance parameters of cell ``c``."""
-        out = dict(self.betas[c]) if self.betas else {}
-        key = self.logit_keys[c] if self.logit_keys else None
+        out = dict(self.betas[c])
+        key = self.logit_keys[c]
         if key is not None and key in self.gammas:
             out["ps"] = self.gammas[key]
         return out

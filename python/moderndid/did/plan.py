@@ -78,9 +78,9 @@ def check_statistics(spec: DidSpec, ordered: Sequence[tuple[str, str]], rows: in
                      covariates: list[str], max_abs: Sequence[float] | None = None) -> None:
     """Refuse what column statistics show to be unusable, in this order: no rows, missing
     values (``missing[i]`` for the column and role ``ordered[i]``), negative or all-zero
-    weights, non-integer identifiers (``fractional``: user column -> count), values
-    too large for the estimator (``max_abs[i]``: largest finite absolute value of column
-    ``ordered[i]``, see :func:`check_magnitudes`), collinear covariates (``xx``:
+    weights, non-integer identifiers (``fractional``: user column -> count), outcome,
+    weights or covariate values beyond :data:`MAGNITUDE_LIMIT` (``max_abs[i]``: the largest
+    finite absolute value of column ``ordered[i]``), collinear covariates (``xx``:
     cross-product with the intercept first)."""
     if rows == 0:
         raise DataStructureError("the data has no rows")
@@ -99,24 +99,16 @@ def check_statistics(spec: DidSpec, ordered: Sequence[tuple[str, str]], rows: in
             raise ColumnTypeError(
                 f"{role} column {column!r} holds non-integer numbers: identifiers must be "
                 "integers or strings")
-    if max_abs is not None:
-        check_magnitudes(ordered, max_abs)
-    if xx is not None and covariates:
-        check_design_rank(xx, ["(Intercept)", *covariates])
-
-
-def check_magnitudes(ordered: Sequence[tuple[str, str]], max_abs: Sequence[float]) -> None:
-    """Refuse an outcome, weights or covariate column with a value beyond
-    :data:`MAGNITUDE_LIMIT` (``max_abs[i]``: the largest finite absolute value of the
-    column and role ``ordered[i]``; other roles are ignored), naming the first such
-    column in the call's order."""
-    for (column, role), largest in zip(ordered, max_abs, strict=True):
+    largest_values = [0.0] * len(ordered) if max_abs is None else max_abs
+    for (column, role), largest in zip(ordered, largest_values, strict=True):
         if role in MAGNITUDE_ROLES and float(largest) > MAGNITUDE_LIMIT:
             raise NumericalOverflowError(
                 f"{role} column {column!r} has values as large as {float(largest):g} in "
                 f"absolute value (the limit is {MAGNITUDE_LIMIT:g}): the estimator's sums "
                 "of squares and cross-products would overflow; rescale the column (e.g. "
                 "divide it by a power of ten)")
+    if xx is not None and covariates:
+        check_design_rank(xx, ["(Intercept)", *covariates])
 
 
 def duplicate_row_error(unit: Any, period: Any, spec: DidSpec) -> DataStructureError:
@@ -308,23 +300,18 @@ def cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPl
 def metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: CohortPlan,
              names: list[str], n_rows: int, n_units: int, clustered: bool, xtv: bool,
              spec: DidSpec) -> DidData:
-    """The metadata of prepared data, after the small-group rule (``counts``: units per
-    recoded cohort, or observations for repeated cross sections)."""
-    cohorts = estimable_cohorts(counts, plan.excluded)
+    """The metadata of prepared data, with the treated cohorts to estimate, after the
+    small-group rule (``counts``: units per recoded cohort, or observations for repeated
+    cross sections)."""
+    cohorts = np.array(sorted(g for g, c in counts.items()
+                              if c and np.isfinite(g) and g not in plan.excluded))
+    if cohorts.size == 0:
+        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
+                                 "treated (group 0) or was dropped")
     check_group_sizes(kind, periods, counts, names, spec)
     return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
                    covariate_names=names, partitions=[], clustered=clustered,
                    x_time_varying=xtv, cohort_counts=counts)
-
-
-def estimable_cohorts(counts: Mapping[float, int], excluded: frozenset[float]) -> np.ndarray:
-    """The treated cohorts to estimate, from the recoded cohorts present in the data."""
-    cohorts = np.array(sorted(g for g, c in counts.items()
-                              if c and np.isfinite(g) and g not in excluded))
-    if cohorts.size == 0:
-        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
-                                 "treated (group 0) or was dropped")
-    return cohorts
 
 
 def check_group_sizes(kind: str, periods: np.ndarray, counts: Mapping[float, int],
