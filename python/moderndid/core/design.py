@@ -70,15 +70,9 @@ def _calls(expression: str) -> set[str]:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError:
         return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            if isinstance(func, ast.Name):
-                names.add(func.id)
-            elif isinstance(func, ast.Attribute):
-                names.add(func.attr)
-    return names
+    calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    return ({f.id for f in calls if isinstance(f, ast.Name)}
+            | {f.attr for f in calls if isinstance(f, ast.Attribute)})
 
 
 def _factor_columns(factor: Factor) -> list[str]:
