@@ -191,24 +191,18 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
 def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
     """Group counts per cell and normal equations of every outcome regression."""
     sums: dict[str, np.ndarray] = {}
-    panel = state.kind == "panel"
-    models = ols_models(state.est_method, panel)
+    models = ols_models(state.est_method, state.kind == "panel")
     local_fits: set = set()
     for c, cell in enumerate(state.cells):
         if cell.is_base:
             continue
         _, data = cell_data(part, cell)
-        if panel:
-            counts = np.array([np.sum(data.D == 1), np.sum(data.D == 0)], dtype=np.float64)
-        else:
-            assert data.post is not None
-            counts = np.array([
-                np.sum((data.D == 1) & (data.post == 1)), np.sum((data.D == 1) & (data.post == 0)),
-                np.sum((data.D == 0) & (data.post == 1)), np.sum((data.D == 0) & (data.post == 0)),
-            ], dtype=np.float64)
-        sums[f"n/{c}"] = counts
+        groups = [data.D == 1, data.D == 0]  # treated, comparison (and periods t, base)
+        if data.post is not None:
+            groups = [d & (data.post == p) for d in groups for p in (1, 0)]
+        sums[f"n/{c}"] = np.array([np.sum(m) for m in groups], dtype=np.float64)
         sums[f"wd/{c}"] = np.array([np.sum(data.w * data.D), np.sum(data.w)])
-        key = state.logit_keys[c] if state.logit_keys else None
+        key = state.logit_keys[c]
         if key is not None and key not in local_fits:
             local_fits.add(key)
             # This partition's own logit fit: its information-weighted average over
