@@ -22,21 +22,16 @@ class InvalidOptionError(ModernDiDError):
 _MAX_LISTED = 30
 
 
-def _close_matches(column: str, available: list[str]) -> list[str]:
-    """Near misses of ``column`` among ``available``, ignoring case (``"Year"`` -> ``"year"``)."""
-    by_lower: dict[str, str] = {}
-    for name in available:
-        by_lower.setdefault(name.lower(), name)
-    close = difflib.get_close_matches(column.lower(), list(by_lower), n=3)
-    return [by_lower[c] for c in close]
-
-
 class ColumnNotFoundError(ModernDiDError, KeyError):
     """A column named in the call is not in the data."""
 
     def __init__(self, column: str, role: str, available: Iterable[str]):
         available = list(available)
-        close = _close_matches(column, available)
+        by_lower: dict[str, str] = {}  # near misses ignoring case ("Year" -> "year")
+        for name in available:
+            by_lower.setdefault(name.lower(), name)
+        close = [by_lower[c]
+                 for c in difflib.get_close_matches(column.lower(), list(by_lower), n=3)]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         # Wide tables would otherwise turn the message into a wall of names.
         shown = repr(available[:_MAX_LISTED])[:-1]

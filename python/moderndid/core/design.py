@@ -14,8 +14,7 @@ import scipy.linalg
 from formulaic import Formula, ModelSpec
 from formulaic.parser.types import Factor
 
-from moderndid.core.frames import check_no_missing
-from moderndid.errors import InvalidOptionError, MissingValuesError, SingularDesignError
+from moderndid.errors import InvalidOptionError, SingularDesignError
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -71,31 +70,25 @@ def _calls(expression: str) -> set[str]:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError:
         return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            func = node.func
-            if isinstance(func, ast.Name):
-                names.add(func.id)
-            elif isinstance(func, ast.Attribute):
-                names.add(func.attr)
-    return names
+    calls = [node.func for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    return ({f.id for f in calls if isinstance(f, ast.Name)}
+            | {f.attr for f in calls if isinstance(f, ast.Attribute)})
+
+
+def _factor_columns(factor: Factor) -> list[str]:
+    """Data columns a formula factor reads. A looked-up name is a column as written:
+    formulaic's own ``required_variables`` would cut ``first.treat`` down to ``first``."""
+    if factor.eval_method == Factor.EvalMethod.LOOKUP:
+        return [str(factor.expr)]
+    return [str(v) for v in factor.required_variables]
 
 
 def formula_columns(formula: Formula | None) -> list[str]:
     """Data columns a formula reads, in a stable order."""
     if formula is None:
         return []
-    columns: set[str] = set()
-    for term in formula:
-        for factor in term.factors:
-            if factor.eval_method == Factor.EvalMethod.LOOKUP:
-                # A looked-up name is a column as written: formulaic's own
-                # ``required_variables`` would cut ``first.treat`` down to ``first``.
-                columns.add(str(factor.expr))
-            else:
-                columns.update(str(v) for v in factor.required_variables)
-    return sorted(columns)
+    return sorted({c for term in formula for factor in term.factors
+                   for c in _factor_columns(factor)})
 
 
 MAX_LEVELS = 1_000  # distinct rows of a formula's categorical columns, gathered to the driver
@@ -180,10 +173,7 @@ def categorical_columns(formula: Formula | None, schema: pa.Schema) -> list[str]
         for factor in term.factors:
             state = trial.encoder_state.get(str(factor.expr))
             if state is not None and state[0].value == "categorical":
-                if factor.eval_method == Factor.EvalMethod.LOOKUP:
-                    found.add(str(factor.expr))
-                else:
-                    found.update(str(v) for v in factor.required_variables)
+                found.update(_factor_columns(factor))
     return [c for c in columns if c in found]
 
 
@@ -287,30 +277,6 @@ def _placeholder_rows(schema: pa.Schema, columns: list[str], n: int) -> pa.Table
     return pa.table(arrays, names=columns) if columns else pa.table({})
 
 
-def design_matrix(table: pa.Table, design: CovariateDesign) -> tuple[np.ndarray, list[str]]:
-    """Evaluate a covariate design on every row of an in-memory ``table``.
-
-    Returns the ``(n_rows, k)`` float64 design (intercept first) and the column names;
-    refuses missing values in the formula's columns, then in the evaluated terms.
-    """
-    for c in design.columns:
-        missing = missing_count(table.column(c))
-        if missing:
-            raise MissingValuesError(
-                f"{covariate_role(c, design.categorical)} column {c!r} has {missing} missing "
-                "or non-finite value(s); drop or impute them first")
-    x = np.column_stack([np.ones(table.num_rows), design.evaluate(table)])
-    if design.spec is not None:
-        for j, name in enumerate(design.names):
-            check_no_missing(x[:, j], name, "covariate (xformla) term")
-    return x, list(design.names)
-
-
-def covariate_role(column: str, categorical: tuple[str, ...] | list[str]) -> str:
-    """The role error messages give a formula column."""
-    return "categorical covariate (xformla)" if column in categorical else "covariate (xformla)"
-
-
 def missing_count(column: pa.Array | pa.ChunkedArray) -> int:
     """Missing values of a column: nulls, and in floating-point columns NaN and infinities."""
     if pa.types.is_floating(column.type):
@@ -319,27 +285,21 @@ def missing_count(column: pa.Array | pa.ChunkedArray) -> int:
     return int(column.null_count)
 
 
-def _plain_terms(formula: Formula) -> list[str] | None:
-    """Column names if the formula is ``1 + a + b + ...`` of bare names, else None."""
+def _plain_numeric(formula: Formula, schema: pa.Schema) -> list[str]:
+    """The columns of a formula ``1 + a + b + ...`` of bare names of numeric columns (the
+    fast path that needs no formulaic), else an empty list."""
     names: list[str] = []
     has_intercept = False
     for term in formula:
-        factors = list(term.factors)
-        if len(factors) == 1 and str(factors[0]) == "1":
+        factors = [str(f) for f in term.factors]
+        if factors == ["1"]:
             has_intercept = True
-            continue
-        if len(factors) != 1 or not str(factors[0]).isidentifier():
-            return None
-        names.append(str(factors[0]))
-    return names if has_intercept else None
-
-
-def _plain_numeric(formula: Formula, schema: pa.Schema) -> list[str]:
-    """The columns of a formula ``1 + a + b + ...`` of numeric columns (the fast path that
-    needs no formulaic), else an empty list."""
-    simple = _plain_terms(formula)
-    if simple and all(_is_numeric_type(schema.field(c).type) for c in simple):
-        return simple
+        elif len(factors) == 1 and factors[0].isidentifier():
+            names.append(factors[0])
+        else:
+            return []
+    if has_intercept and names and all(_is_numeric_type(schema.field(c).type) for c in names):
+        return names
     return []
 
 

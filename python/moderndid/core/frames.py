@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from moderndid.errors import (
-    ColumnNotFoundError,
     ColumnTypeError,
     DataStructureError,
     MissingValuesError,
@@ -21,29 +20,13 @@ from moderndid.errors import (
 
 
 def to_arrow_table(data: Any, needed: Sequence[str] | None = None) -> pa.Table:
-    """Convert a pandas / polars DataFrame, pyarrow Table or Arrow stream to a pyarrow Table.
+    """Convert a pandas / polars DataFrame, pyarrow Table / RecordBatch or any object
+    exporting the Arrow PyCapsule stream interface to a pyarrow Table.
 
-    Parameters
-    ----------
-    data : object
-        A pandas or polars DataFrame, a pyarrow Table / RecordBatch, or any object exporting
-        the Arrow PyCapsule stream interface (``__arrow_c_stream__``).
-    needed : sequence of str, optional
-        The columns the caller will read. A pandas column that Arrow cannot type is then
-        an error only if it is needed; otherwise it is left out of the table.
-
-    Returns
-    -------
-    pyarrow.Table
-
-    Raises
-    ------
-    UnsupportedInputError
-        For objects that are not tables (arrays, Series, lists, lazy frames, ...).
-    ColumnTypeError
-        For a pandas column that Arrow cannot type (e.g. numbers mixed with text).
-    DataStructureError
-        For duplicated column names.
+    A pandas column that Arrow cannot type (numbers mixed with text) raises
+    :class:`ColumnTypeError` only if it is in ``needed`` (the columns the caller reads);
+    otherwise it is left out. Other objects raise :class:`UnsupportedInputError`,
+    duplicated column names :class:`DataStructureError`.
     """
     if isinstance(data, pa.Table):
         table = data
@@ -123,42 +106,18 @@ def _from_pandas(frame: Any, needed: Sequence[str] | None) -> pa.Table:
         ) from exc
 
 
-def require_columns(table: pa.Table, columns: Sequence[tuple[str, str]]) -> None:
-    """Raise :class:`ColumnNotFoundError` for the first ``(column, role)`` not in the table."""
-    names = table.column_names
-    for column, role in columns:
-        if not isinstance(column, str):
-            raise ColumnTypeError(f"{role} must be a column name (str), got {column!r}")
-        if column not in names:
-            raise ColumnNotFoundError(column, role, names)
-
-
 def numeric_column(table: pa.Table, column: str, role: str, *, allow_missing: bool = False
                    ) -> np.ndarray:
-    """Return a numeric column as float64, with typed errors for text or missing values."""
+    """A numeric column (the planner has checked its type) as float64; missing values raise
+    :class:`MissingValuesError` unless ``allow_missing``."""
     arr = table.column(column)
-    kind = arr.type
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    if not is_numeric_type(kind):
-        raise ColumnTypeError(
-            f"{role} column {column!r} must be numeric, but has type {type_label(arr.type)}"
-        )
     if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(kind)
+        arr = arr.cast(arr.type.value_type)
     values = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False),
                         dtype=np.float64)
     if not allow_missing:
         check_no_missing(values, column, role)
     return values
-
-
-def is_numeric_type(kind: pa.DataType) -> bool:
-    """Whether an Arrow type (or a dictionary of it) holds numbers (booleans count)."""
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind)
-                or pa.types.is_boolean(kind) or pa.types.is_decimal(kind))
 
 
 def show_value(value: Any) -> str:
@@ -180,14 +139,6 @@ def type_label(kind: Any) -> str:
     :func:`spark_type_label`): ``integer``, ``float``, ``decimal``, ``boolean``,
     ``string``, ``binary``, ``date``, ``timestamp``, ``duration``, ``time``, ``list``,
     ``struct``, ``map``, ``null``; a type outside it keeps Arrow's name.
-
-    Parameters
-    ----------
-    kind : pyarrow.DataType
-
-    Returns
-    -------
-    str
     """
     t = pa.types
     if t.is_dictionary(kind):  # pandas categoricals: what the categories hold
@@ -208,16 +159,7 @@ def type_label(kind: Any) -> str:
 
 
 def pandas_type_label(dtype: Any) -> str:
-    """A pandas (or Dask) column dtype in the vocabulary of :func:`type_label`.
-
-    Parameters
-    ----------
-    dtype : numpy.dtype or pandas extension dtype
-
-    Returns
-    -------
-    str
-    """
+    """A pandas (or Dask) column dtype in the vocabulary of :func:`type_label`."""
     import pandas as pd
 
     api = pd.api.types
@@ -247,16 +189,7 @@ _SPARK_LABELS = {
 
 def spark_type_label(dtype: Any) -> str:
     """A Spark SQL data type in the vocabulary of :func:`type_label` (by class name, so
-    that this module does not import pyspark).
-
-    Parameters
-    ----------
-    dtype : pyspark.sql.types.DataType
-
-    Returns
-    -------
-    str
-    """
+    that this module does not import pyspark)."""
     label = _SPARK_LABELS.get(type(dtype).__name__)
     return label if label is not None else dtype.simpleString()
 
@@ -273,29 +206,19 @@ def check_no_missing(values: np.ndarray, column: str, role: str) -> None:
 
 
 def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
-    """Return an identifier column (ids, clusters) as a numpy array, refusing nulls.
+    """Return an identifier column (ids, clusters) as a numpy array.
 
-    Identifiers must be integers, integral floats, booleans or strings (the types that
-    :func:`moderndid.core.multipliers.keys_from_values` hashes); anything else raises
-    :class:`ColumnTypeError` naming the column.
+    The planner has refused other types than those that
+    :func:`moderndid.core.multipliers.keys_from_values` hashes, and nulls; float
+    identifiers must be finite integers (they are hashed as int64: 1.5 and 1.0 must not
+    both exist as ids), else :class:`ColumnTypeError` names the column.
     """
     arr = table.column(column)
-    if arr.null_count:
-        raise MissingValuesError(f"{role} column {column!r} has {arr.null_count} missing or "
-                                 "non-finite value(s); drop or impute them first")
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
-    kind = arr.type
-    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
-            or pa.types.is_boolean(kind) or _is_text(kind)):
-        raise ColumnTypeError(
-            f"{role} column {column!r} must hold integers or strings, but has type "
-            f"{type_label(arr.type)}"
-        )
     values = arr.to_numpy(zero_copy_only=False)
     if values.dtype.kind == "f":
         check_no_missing(values, column, role)
-        # Identifiers are hashed as int64: 1.5 and 1.0 must not both exist as ids.
         bad = (values != np.round(values)) | (np.abs(values) >= 2.0**63)
         if bad.any():
             raise ColumnTypeError(
@@ -303,9 +226,3 @@ def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
                 "integers or strings"
             )
     return np.asarray(values)
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return (pa.types.is_string(kind) or pa.types.is_large_string(kind)
-            or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-            or getattr(pa.types, "is_string_view", lambda _: False)(kind))

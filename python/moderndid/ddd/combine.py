@@ -63,26 +63,14 @@ class Combination:
 
 
 def combine(plan: DDDPlan, moments: Moments) -> Combination:
-    """Weights of the comparisons in every reported cell (GMM across comparison cohorts).
+    """Weights of the comparisons in every reported cell (GMM across comparison cohorts):
+    the ``(reported, comparisons)`` matrix, and the pooled cells.
 
     For a cell with several comparison cohorts, each cohort's DDD has influence function
-    ``phi_c``; with ``Omega`` their (centred) covariance, the weights are
-    ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. The cell's influence function is the same
-    combination of the ``phi_c``, so its variance (and the bootstrap and the aggregations)
-    follows from the transformed moments (:func:`transform_moments`) like every other
-    cell's; no separate variance formula is needed.
-
-    Parameters
-    ----------
-    plan : DDDPlan
-        Comparisons and recipes from :func:`plan_ddd`.
-    moments : Moments
-        Moments of the comparisons (their Gram matrix comes first).
-
-    Returns
-    -------
-    Combination
-        The ``(reported, comparisons)`` matrix and the indices of the pooled cells.
+    ``phi_c``; with ``Omega`` their (centred) covariance (from the comparisons' ``moments``),
+    the weights are ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. The cell's influence function is
+    the same combination of the ``phi_c``, so its variance (and the bootstrap and the
+    aggregations) follows from the transformed moments (:func:`transform_moments`).
     """
     n_comp = len(plan.comparisons)
     gram = moments.gram[:n_comp, :n_comp]
@@ -116,14 +104,6 @@ def transform_moments(moments: Moments, matrix: np.ndarray) -> Moments:
     T = np.zeros((matrix.shape[0] + rest, moments.gram.shape[0]))
     T[: matrix.shape[0], :n_comp] = matrix
     T[matrix.shape[0]:, n_comp:] = np.eye(rest)
-    return Moments(
-        gram=T @ moments.gram @ T.T,
-        zsum=T @ moments.zsum,
-        boot=None if moments.boot is None else moments.boot @ T.T,
-        n_units=moments.n_units,
-        n_cells=matrix.shape[0],
-        cohorts=moments.cohorts,
-        n_clusters=moments.n_clusters,
-        seed=moments.seed,
-        biters=moments.biters,
-    )
+    return replace(moments, gram=T @ moments.gram @ T.T, zsum=T @ moments.zsum,
+                   boot=None if moments.boot is None else moments.boot @ T.T,
+                   n_cells=matrix.shape[0])

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from moderndid.core.frames import numeric_column, require_columns, to_arrow_table
+from moderndid.core.frames import numeric_column, to_arrow_table, type_label
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
 from moderndid.ddd.porting import ddd_r_arguments
-from moderndid.did.att_gt import engine_settings, run_on_engine, validate_options
+from moderndid.did.att_gt import engine_settings, run_on_engine, validate_call
 from moderndid.did.cells import Cell, build_cells
 from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
-from moderndid.did.plan import group_coding
-from moderndid.did.preprocess import normalize_clustervars, prepare_did
+from moderndid.did.plan import check_columns, group_coding
+from moderndid.did.preprocess import prepare_did
 from moderndid.engine.executor import LocalExecutor
 from moderndid.engine.protocol import Prepared
 from moderndid.engine.registry import engine_for
@@ -44,7 +45,6 @@ class DDDFit:
     moments: Moments
     influence: np.ndarray | None
     two_period: bool
-    subgroup_counts: dict[str, int]
 
 
 def ddd(
@@ -149,20 +149,15 @@ def ddd(
         raise InvalidOptionError("pname (the eligibility / partition column) is required")
     if gname is None:
         raise InvalidOptionError("gname (the treatment-timing column) is required")
-    opts = validate_options(
-        alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
-        control_group=control_group, anticipation=0, base_period=base_period,
-        random_state=random_state, backend=backend, collect_influence=False,
+    opts, spec = validate_call(
+        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
+        weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
+        clustervars=cluster, est_method=est_method, panel=panel,
+        allow_unbalanced_panel=allow_unbalanced_panel, control_group=control_group,
+        anticipation=0, base_period=base_period, random_state=random_state, backend=backend,
+        collect_influence=False, pname=pname,
     )
     opts = replace(opts, trim_level=float(trim_level))
-    if not isinstance(panel, bool | np.bool_):
-        raise InvalidOptionError(f"panel must be True or False, got {panel!r}")
-    spec = DidSpec(
-        yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
-        weightsname=weightsname, clustervars=normalize_clustervars(cluster, idname),
-        panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
-        anticipation=0.0, control_group=control_group, pname=pname,
-    )
     settings = engine_settings(n_partitions=n_partitions, spark=spark, client=client,
                                n_jobs=n_jobs, max_cohorts=max_cohorts)
     engine = engine_for(data)
@@ -175,7 +170,7 @@ def ddd(
         return _result(fit, meta, spec, opts, engine.name)
     table = to_arrow_table(data)
     table, two_period = _two_period_coding(table, spec)
-    prepared = prepare_did(table, spec, 1 if n_partitions is None else n_partitions)
+    prepared = prepare_did(table, spec, settings.n_partitions or 1)
     check_subgroups(_subgroup_counts_local(prepared), pname)
     opts = replace(opts, collect_influence=True)
     fit = fit_ddd(prepared, LocalExecutor(prepared.partitions), opts, two_period)
@@ -185,7 +180,8 @@ def ddd(
 def _two_period_coding(table: pa.Table, spec: DidSpec) -> tuple[pa.Table, bool]:
     """The planner's two-period coding (:func:`moderndid.did.plan.group_coding`) applied
     to the rows: the treated code becomes the second period."""
-    require_columns(table, [(spec.tname, "time (tname)"), (spec.gname, "group (gname)")])
+    check_columns([(spec.tname, "time (tname)"), (spec.gname, "group (gname)")],
+                  table.column_names, lambda c: type_label(table.schema.field(c).type))
     t = numeric_column(table, spec.tname, "time (tname)")
     g = numeric_column(table, spec.gname, "group (gname)")
     # eligibility values are checked with the other columns when the data are prepared
@@ -201,17 +197,16 @@ _DDD_PARAMETERS = tuple(name for name, p in inspect.signature(ddd).parameters.it
                         if p.kind is not p.VAR_KEYWORD)
 
 
-def _subgroup_counts_local(data: DidData) -> dict[tuple[float, float], int]:
-    counts: dict[tuple[float, float], int] = {}
+def _subgroup_counts_local(data: DidData) -> Counter[tuple[float, float]]:
+    """Units per (cohort, eligibility) of in-memory prepared data."""
+    counts: Counter[tuple[float, float]] = Counter()
     for part in data.partitions:
-        G = part["unit_G"] if data.kind == "unbalanced" else part["G"]
-        Q = part["Q"]
-        if data.kind == "unbalanced":
-            Q = np.zeros(G.size)
+        G, Q = part["G"], part["Q"]
+        if data.kind == "unbalanced":  # eligibility is constant within a unit
+            G, Q = part["unit_G"], np.zeros(part["unit_G"].size)
             np.maximum.at(Q, part["unit"], part["Q"])
         values, n = np.unique(np.stack([G, Q], axis=1), axis=0, return_counts=True)
-        for (gv, qv), c in zip(values, n, strict=True):
-            counts[(float(gv), float(qv))] = counts.get((float(gv), float(qv)), 0) + int(c)
+        counts.update({(float(g), float(q)): int(c) for (g, q), c in zip(values, n, strict=True)})
     return counts
 
 
@@ -267,8 +262,7 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     if out.influence is not None:
         influence = out.influence @ combo.matrix.T
     return DDDFit(cells=cells, att=att, se=se, critical_value=crit, cband=cband, vcov=vcov,
-                  moments=moments, influence=influence, two_period=two_period,
-                  subgroup_counts={})
+                  moments=moments, influence=influence, two_period=two_period)
 
 
 def _result(fit: DDDFit, data: DidData, spec: DidSpec, opts: FitOptions, engine: str) -> Any:

@@ -19,16 +19,16 @@ from moderndid.errors import InvalidOptionError
 
 _DML = ("double machine learning is not implemented here: use est_method='dr' (or 'ipw', "
         "'reg') with the covariates in xformla")
+_PARALLEL = ("ddd runs in one process in memory; to spread the work pass a Spark or Dask "
+             "DataFrame (or n_partitions=)")
 
 #: Arguments of R `triplediff` (0.2.4, and ``dname`` / ``learners`` / ``n_folds`` of its
 #: earlier versions) without a counterpart of the same name in :func:`moderndid.ddd`:
 #: the values that ask for nothing (R's defaults; accepted as no-ops) and the advice
 #: given for any other value.
 DDD_R_ARGUMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
-    "use_parallel": ((False,), "ddd runs in one process in memory; to spread the work pass "
-                               "a Spark or Dask DataFrame (or n_partitions=)"),
-    "cores": ((1, None), "ddd runs in one process in memory; to spread the work pass a "
-                         "Spark or Dask DataFrame (or n_partitions=)"),
+    "use_parallel": ((False,), _PARALLEL),
+    "cores": ((1, None), _PARALLEL),
     "skip_data_checks": ((False,), "the data checks run in the same pass as the estimation "
                                    "and cannot be skipped: drop the argument"),
     "dname": ((None,), "dname was removed from R triplediff; pass the treatment column as "
@@ -58,31 +58,11 @@ def _nboot(nboot: Any, biters: int | None, default: int | None) -> int | None:
 
 def ddd_r_arguments(extra: dict[str, Any], *, biters: int, known: Iterable[str],
                     distributed: bool) -> int:
-    """Interpret R arguments passed to :func:`moderndid.ddd`; return ``biters``.
-
-    Parameters
-    ----------
-    extra : dict
-        Keyword arguments that are not parameters of ``ddd``.
-    biters : int
-        The ``biters`` passed (or its default, 1000).
-    known : iterable of str
-        The parameters of ``ddd``, to suggest near misses of unknown names.
-    distributed : bool
-        Whether the data are a Spark or Dask DataFrame (their executors do not return
-        unit-level influence functions).
-
-    Returns
-    -------
-    int
-        Number of bootstrap draws (``nboot`` when given).
-
-    Raises
-    ------
-    InvalidOptionError
-        For an unknown name, or an R argument whose value asks for something ddd does
-        not do; the message says what to use instead.
-    """
+    """Interpret the R arguments ``extra`` passed to :func:`moderndid.ddd`; return
+    ``biters`` (``nboot`` when given). Unknown names (``known``: the parameters of ``ddd``,
+    for suggestions) and R values asking for what ddd does not do raise
+    :class:`InvalidOptionError` saying what to use instead; ``distributed``: the data are
+    a Spark or Dask DataFrame, whose executors return no unit-level influence functions."""
     extra = dict(extra)
     biters_out = _nboot(extra.pop("nboot", None), biters, 1000)
     assert biters_out is not None
@@ -107,27 +87,9 @@ def ddd_r_arguments(extra: dict[str, Any], *, biters: int, known: Iterable[str],
 
 def agg_ddd_r_arguments(extra: dict[str, Any], *, biters: int | None, na_rm: bool,
                         known: Iterable[str]) -> tuple[int | None, bool]:
-    """Interpret R arguments passed to :func:`moderndid.agg_ddd`: ``nboot``, ``na.rm``.
-
-    Parameters
-    ----------
-    extra : dict
-        Keyword arguments that are not parameters of ``agg_ddd``.
-    biters, na_rm
-        The values passed under our names.
-    known : iterable of str
-        The parameters of ``agg_ddd``, to suggest near misses of unknown names.
-
-    Returns
-    -------
-    tuple
-        ``(biters, na_rm)`` after the R names.
-
-    Raises
-    ------
-    InvalidOptionError
-        For an unknown name or conflicting values.
-    """
+    """Interpret the R arguments ``extra`` passed to :func:`moderndid.agg_ddd` (``nboot``,
+    ``na.rm``); return ``(biters, na_rm)`` after them. Unknown names (``known``: the
+    parameters of ``agg_ddd``) and conflicting values raise :class:`InvalidOptionError`."""
     extra = dict(extra)
     biters = _nboot(extra.pop("nboot", None), biters, None)
     if "na.rm" in extra:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -136,7 +136,12 @@ def att_gt(
     MPResult
     """
     if unknown:
-        raise unknown_arguments_error("att_gt", unknown, inspect.signature(att_gt).parameters)
+        known = [k for k in inspect.signature(att_gt).parameters if k not in ("data", "unknown")]
+        listed = []
+        for name in sorted(unknown):
+            close = difflib.get_close_matches(name, known, n=1)
+            listed.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise InvalidOptionError(f"att_gt got unknown argument(s) {', '.join(listed)}")
     opts, spec = validate_call(
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
         weightsname=weightsname, alpha=alpha, cband=cband, boot=boot, biters=biters,
@@ -152,37 +157,11 @@ def att_gt(
         out, meta = run_on_engine(
             engine, data, spec, settings, lambda p: fit_att_gt(p.meta, p.executor, opts))
         return build_mp_result(out, meta, spec, opts, engine=engine.name)
-    prepared = prepare_did(data, spec, 1 if n_partitions is None else n_partitions)
+    prepared = prepare_did(data, spec, settings.n_partitions or 1)
     n_cells_estimate = prepared.n_units * prepared.cohorts.size * prepared.periods.size
     opts = replace(opts, collect_influence=n_cells_estimate <= MAX_INFLUENCE_ENTRIES)
     out = fit_att_gt(prepared, LocalExecutor(prepared.partitions), opts)
     return build_mp_result(out, prepared, spec, opts, engine="in-memory")
-
-
-def unknown_arguments_error(function: str, unknown: Mapping[str, Any],
-                            known: Iterable[str]) -> InvalidOptionError:
-    """The error for keyword arguments a function does not take, with the closest
-    parameter as a suggestion (``estmethod`` -> ``est_method``).
-
-    Parameters
-    ----------
-    function : str
-        The function's name, for the message.
-    unknown : mapping
-        The unknown keyword arguments.
-    known : iterable of str
-        The function's parameters.
-
-    Returns
-    -------
-    InvalidOptionError
-    """
-    known = [k for k in known if k not in ("data", "unknown")]
-    listed = []
-    for name in sorted(unknown):
-        close = difflib.get_close_matches(name, known, n=1)
-        listed.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return InvalidOptionError(f"{function} got unknown argument(s) {', '.join(listed)}")
 
 
 def engine_settings(*, n_partitions: Any, spark: Any, client: Any, n_jobs: Any,
@@ -213,9 +192,10 @@ def validate_call(*, yname: str, tname: str, idname: str | None, gname: str | No
                   boot: Any, biters: Any, clustervars: Any, est_method: Any, panel: Any,
                   allow_unbalanced_panel: Any, control_group: Any, anticipation: Any,
                   base_period: Any, random_state: Any, backend: Any,
-                  collect_influence: bool) -> tuple[FitOptions, DidSpec]:
-    """The estimator options and data specification of an `att_gt` call, validated the
-    same way for every engine."""
+                  collect_influence: bool, pname: str | None = None
+                  ) -> tuple[FitOptions, DidSpec]:
+    """The estimator options and data specification of an `att_gt` (or, with ``pname``,
+    `ddd`) call, validated the same way for every engine."""
     opts = validate_options(
         alpha=alpha, cband=cband, boot=boot, biters=biters, est_method=est_method,
         control_group=control_group, anticipation=anticipation, base_period=base_period,
@@ -229,7 +209,7 @@ def validate_call(*, yname: str, tname: str, idname: str | None, gname: str | No
         yname=yname, tname=tname, idname=idname, gname=gname, xformla=xformla,
         weightsname=weightsname, clustervars=normalize_clustervars(clustervars, idname),
         panel=bool(panel), allow_unbalanced_panel=bool(allow_unbalanced_panel),
-        anticipation=float(anticipation), control_group=control_group,
+        anticipation=float(anticipation), control_group=control_group, pname=pname,
     )
     return opts, spec
 
@@ -242,16 +222,13 @@ def validate_options(*, alpha: Any, cband: Any, boot: Any, biters: Any, est_meth
         raise InvalidOptionError(
             "a custom (callable) est_method is not supported: use 'dr', 'ipw' or 'reg'"
         )
-    if est_method not in ("dr", "ipw", "reg"):
-        raise InvalidOptionError(f"est_method must be 'dr', 'ipw' or 'reg', got {est_method!r}")
-    if control_group not in ("nevertreated", "notyettreated"):
-        raise InvalidOptionError(
-            f"control_group must be 'nevertreated' or 'notyettreated', got {control_group!r}"
-        )
-    if base_period not in ("varying", "universal"):
-        raise InvalidOptionError(
-            f"base_period must be 'varying' or 'universal', got {base_period!r}"
-        )
+    for name, value, allowed in (
+            ("est_method", est_method, ("dr", "ipw", "reg")),
+            ("control_group", control_group, ("nevertreated", "notyettreated")),
+            ("base_period", base_period, ("varying", "universal"))):
+        if value not in allowed:
+            listed = ", ".join(map(repr, allowed[:-1])) + f" or {allowed[-1]!r}"
+            raise InvalidOptionError(f"{name} must be {listed}, got {value!r}")
     if not isinstance(alpha, numbers.Real) or not 0 < float(alpha) < 1:
         raise InvalidOptionError(f"alpha must be a number in (0, 1), got {alpha!r}")
     if (not isinstance(anticipation, numbers.Real) or isinstance(anticipation, bool)
@@ -301,19 +278,8 @@ def build_mp_result(out: FitOutput, data: DidData, spec: DidSpec, opts: FitOptio
         "n_periods": int(data.periods.size), "n_clusters": out.moments.n_clusters,
         "covariates": data.covariate_names, "engine": engine,
     }
-    return MPResult(
-        groups=groups,
-        times=times,
-        att_gt=out.att,
-        vcov_analytical=out.vcov,
-        se_gt=out.se,
-        critical_value=out.critical_value,
-        influence_func=out.influence,
-        n_units=data.n_units,
-        wald_stat=out.wald_stat,
-        wald_pvalue=out.wald_pvalue,
-        alpha=opts.alpha,
-        estimation_params=params,
-        moments=out.moments,
-    )
-
+    return MPResult(groups=groups, times=times, att_gt=out.att, vcov_analytical=out.vcov,
+                    se_gt=out.se, critical_value=out.critical_value,
+                    influence_func=out.influence, n_units=data.n_units,
+                    wald_stat=out.wald_stat, wald_pvalue=out.wald_pvalue, alpha=opts.alpha,
+                    estimation_params=params, moments=out.moments)

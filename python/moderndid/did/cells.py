@@ -47,13 +47,10 @@ def build_cells(periods: np.ndarray, cohorts: np.ndarray, control_group: str,
     first = 1 if base_period == "varying" else 0
     cells = []
     for g in map(float, cohorts):
-        before = np.flatnonzero(periods + anticipation < g)
-        base_g = int(before[-1])
+        base_g = int(np.flatnonzero(periods + anticipation < g)[-1])
         for ti in range(first, periods.size):
             t = float(periods[ti])
-            bi = ti - 1 if base_period == "varying" else base_g
-            if g <= t:
-                bi = base_g
+            bi = ti - 1 if base_period == "varying" and t < g else base_g
             b = float(periods[bi])
             if control_group == "nevertreated":
                 controls: tuple[float, ...] = (float("inf"),)

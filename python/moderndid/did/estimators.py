@@ -143,33 +143,19 @@ def local_logit(x: np.ndarray, D: np.ndarray, w: np.ndarray, max_iter: int = 30,
     return None
 
 
-def nuisance_scores(est_method: str, cell: CellData, params: dict[str, np.ndarray]
-                    ) -> dict[str, np.ndarray]:
-    """Per-row scalars ``s_i`` with estimating-equation term ``s_i * x_i`` for each nuisance."""
-    scores: dict[str, np.ndarray] = {}
+def nuisances(est_method: str, cell: CellData, params: dict[str, np.ndarray]
+              ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, score scalars ``s_i``, Hessian weights ``h_i``) of each nuisance: row i's
+    estimating-equation term is ``s_i * x_i``, the summed Hessian ``sum_i h_i x_i x_i'``."""
+    rows = []
     if uses_pscore(est_method):
         p = np.minimum(pscore(cell.x, params["ps"]), PS_CLIP)
-        scores["ps"] = cell.w * (cell.D - p)
+        rows.append(("ps", cell.w * (cell.D - p), cell.w * p * (1.0 - p)))
     for model in ols_models(est_method, cell.post is None):
         mask = cell.ols_mask(model)
-        scores[model.name] = np.where(mask, cell.w * (cell.y - cell.x @ params[model.name]), 0.0)
-    return scores
-
-
-def nuisance_hessians(est_method: str, cell: CellData, params: dict[str, np.ndarray]
-                      ) -> dict[str, np.ndarray]:
-    """Summed Hessians (logit information, OLS cross-products) of each nuisance."""
-    out: dict[str, np.ndarray] = {}
-    if uses_pscore(est_method):
-        p = np.minimum(pscore(cell.x, params["ps"]), PS_CLIP)
-        out["ps"] = _crossprod(cell.x, cell.w * p * (1.0 - p))
-    for model in ols_models(est_method, cell.post is None):
-        out[model.name] = _crossprod(cell.x, np.where(cell.ols_mask(model), cell.w, 0.0))
-    return out
-
-
-def _crossprod(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return (x * weights[:, None]).T @ x
+        score = np.where(mask, cell.w * (cell.y - cell.x @ params[model.name]), 0.0)
+        rows.append((model.name, score, np.where(mask, cell.w, 0.0)))
+    return rows
 
 
 def terms(est_method: str, cell: CellData, params: dict[str, np.ndarray],
@@ -249,3 +235,11 @@ def nuisance_names(est_method: str, panel: bool) -> list[str]:
     """Names of all nuisance parameters of an estimator, propensity score first."""
     names = ["ps"] if uses_pscore(est_method) else []
     return names + [m.name for m in ols_models(est_method, panel)]
+
+
+def term_signs(est_method: str, panel: bool) -> np.ndarray:
+    """The signs ``s_k`` of an estimator's ratio terms (read off :func:`terms`)."""
+    empty = np.zeros(0)
+    cell = CellData(y=empty, D=empty, w=empty, x=np.zeros((0, 1)), post=None if panel else empty)
+    params = {name: np.zeros(1) for name in nuisance_names(est_method, panel)}
+    return np.array([t.sign for t in terms(est_method, cell, params)])

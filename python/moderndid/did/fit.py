@@ -17,7 +17,13 @@ from scipy import stats
 from moderndid._warnings import warn_user
 from moderndid.core.bootstrap_stats import bootstrap_se, uniform_critical_value
 from moderndid.did.cells import Cell, build_cells
-from moderndid.did.estimators import TRIM_LEVEL, nuisance_names, ols_models, uses_pscore
+from moderndid.did.estimators import (
+    TRIM_LEVEL,
+    nuisance_names,
+    ols_models,
+    term_signs,
+    uses_pscore,
+)
 from moderndid.did.kernels import (
     CellFinal,
     FitState,
@@ -94,7 +100,6 @@ class FitOutput:
 
     cells: list[Cell]
     att: np.ndarray
-    se_analytic: np.ndarray
     se: np.ndarray
     vcov: np.ndarray
     critical_value: float
@@ -114,26 +119,16 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
     if cells is None:
         cells = build_cells(data.periods, data.cohorts, opts.control_group,
                             opts.anticipation, opts.base_period)
-    time_varying_x = data.x_time_varying
-    state = FitState(
-        kind=data.kind,
-        est_method=opts.est_method,
-        cells=cells,
-        cohorts=data.cohorts,
-        clustered=data.clustered,
-        boot=opts.boot,
-        biters=opts.biters,
-        seed=opts.seed,
-        collect_influence=opts.collect_influence,
-        trim_level=opts.trim_level,
-    )
+    state = FitState(kind=data.kind, est_method=opts.est_method, cells=cells,
+                     cohorts=data.cohorts, clustered=data.clustered, boot=opts.boot,
+                     biters=opts.biters, seed=opts.seed, trim_level=opts.trim_level,
+                     collect_influence=opts.collect_influence, finals=[None] * len(cells))
     panel = data.kind == "panel"
     state.logit_keys = [
-        logit_key(data.kind, cell, time_varying_x)
+        logit_key(data.kind, cell, data.x_time_varying)
         if uses_pscore(opts.est_method) and not cell.is_base else None
         for cell in cells
     ]
-    state.finals = [None] * len(cells)
 
     summary = _timed(executor, summary_pass, state, "moderndid att_gt: cell summaries")
     na_reason: dict[int, str] = {}
@@ -162,19 +157,17 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
         sums = _timed(executor, cell_sums_pass, state, "moderndid att_gt: estimator sums")
     att = np.zeros(len(cells))
     for c, cell in enumerate(cells):
-        if cell.is_base:
-            continue
-        if c in na_reason:
-            att[c] = np.nan
+        if cell.is_base or c in na_reason:
             continue
         final, reason = _finalize_cell(state, c, sums)
         if final is None:
             na_reason[c] = reason
-            state.finals[c] = False
-            att[c] = np.nan
-            continue
-        state.finals[c] = final
-        att[c] = float(final.signs @ final.ratios)
+        else:
+            state.finals[c] = final
+            att[c] = float(final.signs @ final.ratios)
+    for c in na_reason:
+        att[c] = np.nan
+        state.finals[c] = False
     if na_reason:
         listed = "; ".join(f"(g={cells[c].group:g}, t={cells[c].time:g}): {why}"
                            for c, why in sorted(na_reason.items()))
@@ -182,12 +175,12 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
 
     # Only the moments pass draws the bootstrap: an executor that draws it natively gets
     # the request for this pass alone, and the kernels hand it their (key, z) blocks.
-    native = (opts.boot and not data.clustered and not opts.collect_influence
-              and NATIVE_BOOTSTRAP in executor.capabilities)
-    state.native_bootstrap = native
+    state.native_bootstrap = (opts.boot and not data.clustered and not opts.collect_influence
+                              and NATIVE_BOOTSTRAP in executor.capabilities)
     moments_partial = _timed(executor, moments_pass, state, "moderndid att_gt: moments",
                              keyed=state.clustered or state.collect_influence,
-                             bootstrap=BootstrapRequest(opts.seed, opts.biters) if native else None)
+                             bootstrap=BootstrapRequest(opts.seed, opts.biters)
+                             if state.native_bootstrap else None)
     moments = _moments(moments_partial, state, data)
     return _inference(cells, att, moments, opts, moments_partial, data)
 
@@ -195,11 +188,7 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
 def _timed(executor: Executor, kernel: Any, state: FitState, description: str,
            keyed: bool = False, bootstrap: BootstrapRequest | None = None) -> Partial:
     start = time.perf_counter()
-    snapshot = state.for_pass()
-    if bootstrap is None:
-        result = executor.run(kernel, snapshot, description, keyed=keyed)
-    else:
-        result = executor.run(kernel, snapshot, description, keyed=keyed, bootstrap=bootstrap)
+    result = executor.run(kernel, state.for_pass(), description, keyed=keyed, bootstrap=bootstrap)
     logger.info("%s: %.2f s", description, time.perf_counter() - start)
     return result
 
@@ -230,22 +219,21 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
     k = len(names)
     # Damped Newton: a step that lowers the log-likelihood is halved (rare-treatment samples
     # make plain Newton steps from the intercept-only start overshoot).
-    accepted: dict[Any, tuple[np.ndarray, float, np.ndarray]] = {}
+    accepted: dict[Any, tuple[np.ndarray, float]] = {}  # coefficients and their loglik
     intercept_only: dict[Any, tuple[np.ndarray, float]] = {}
     for key, c in keys.items():
         wd, wsum = summary.sums[f"wd/{c}"]
         share = min(max(wd / wsum, 1e-12), 1 - 1e-12)
-        gamma = np.zeros(k)
-        if names[0] == "(Intercept)":
-            gamma[0] = np.log(share / (1.0 - share))
+        gamma = np.zeros(k)  # the design's first column is the intercept
+        gamma[0] = np.log(share / (1.0 - share))
         state.gammas[key] = gamma
         start = _pooled_start(summary, key)
-        if start is not None and names[0] == "(Intercept)":
+        if start is not None:
             # The intercept-only fit stays the fallback (see below).
             intercept_only[key] = (gamma, wd * np.log(share) + (wsum - wd) * np.log(1.0 - share))
             state.gammas[key] = start
     # With an intercept only, the weighted share is the exact maximum-likelihood fit.
-    state.active_logits = [] if (k == 1 and names[0] == "(Intercept)") else list(keys)
+    state.active_logits = [] if k == 1 else list(keys)
     close = {key for key in keys if _start_is_exact(summary, key) and key in intercept_only}
     iteration = 0
     while state.active_logits:
@@ -260,12 +248,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             )
         speculate = all(key in close for key in state.active_logits)
         used = {key: state.gammas[key] for key in state.active_logits}
-        if speculate:
-            step = _timed(executor, logit_and_cell_sums_pass, state,
-                          f"moderndid att_gt: logit iteration {iteration} + estimator sums")
-        else:
-            step = _timed(executor, logit_pass, state,
-                          f"moderndid att_gt: logit iteration {iteration}")
+        step = _timed(executor, logit_and_cell_sums_pass if speculate else logit_pass, state,
+                      f"moderndid att_gt: logit iteration {iteration}"
+                      + (" + estimator sums" if speculate else ""))
         still = []
         largest = 0.0
         # whether every key took a plain Newton step (no reset, no damping) below ACCEPT_STEP
@@ -284,7 +269,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             if key in accepted and loglik < accepted[key][1] - 1e-12 * abs(accepted[key][1]):
                 final = False
                 close.discard(key)
-                base, _, delta = accepted[key]
+                base = accepted[key][0]
                 half = 0.5 * (state.gammas[key] - base)
                 if np.max(np.abs(half)) <= LOGIT_TOLERANCE * (1.0 + np.max(np.abs(base))):
                     state.gammas[key] = base  # cannot improve further: base is the optimum
@@ -299,7 +284,7 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             except np.linalg.LinAlgError:
                 delta = np.linalg.lstsq(hess, score, rcond=None)[0]
             gamma = state.gammas[key]
-            accepted[key] = (gamma, loglik, delta)
+            accepted[key] = (gamma, loglik)
             state.gammas[key] = gamma + delta
             size = np.max(np.abs(delta)) / (1.0 + np.max(np.abs(gamma)))
             largest = max(largest, size)
@@ -351,16 +336,13 @@ def _finalize_cell(state: FitState, c: int, sums: Partial) -> tuple[CellFinal | 
     if pmax is not None and pmax[0] >= OVERLAP_LIMIT:
         return None, f"propensity score reaches {OVERLAP_LIMIT} (overlap fails)"
     ratios = A / B
-    signs = _term_signs(state, c, len(A))
+    signs = term_signs(state.est_method, state.kind == "panel")
     projections: dict[str, np.ndarray] = {}
     for name in nuisance_names(state.est_method, state.kind == "panel"):
         grad = 0.0
         for k in range(len(A)):
-            da = sums.sums.get(f"da/{c}/{k}/{name}")
-            db = sums.sums.get(f"db/{c}/{k}/{name}")
-            if da is None and db is None:
-                continue
-            part = (da if da is not None else 0.0) - ratios[k] * (db if db is not None else 0.0)
+            part = (sums.sums.get(f"da/{c}/{k}/{name}", 0.0)
+                    - ratios[k] * sums.sums.get(f"db/{c}/{k}/{name}", 0.0))
             grad = grad + signs[k] * part / B[k]
         hess = sums.sums[f"H/{c}/{name}"]
         if np.linalg.cond(hess) > 1.0 / np.finfo(float).eps:
@@ -368,22 +350,6 @@ def _finalize_cell(state: FitState, c: int, sums: Partial) -> tuple[CellFinal | 
         projections[name] = np.linalg.solve(hess, np.broadcast_to(grad, hess.shape[:1]))
     return CellFinal(signs=signs, ratios=ratios, denominators=B, projections=projections,
                      params=state.params(c)), ""
-
-
-_SIGNS: dict[tuple[bool, str], np.ndarray] = {
-    (True, "dr"): np.array([1.0, -1.0]),
-    (True, "ipw"): np.array([1.0, -1.0]),
-    (True, "reg"): np.array([1.0, -1.0]),
-    (False, "dr"): np.array([1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -1.0, 1.0]),
-    (False, "ipw"): np.array([1.0, -1.0, -1.0, 1.0]),
-    (False, "reg"): np.array([1.0, -1.0, -1.0]),
-}
-
-
-def _term_signs(state: FitState, c: int, n_terms: int) -> np.ndarray:
-    signs = _SIGNS[(state.kind == "panel", state.est_method)]
-    assert signs.size == n_terms
-    return signs
 
 
 def _moments(part: Partial, state: FitState, data: DidData) -> Moments:
@@ -419,9 +385,9 @@ def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOp
     if "influence" in part.keyed:  # rows in unit-id order
         keys, phi = part.keyed["influence"]
         influence = phi[np.argsort(keys, kind="stable")] * moments.n_units
-    return FitOutput(cells=cells, att=att, se_analytic=se_analytic, se=se, vcov=vcov,
-                     critical_value=crit, cband=cband, wald_stat=wald_stat,
-                     wald_pvalue=wald_p, moments=moments, influence=influence)
+    return FitOutput(cells=cells, att=att, se=se, vcov=vcov, critical_value=crit, cband=cband,
+                     wald_stat=wald_stat, wald_pvalue=wald_p, moments=moments,
+                     influence=influence)
 
 
 def cell_inference(se_analytic: np.ndarray, degenerate: np.ndarray, moments: Moments,

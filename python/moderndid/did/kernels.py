@@ -27,8 +27,7 @@ from moderndid.did.estimators import (
     CellData,
     local_logit,
     logit_loglik,
-    nuisance_hessians,
-    nuisance_scores,
+    nuisances,
     ols_models,
     pscore,
     terms,
@@ -83,8 +82,8 @@ class FitState:
 
     def params(self, c: int) -> dict[str, np.ndarray]:
         """Nuisance parameters of cell ``c``."""
-        out = dict(self.betas[c]) if self.betas else {}
-        key = self.logit_keys[c] if self.logit_keys else None
+        out = dict(self.betas[c])
+        key = self.logit_keys[c]
         if key is not None and key in self.gammas:
             out["ps"] = self.gammas[key]
         return out
@@ -124,13 +123,6 @@ def _cohort_ranges(part: dict[str, np.ndarray], cell: Cell) -> list[tuple[int, i
     return ranges
 
 
-def _range_index(ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Row indices of the row ranges."""
-    if not ranges:
-        return np.empty(0, dtype=np.int64)
-    return np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
-
-
 def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
     """Concatenate row ranges (slices, so no index arrays are built)."""
     if len(ranges) == 1:
@@ -139,15 +131,6 @@ def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
     if not ranges:
         return values[:0]
     return np.concatenate([values[lo:hi] for lo, hi in ranges])
-
-
-def cell_rows(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of a cell's treated and comparison rows, and the treated indicator."""
-    idx = _range_index(_cohort_ranges(part, cell))
-    keep = _row_filter(part, cell, idx)
-    if keep is not None:
-        idx = idx[keep]
-    return idx, _treated(part, cell, idx)
 
 
 def _row_filter(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.ndarray | None:
@@ -174,18 +157,20 @@ def _treated(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.nda
 def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, CellData]:
     """Gather one cell's arrays from a partition (indices of its rows, and the arrays)."""
     x = part["x"]
+    ranges = _cohort_ranges(part, cell)
+    idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
+           else np.empty(0, dtype=np.int64))
+    keep = _row_filter(part, cell, idx)
     if "tidx" in part:
-        idx, treated = cell_rows(part, cell)
+        idx = idx[keep]
         return idx, CellData(
             y=part["y"][idx],
-            D=treated,
+            D=_treated(part, cell, idx),
             w=part["w"][idx],
             x=x[idx, 0, :],
             post=(part["tidx"][idx] == cell.t_idx).astype(np.float64),
         )
     # Balanced panels: cohorts are contiguous row ranges, gathered by slicing.
-    ranges = _cohort_ranges(part, cell)
-    idx = _range_index(ranges)
     xi = cell.x_idx if x.shape[1] > 1 else 0
     y = part["y"]
     data = CellData(
@@ -194,7 +179,6 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
         w=_gather(part["w"], ranges),
         x=_gather(x[:, xi, :], ranges),
     )
-    keep = _row_filter(part, cell, idx)
     if keep is not None:
         idx = idx[keep]
         data = CellData(y=data.y[keep], D=data.D[keep], w=data.w[keep], x=data.x[keep])
@@ -207,24 +191,18 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
 def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
     """Group counts per cell and normal equations of every outcome regression."""
     sums: dict[str, np.ndarray] = {}
-    panel = state.kind == "panel"
-    models = ols_models(state.est_method, panel)
+    models = ols_models(state.est_method, state.kind == "panel")
     local_fits: set = set()
     for c, cell in enumerate(state.cells):
         if cell.is_base:
             continue
         _, data = cell_data(part, cell)
-        if panel:
-            counts = np.array([np.sum(data.D == 1), np.sum(data.D == 0)], dtype=np.float64)
-        else:
-            assert data.post is not None
-            counts = np.array([
-                np.sum((data.D == 1) & (data.post == 1)), np.sum((data.D == 1) & (data.post == 0)),
-                np.sum((data.D == 0) & (data.post == 1)), np.sum((data.D == 0) & (data.post == 0)),
-            ], dtype=np.float64)
-        sums[f"n/{c}"] = counts
+        groups = [data.D == 1, data.D == 0]  # treated, comparison (and periods t, base)
+        if data.post is not None:
+            groups = [d & (data.post == p) for d in groups for p in (1, 0)]
+        sums[f"n/{c}"] = np.array([np.sum(m) for m in groups], dtype=np.float64)
         sums[f"wd/{c}"] = np.array([np.sum(data.w * data.D), np.sum(data.w)])
-        key = state.logit_keys[c] if state.logit_keys else None
+        key = state.logit_keys[c]
         if key is not None and key not in local_fits:
             local_fits.add(key)
             # This partition's own logit fit: its information-weighted average over
@@ -290,8 +268,8 @@ def cell_sums_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
                 sums[f"da/{c}/{k}/{name}"] = data.x.T @ coef
             for name, coef in t.db.items():
                 sums[f"db/{c}/{k}/{name}"] = data.x.T @ coef
-        for name, hess in nuisance_hessians(state.est_method, data, params).items():
-            sums[f"H/{c}/{name}"] = hess
+        for name, _, weights in nuisances(state.est_method, data, params):
+            sums[f"H/{c}/{name}"] = (data.x * weights[:, None]).T @ data.x
         if "ps" in params:
             # -inf (the identity of max) when the partition has none of the cell's rows, so
             # every partition returns the same names and shapes
@@ -306,7 +284,7 @@ def cell_influence(state: FitState, c: int, data: CellData, final: CellFinal) ->
     phi = np.zeros(data.y.size)
     for k, t in enumerate(cell_terms):
         phi += final.signs[k] * (t.a - final.ratios[k] * t.b) / final.denominators[k]
-    scores = nuisance_scores(state.est_method, data, final.params)
+    scores = {name: score for name, score, _ in nuisances(state.est_method, data, final.params)}
     for name, proj in final.projections.items():
         phi += scores[name] * (data.x @ proj)
     return phi
@@ -314,8 +292,7 @@ def cell_influence(state: FitState, c: int, data: CellData, final: CellFinal) ->
 
 def influence_rows(part: dict[str, np.ndarray], state: FitState) -> np.ndarray:
     """The partition's ``(units, cells)`` influence-function matrix on the sum scale."""
-    n_rows = part["G"].shape[0]
-    n_units = int(part["unit_G"].shape[0]) if state.kind == "unbalanced" else n_rows
+    n_units = part["unit_G" if state.kind == "unbalanced" else "G"].shape[0]
     phi = np.zeros((n_units, len(state.cells)))
     for c, cell in enumerate(state.cells):
         final = state.finals[c]
@@ -328,13 +305,6 @@ def influence_rows(part: dict[str, np.ndarray], state: FitState) -> np.ndarray:
         else:
             phi[idx, c] = values
     return phi
-
-
-def unit_table(part: dict[str, np.ndarray], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-unit cohort, weight and multiplier key (units = observations in cross sections)."""
-    if kind == "unbalanced":
-        return part["unit_G"], part["unit_w"], part["unit_key"]
-    return part["G"], part["w"], part["key"]
 
 
 def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
@@ -359,9 +329,10 @@ def moments_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
 
 def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     phi = influence_rows(part, state)
-    G, w, key = unit_table(part, state.kind)
-    n_units = G.shape[0]
-    z = np.empty((n_units, phi.shape[1] + state.cohorts.size + 1))
+    # per-unit columns (units = observations in cross sections)
+    unit = "unit_" if state.kind == "unbalanced" else ""
+    G, w, key = part[unit + "G"], part[unit + "w"], part[unit + "key"]
+    z = np.empty((G.shape[0], phi.shape[1] + state.cohorts.size + 1))
     z[:, : phi.shape[1]] = phi
     z[:, phi.shape[1] : -1] = w[:, None] * (G[:, None] == state.cohorts[None, :])
     z[:, -1] = 1.0
@@ -369,8 +340,7 @@ def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     keyed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     bootstrap_blocks: list[tuple[np.ndarray, np.ndarray]] = []
     if state.clustered:
-        cluster = part["unit_cluster"] if state.kind == "unbalanced" else part["cluster"]
-        keyed["cluster"] = reduce_by_key(cluster, z)
+        keyed["cluster"] = reduce_by_key(part[unit + "cluster"], z)
     else:
         sums["gram"] = z.T @ z
         if state.boot and state.native_bootstrap:
@@ -380,8 +350,7 @@ def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
     if state.collect_influence:
         # Position of each unit in id order (row order for cross sections), so the
         # materialised influence function lines up with the sorted unit ids.
-        pos = part["unit_pos"] if state.kind == "unbalanced" else part["pos"]
-        keyed["influence"] = (pos.astype(np.uint64), phi)
+        keyed["influence"] = (part[unit + "pos"].astype(np.uint64), phi)
     return Partial(sums=sums, keyed=keyed, bootstrap_blocks=bootstrap_blocks)
 
 

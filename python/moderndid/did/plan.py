@@ -11,7 +11,8 @@ recode and count alike. :data:`PLANNER` hands them to the engines
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -77,9 +78,9 @@ def check_statistics(spec: DidSpec, ordered: Sequence[tuple[str, str]], rows: in
                      covariates: list[str], max_abs: Sequence[float] | None = None) -> None:
     """Refuse what column statistics show to be unusable, in this order: no rows, missing
     values (``missing[i]`` for the column and role ``ordered[i]``), negative or all-zero
-    weights, non-integer identifiers (``fractional``: user column -> count), values
-    too large for the estimator (``max_abs[i]``: largest finite absolute value of column
-    ``ordered[i]``, see :func:`check_magnitudes`), collinear covariates (``xx``:
+    weights, non-integer identifiers (``fractional``: user column -> count), outcome,
+    weights or covariate values beyond :data:`MAGNITUDE_LIMIT` (``max_abs[i]``: the largest
+    finite absolute value of column ``ordered[i]``), collinear covariates (``xx``:
     cross-product with the intercept first)."""
     if rows == 0:
         raise DataStructureError("the data has no rows")
@@ -98,24 +99,16 @@ def check_statistics(spec: DidSpec, ordered: Sequence[tuple[str, str]], rows: in
             raise ColumnTypeError(
                 f"{role} column {column!r} holds non-integer numbers: identifiers must be "
                 "integers or strings")
-    if max_abs is not None:
-        check_magnitudes(ordered, max_abs)
-    if xx is not None and covariates:
-        check_design_rank(xx, ["(Intercept)", *covariates])
-
-
-def check_magnitudes(ordered: Sequence[tuple[str, str]], max_abs: Sequence[float]) -> None:
-    """Refuse an outcome, weights or covariate column with a value beyond
-    :data:`MAGNITUDE_LIMIT` (``max_abs[i]``: the largest finite absolute value of the
-    column and role ``ordered[i]``; other roles are ignored), naming the first such
-    column in the call's order."""
-    for (column, role), largest in zip(ordered, max_abs, strict=True):
+    largest_values = [0.0] * len(ordered) if max_abs is None else max_abs
+    for (column, role), largest in zip(ordered, largest_values, strict=True):
         if role in MAGNITUDE_ROLES and float(largest) > MAGNITUDE_LIMIT:
             raise NumericalOverflowError(
                 f"{role} column {column!r} has values as large as {float(largest):g} in "
                 f"absolute value (the limit is {MAGNITUDE_LIMIT:g}): the estimator's sums "
                 "of squares and cross-products would overflow; rescale the column (e.g. "
                 "divide it by a power of ten)")
+    if xx is not None and covariates:
+        check_design_rank(xx, ["(Intercept)", *covariates])
 
 
 def duplicate_row_error(unit: Any, period: Any, spec: DidSpec) -> DataStructureError:
@@ -165,10 +158,7 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     # Structure errors (duplicates, attributes varying within a unit) come before the
     # cohort decisions and their warnings: the raw cohorts below are each unit's first
     # row's group, which only means something once the group is constant within units.
-    flags = 0
-    for r in info:
-        flags |= int(r["flags"])
-    if flags:
+    if flags := int(np.bitwise_or.reduce([int(r["flags"]) for r in info])):
         raise_flag(flags)
     periods = np.unique(np.concatenate([np.asarray(r["periods"], dtype=np.float64)
                                         for r in info]))
@@ -180,13 +170,9 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
                                              {q for _, q, _ in histogram})
     mapped = np.unique([group_map.get(float(g), float(g)) for g in raw_cohorts])
     plan = cohort_plan(mapped, periods, spec)
-    recode: dict[float, float] = {}
-    for raw in raw_cohorts:
-        g = group_map.get(float(raw), float(raw))
-        if g in plan.dropped:
-            continue
-        never = g == 0 or g > periods[-1] + spec.anticipation or g in plan.to_never
-        recode[float(raw)] = math.inf if never else g
+    recoding = cohort_recoding(mapped, periods, plan, spec)
+    recode = {float(raw): recoding[g] for raw in raw_cohorts
+              if (g := group_map.get(float(raw), float(raw))) in recoding}
     if plan.period_cutoff is not None:
         periods = periods[periods < plan.period_cutoff]
     if periods.size < 2:
@@ -212,17 +198,11 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
         n_rows_observed += nobs * count
         subgroup_units[(g, q)] = subgroup_units.get((g, q), 0) + count
     n_all, n_complete = sum(all_units.values()), sum(full_units.values())
-    kind = "panel"
-    balance = False
-    if n_complete < n_all:
-        if spec.allow_unbalanced_panel:
-            kind = "unbalanced"
-        else:
-            warn_user(
-                f"Dropped {n_all - n_complete} of {n_all} units not "
-                f"observed in all {T_} periods (balancing the panel); pass "
-                "allow_unbalanced_panel=True to keep them")
-            balance = True
+    kind = "unbalanced" if n_complete < n_all and spec.allow_unbalanced_panel else "panel"
+    balance = n_complete < n_all and kind == "panel"
+    if balance:
+        warn_user(f"Dropped {n_all - n_complete} of {n_all} units not observed in all {T_} "
+                  "periods (balancing the panel); pass allow_unbalanced_panel=True to keep them")
     which = full_units if kind == "panel" else all_units
     counts = {g: c for g, c in which.items() if c}
     n_units = sum(counts.values())
@@ -231,16 +211,11 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     meta = metadata(kind, periods, counts, plan, names, n_rows=n_obs, n_units=n_units,
                      clustered=cols.clustered, xtv=any(bool(r["xtv"]) for r in info),
                      spec=spec)
-    layout = PanelLayout(periods=periods, recode=recode, complete_only=balance, kind=kind,
-                         n_covariates=k, clustered=cols.clustered)
-
-    subgroups = {}
-    if spec.pname:
-        # units per (cohort, eligibility), over all units as the in-memory engine counts them
-        subgroups = {(g, q): subgroup_units.get((g, q), 0) for g in labels for q in (0.0, 1.0)}
-    return PanelPlan(meta=meta, layout=layout, two_period=two_period, subgroups=subgroups)
-
-
+    # units per (cohort, eligibility), over all units as the in-memory engine counts them
+    subgroups = ({(g, q): subgroup_units.get((g, q), 0) for g in labels for q in (0.0, 1.0)}
+                 if spec.pname else {})
+    return PanelPlan(meta=meta, layout=replace(layout, complete_only=balance, kind=kind),
+                     two_period=two_period, subgroups=subgroups)
 
 
 def check_partition_values(pname: str, values: Sequence[float]) -> None:
@@ -325,23 +300,18 @@ def cohort_plan(raw: np.ndarray, periods: np.ndarray, spec: DidSpec) -> CohortPl
 def metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: CohortPlan,
              names: list[str], n_rows: int, n_units: int, clustered: bool, xtv: bool,
              spec: DidSpec) -> DidData:
-    """The metadata of prepared data, after the small-group rule (``counts``: units per
-    recoded cohort, or observations for repeated cross sections)."""
-    cohorts = estimable_cohorts(counts, plan.excluded)
+    """The metadata of prepared data, with the treated cohorts to estimate, after the
+    small-group rule (``counts``: units per recoded cohort, or observations for repeated
+    cross sections)."""
+    cohorts = np.array(sorted(g for g, c in counts.items()
+                              if c and np.isfinite(g) and g not in plan.excluded))
+    if cohorts.size == 0:
+        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
+                                 "treated (group 0) or was dropped")
     check_group_sizes(kind, periods, counts, names, spec)
     return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
                    covariate_names=names, partitions=[], clustered=clustered,
                    x_time_varying=xtv, cohort_counts=counts)
-
-
-def estimable_cohorts(counts: Mapping[float, int], excluded: frozenset[float]) -> np.ndarray:
-    """The treated cohorts to estimate, from the recoded cohorts present in the data."""
-    cohorts = np.array(sorted(g for g, c in counts.items()
-                              if c and np.isfinite(g) and g not in excluded))
-    if cohorts.size == 0:
-        raise DataStructureError("no treated cohort is left to estimate: every unit is never "
-                                 "treated (group 0) or was dropped")
-    return cohorts
 
 
 def check_group_sizes(kind: str, periods: np.ndarray, counts: Mapping[float, int],
@@ -368,12 +338,18 @@ def check_group_sizes(kind: str, periods: np.ndarray, counts: Mapping[float, int
               "estimates for them may be unreliable")
 
 
+def cohort_recoding(raw: Iterable[float], periods: np.ndarray, plan: CohortPlan,
+                    spec: DidSpec) -> dict[float, float]:
+    """Raw cohort -> recoded cohort (``inf`` = never treated); dropped cohorts are left out."""
+    last = periods[-1] + spec.anticipation
+    return {float(g): math.inf if g == 0 or g > last or g in plan.to_never else float(g)
+            for g in raw if g not in plan.dropped}
+
+
 def cohort_labels(raw: np.ndarray, periods: np.ndarray, plan: CohortPlan,
-                   spec: DidSpec) -> list[float]:
+                  spec: DidSpec) -> list[float]:
     """The recoded cohort values (``inf`` = never treated) present in the data."""
-    recoded = {math.inf if (g == 0 or g > periods[-1] + spec.anticipation
-                            or g in plan.to_never) else float(g) for g in raw}
-    return sorted(recoded - set(plan.dropped))
+    return sorted(set(cohort_recoding(raw, periods, plan, spec).values()))
 
 
 class DidPlanner:
@@ -384,7 +360,6 @@ class DidPlanner:
     varying_error = staticmethod(varying_error)
     check_columns = staticmethod(check_columns)
     check_statistics = staticmethod(check_statistics)
-    check_magnitudes = staticmethod(check_magnitudes)
     group_coding = staticmethod(group_coding)
     cohort_plan = staticmethod(cohort_plan)
     cohort_labels = staticmethod(cohort_labels)
