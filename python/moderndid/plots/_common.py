@@ -26,18 +26,8 @@ PRE_MARKER = "o"
 POST_MARKER = "s"
 REF_COLOR = "0.25"
 ONSET_COLOR = "0.45"
-PALETTE = (
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#9467bd",
-    "#ff7f0e",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#7f7f7f",
-    "#bcbd22",
-)
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+           "#17becf", "#7f7f7f", "#bcbd22")
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "p")
 
 ZERO_LINE_GID = "moderndid-zero-line"
@@ -123,17 +113,11 @@ def half_widths(se: np.ndarray, crit: np.ndarray | float) -> np.ndarray:
 def event_half_widths(result: Any, n: int, alpha: float) -> np.ndarray:
     """Half-widths of an aggregation's ``n`` intervals: ``critical_values * se_by_event``
     (the normal quantile without critical values; NaN without standard errors)."""
-    se = (
-        np.full(n, np.nan)
-        if result.se_by_event is None
-        else as_float(result.se_by_event, "se_by_event", n)
-    )
+    se = result.se_by_event
+    se = np.full(n, np.nan) if se is None else as_float(se, "se_by_event", n)
     cvals = getattr(result, "critical_values", None)
-    crit = (
-        np.full(n, normal_quantile(alpha))
-        if cvals is None
-        else as_float(cvals, "critical_values", n)
-    )
+    crit = np.full(n, normal_quantile(alpha)) if cvals is None else as_float(
+        cvals, "critical_values", n)
     return half_widths(se, crit)
 
 
@@ -174,19 +158,11 @@ def draw_points(
 
     NaN half-widths give a point without an interval.
     """
-    kwargs: dict[str, Any] = {
-        "fmt": marker,
-        "color": color,
-        "ecolor": color,
-        "markeredgecolor": color,
-        "markerfacecolor": color if filled else "white",
-        "markersize": markersize,
-        "elinewidth": 1.4,
-        "capsize": 3,
-        "capthick": 1.2,
-        "label": label,
-        "zorder": 3,
-    }
+    kwargs: dict[str, Any] = dict(
+        fmt=marker, color=color, ecolor=color, markeredgecolor=color,
+        markerfacecolor=color if filled else "white", markersize=markersize, elinewidth=1.4,
+        capsize=3, capthick=1.2, label=label, zorder=3,
+    )
     if horizontal:
         return ax.errorbar(y, x, xerr=half, **kwargs)
     return ax.errorbar(x, y, yerr=half, **kwargs)
@@ -194,28 +170,13 @@ def draw_points(
 
 def zero_line(ax: Axes, *, vertical: bool = False) -> None:
     """Solid reference line at 0."""
-    style: dict[str, Any] = {
-        "color": REF_COLOR,
-        "linewidth": 0.9,
-        "zorder": 1,
-        "gid": ZERO_LINE_GID,
-    }
-    if vertical:
-        ax.axvline(0.0, **style)
-    else:
-        ax.axhline(0.0, **style)
+    line = ax.axvline if vertical else ax.axhline
+    line(0.0, color=REF_COLOR, linewidth=0.9, zorder=1, gid=ZERO_LINE_GID)
 
 
 def onset_line(ax: Axes, x: float) -> None:
     """Dashed vertical line at treatment onset."""
-    ax.axvline(
-        x,
-        color=ONSET_COLOR,
-        linestyle="--",
-        linewidth=0.9,
-        zorder=1,
-        gid=ONSET_LINE_GID,
-    )
+    ax.axvline(x, color=ONSET_COLOR, linestyle="--", linewidth=0.9, zorder=1, gid=ONSET_LINE_GID)
 
 
 def add_legend(
@@ -238,13 +199,7 @@ def add_legend(
     """
     common: dict[str, Any] = {"title": title, "fontsize": "small", "title_fontsize": "small"}
     if outside:
-        fig.legend(
-            handles,
-            labels,
-            loc="outside right upper" if side == "right upper" else "outside lower center",
-            ncols=max(1, min(ncols, len(labels))),
-            frameon=False,
-            **common,
-        )
+        fig.legend(handles, labels, loc=f"outside {side}", ncols=max(1, min(ncols, len(labels))),
+                   frameon=False, **common)
     else:
         ax.legend(handles, labels, loc="best", framealpha=0.9, **common)

@@ -109,11 +109,8 @@ def plot_gt(
     require_matplotlib()
     missing = [name for name in _REQUIRED if not hasattr(result, name)]
     if missing:
-        hint = (
-            " For aggregated results use plot_event_study or plot_agg."
-            if hasattr(result, "aggregation_type")
-            else ""
-        )
+        hint = (" For aggregated results use plot_event_study or plot_agg."
+                if hasattr(result, "aggregation_type") else "")
         raise TypeError(
             f"plot_gt expects the MPResult of att_gt; {type(result).__name__} has no "
             f"{', '.join(missing)}.{hint}"
@@ -147,8 +144,7 @@ def plot_gt(
     axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False)
 
     finite_t = times_f[np.isfinite(times_f)]
-    pad = 0.5
-    xlim = (finite_t.min() - pad, finite_t.max() + pad) if finite_t.size else None
+    xlim = (finite_t.min() - 0.5, finite_t.max() + 0.5) if finite_t.size else None
     handles: dict[str, Any] = {}
     for k, g in enumerate(cohorts):
         r, c = divmod(k, ncols)
@@ -167,15 +163,9 @@ def plot_gt(
             if not sel.any():
                 continue
             label = "Post-treatment" if post else "Pre-treatment"
-            handles[label] = draw_points(
-                ax,
-                t[sel],
-                a[sel],
-                h[sel],
-                color=POST_COLOR if post else PRE_COLOR,
-                marker=POST_MARKER if post else PRE_MARKER,
-                label=label,
-            )
+            handles[label] = draw_points(ax, t[sel], a[sel], h[sel], label=label,
+                                         color=POST_COLOR if post else PRE_COLOR,
+                                         marker=POST_MARKER if post else PRE_MARKER)
         ax.set_title(f"Group {fmt_label(g)}")
         set_integer_ticks(ax.xaxis, finite_t)
         if xlim is not None:
