@@ -47,27 +47,11 @@ def require_matplotlib() -> None:
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
-    """A figure with constrained layout that is not registered with pyplot.
-
-    Building :class:`matplotlib.figure.Figure` directly keeps the plotting functions
-    free of global pyplot state and of interactive backends: they work headless, in
-    threads and in loops without accumulating open figures.
-    """
+    """A constrained-layout figure not registered with pyplot (no global state or interactive
+    backend: works headless, in threads and in loops without accumulating open figures)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
-
-
-def root_figure(ax: Axes) -> Figure:
-    """The top-level :class:`~matplotlib.figure.Figure` that holds ``ax``."""
-    from matplotlib.figure import Figure
-
-    fig: Any = ax.get_figure()
-    while fig is not None and not isinstance(fig, Figure):
-        fig = getattr(fig, "figure", None)  # SubFigure -> its parent
-    if fig is None:  # pragma: no cover - an Axes always belongs to a figure
-        raise InvalidOptionError("ax is not attached to a matplotlib figure")
-    return fig
 
 
 def alpha_of(result: Any) -> float:
@@ -86,8 +70,9 @@ def alpha_of(result: Any) -> float:
         return 0.05
 
 
-def band_note(alpha: float, uniform: bool) -> str:
+def band_note(result: Any, alpha: float) -> str:
     """Legend title describing the intervals, e.g. ``"95% pointwise intervals"``."""
+    uniform = bool(getattr(result, "uniform_bands", False))
     kind = "simultaneous bands" if uniform else "pointwise intervals"
     return f"{level_label(alpha)} {kind}"
 
@@ -122,11 +107,18 @@ def event_half_widths(result: Any, n: int, alpha: float) -> np.ndarray:
 
 
 def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """``ax`` and the figure holding it, or a new figure (:func:`new_figure`) with one axes."""
-    if ax is not None:
-        return root_figure(ax), ax
-    fig = new_figure(figsize)
-    return fig, fig.add_subplot()
+    """``ax`` and the top-level figure holding it, or a new figure with one axes."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        new = new_figure(figsize)
+        return new, new.add_subplot()
+    fig: Any = ax.get_figure()
+    while fig is not None and not isinstance(fig, Figure):
+        fig = getattr(fig, "figure", None)  # SubFigure -> its parent
+    if fig is None:  # pragma: no cover - an Axes always belongs to a figure
+        raise InvalidOptionError("ax is not attached to a matplotlib figure")
+    return fig, ax
 
 
 def set_integer_ticks(axis: Any, values: Sequence[float] | np.ndarray) -> None:
@@ -154,10 +146,7 @@ def draw_points(
     horizontal: bool = False,
     markersize: float = 6.0,
 ) -> ErrorbarContainer:
-    """Point estimates with symmetric error bars ``y -/+ half`` (one errorbar container).
-
-    NaN half-widths give a point without an interval.
-    """
+    """Point estimates with error bars ``y -/+ half`` (NaN half-width: no bar), one container."""
     kwargs: dict[str, Any] = dict(
         fmt=marker, color=color, ecolor=color, markeredgecolor=color,
         markerfacecolor=color if filled else "white", markersize=markersize, elinewidth=1.4,
@@ -190,13 +179,9 @@ def add_legend(
     ncols: int,
     side: Literal["lower center", "right upper"] = "lower center",
 ) -> None:
-    """Legend below the axes (figures we created) or inside ``ax`` at the best spot.
-
-    Inside a new figure the legend goes outside the axes (``side``: ``"lower center"``
-    or ``"right upper"``), where it can never hide an estimate or an interval
-    (matplotlib's ``"best"`` location ignores error bars); on a caller's axes it stays
-    inside so that it cannot collide with their layout.
-    """
+    """Legend outside the axes at ``side`` of a figure we created (where it cannot hide an
+    estimate: matplotlib's ``"best"`` ignores error bars), else inside ``ax`` at the best spot
+    (where it cannot collide with the caller's layout)."""
     common: dict[str, Any] = {"title": title, "fontsize": "small", "title_fontsize": "small"}
     if outside:
         fig.legend(handles, labels, loc=f"outside {side}", ncols=max(1, min(ncols, len(labels))),

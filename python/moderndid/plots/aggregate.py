@@ -110,7 +110,7 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
     fig, ax = figure_and_axes(ax, (6.4, max(3.4, 0.5 * n + 2.4)))
 
     pos = np.arange(n, dtype=float)
-    note = band_note(alpha, bool(getattr(result, "uniform_bands", False)))
+    note = band_note(result, alpha)
     names = [f"{what} ATT ({note})"]
     handles: list[Any] = [draw_points(ax, pos, att, half, color=PRE_COLOR, marker="o",
                                       label=names[0], horizontal=True)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,18 +39,8 @@ __all__ = ["plot_event_study"]
 _REQUIRED = ("event_times", "att_by_event", "se_by_event", "critical_values")
 
 
-@dataclass
-class _Series:
-    """Numbers of one event study, ready to draw."""
-
-    event: np.ndarray
-    att: np.ndarray
-    half: np.ndarray  # crit * se; NaN -> no interval
-    alpha: float
-    uniform: bool
-
-
-def _event_series(result: Any, position: int) -> _Series:
+def _event_series(result: Any, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Event times, estimates, half-widths (NaN: no interval) and band note of one result."""
     where = "result" if position < 0 else f"result[{position}]"
     missing = [name for name in _REQUIRED if not hasattr(result, name)]
     if missing:
@@ -74,8 +63,7 @@ def _event_series(result: Any, position: int) -> _Series:
     n = event.shape[0]
     att = as_float(result.att_by_event, "att_by_event", n)
     alpha = alpha_of(result)
-    uniform = bool(getattr(result, "uniform_bands", False))
-    return _Series(event, att, event_half_widths(result, n, alpha), alpha, uniform)
+    return event, att, event_half_widths(result, n, alpha), band_note(result, alpha)
 
 
 def _colors_for(colors: Any, n_results: int) -> list[tuple[Any, Any]]:
@@ -217,13 +205,13 @@ def plot_event_study(
     legend_handles: list[Any] = []
     legend_labels: list[str] = []
     any_pre = False
-    for i, s in enumerate(series):
+    for i, (event, att, half, _) in enumerate(series):
         offset = (i - (n_results - 1) / 2.0) * dodge if multi else 0.0
-        keep = np.ones(s.event.shape, dtype=bool) if show_pre else s.event >= 0
-        shown_events.append(s.event[keep])
+        keep = np.ones(event.shape, dtype=bool) if show_pre else event >= 0
+        shown_events.append(event[keep])
         handle = None  # several results: one legend entry each, the last phase drawn
         for post in (False, True):
-            sel = keep & ((s.event >= 0) if post else (s.event < 0))
+            sel = keep & ((event >= 0) if post else (event < 0))
             if not sel.any():
                 continue
             phase = "Post-treatment" if post else "Pre-treatment"
@@ -231,7 +219,7 @@ def plot_event_study(
                     marker, label = MARKERS[i % len(MARKERS)], f"{names[i]}: {phase.lower()}"
             else:
                 marker, label = (POST_MARKER if post else PRE_MARKER), phase
-            handle = draw_points(ax, s.event[sel] + offset, s.att[sel], s.half[sel],
+            handle = draw_points(ax, event[sel] + offset, att[sel], half[sel],
                                  color=color_pairs[i][int(post)], marker=marker, label=label,
                                  filled=post or not multi, markersize=5.0 if multi else 6.0)
             any_pre = any_pre or not post
@@ -259,8 +247,8 @@ def plot_event_study(
     if title is not None:
         ax.set_title(title)
 
-    notes = {(s.alpha, s.uniform) for s in series}
-    legend_title = band_note(*notes.pop()) if len(notes) == 1 else None
+    notes = {note for *_, note in series}
+    legend_title = notes.pop() if len(notes) == 1 else None
     if not multi and names:
         legend_title = f"{names[0]}\n{legend_title}"
     if legend_handles:

@@ -179,7 +179,7 @@ def plot_gt(
         axes[r, c].remove()
 
     order_labels = [x for x in ("Pre-treatment", "Post-treatment") if x in handles]
-    note = band_note(alpha, bool(getattr(result, "uniform_bands", False)))
+    note = band_note(result, alpha)
     add_legend(fig, axes[0, 0], [handles[x] for x in order_labels], order_labels, title=note,
                outside=True, ncols=len(order_labels))
     if title is not None:
