@@ -491,15 +491,10 @@ def gen_ddd_scalable(
         ``data_wide`` : pandas.DataFrame or None
             Panel only: ``id``, ``group``, ``partition``, ``y_t1`` .. ``y_tT``,
             ``cov1`` .. ``covK``, ``cluster``.
-        ``att_config`` : dict
-            ``att_base``, ``dynamic``, ``slope``, ``formula``, ``true_att``
-            (``{(g, t): ATT(g, t)}`` for eligible units of every cohort and period, zero
-            before treatment), ``true_att_event`` (``{e: ATT}``), ``true_att_group``
-            (``{g: mean over t >= g}``), ``cohort_trends`` (``{g: lambda_g}``) and
-            ``partition_trend`` (the extra per-period trends of cohort-``g`` units and of
-            eligible units).
-        ``cohort_values`` : numpy.ndarray
-            Treated cohorts, sorted, int64.
+        ``att_config``, ``cohort_values``
+            As in :func:`moderndid.data.gen_did_scalable` (``true_att`` for eligible units);
+            ``att_config`` also holds ``cohort_trends`` (``{g: lambda_g}``) and
+            ``partition_trend``, the extra per-period trends of cohort-``g`` and eligible units.
         ``n_periods``, ``n_covariates``, ``dgp_type``, ``panel``, ``confounding``
             The arguments.
 
