@@ -129,9 +129,8 @@ def _simulate(
     panel: bool,
     confounding: bool,
     random_state: _Seed,
-    wide: bool,
 ) -> dict[str, Any]:
-    """Shared simulator: long (and wide) data plus per-unit draws for the callers."""
+    """Shared simulator: long (and, panel only, wide) data plus per-unit draws."""
     pd = _import_pandas()
     rng = np.random.default_rng(random_state)
     T, K, C = n_periods, n_covariates, cohorts.size
@@ -184,14 +183,13 @@ def _simulate(
             if rows.size and periods.size:
                 block = np.ix_(rows, periods)
                 y[block] += att[c, periods][None, :] + effect_dev[rows][:, None]
-        if wide:  # own contiguous copies of the y columns: no memory shared with data["y"]
-            data_wide = pd.DataFrame(
-                {"id": np.arange(1, n + 1, dtype=np.int64), **units}
-                | {f"y_t{j + 1}": np.ascontiguousarray(y[:, j]) for j in range(T)}
-                | {f"cov{k + 1}": x[k] for k in range(K)}
-                | {"cluster": cluster},
-                copy=False,
-            )
+        data_wide = pd.DataFrame(  # own contiguous y copies: no memory shared with data["y"]
+            {"id": np.arange(1, n + 1, dtype=np.int64), **units}
+            | {f"y_t{j + 1}": np.ascontiguousarray(y[:, j]) for j in range(T)}
+            | {f"cov{k + 1}": x[k] for k in range(K)}
+            | {"cluster": cluster},
+            copy=False,
+        )
     else:
         time = np.repeat(np.arange(1, T + 1, dtype=np.int64), n)
         y = rng.standard_normal(n_draw)
@@ -202,7 +200,6 @@ def _simulate(
     return {
         "data": pd.DataFrame(_long_columns(units, y, x, cluster, time), copy=False),
         "data_wide": data_wide,
-        "code": code,
         "group": group,
         "partition": partition,
         "effect_dev": effect_dev,
@@ -313,10 +310,10 @@ def gen_ddd_2periods(
     att = _check_finite("att", att)
     panel, confounding = bool(panel), bool(confounding)
     cohorts = np.array([2], dtype=np.int64)
-    sim = _simulate(n, dgp_type, cohorts, 2, 4, att, panel, confounding, random_state, False)
+    sim = _simulate(n, dgp_type, cohorts, 2, 4, att, panel, confounding, random_state)
     data = sim["data"].rename(columns={"group": "state"})
     data["state"] = (data["state"].to_numpy() > 0).astype(np.int64)
-    treated = (sim["code"] > 0) & (sim["partition"] == 1)
+    treated = (sim["group"] > 0) & (sim["partition"] == 1)
     if not panel:
         treated &= sim["time_unit"] == 2
     oracle = float(att + sim["effect_dev"][treated].mean()) if treated.any() else math.nan
@@ -548,7 +545,7 @@ def _staggered(
     panel, confounding = bool(panel), bool(confounding)
     cohorts = _cohort_periods(n_periods, n_cohorts)
     sim = _simulate(n, dgp_type, cohorts, n_periods, n_covariates, att_base, panel, confounding,
-                    random_state, True)
+                    random_state)
     out = {
         "data": sim["data"],
         "data_wide": sim["data_wide"],
