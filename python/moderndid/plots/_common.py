@@ -15,26 +15,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.container import ErrorbarContainer
     from matplotlib.figure import Figure
 
-INSTALL_HINT = (
-    "moderndid's plotting functions need matplotlib, an optional dependency: "
-    "pip install 'moderndid[plots]' (or pip install matplotlib)"
-)
-
 PRE_COLOR = "#1f77b4"
 POST_COLOR = "#d62728"
 PRE_MARKER = "o"
 POST_MARKER = "s"
-REF_COLOR = "0.25"
-ONSET_COLOR = "0.45"
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-           "#17becf", "#7f7f7f", "#bcbd22")
-MARKERS = ("o", "s", "D", "^", "v", "P", "X", "p")
-
-ZERO_LINE_GID = "moderndid-zero-line"
-ONSET_LINE_GID = "moderndid-onset-line"
-OVERALL_LINE_GID = "moderndid-overall-line"
-OVERALL_BAND_GID = "moderndid-overall-band"
-
 MAX_EXPLICIT_TICKS = 25
 
 
@@ -43,7 +27,10 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+        raise ImportError(
+            "moderndid's plotting functions need matplotlib, an optional dependency: "
+            "pip install 'moderndid[plots]' (or pip install matplotlib)"
+        ) from exc
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
@@ -160,12 +147,12 @@ def draw_points(
 def zero_line(ax: Axes, *, vertical: bool = False) -> None:
     """Solid reference line at 0."""
     line = ax.axvline if vertical else ax.axhline
-    line(0.0, color=REF_COLOR, linewidth=0.9, zorder=1, gid=ZERO_LINE_GID)
+    line(0.0, color="0.25", linewidth=0.9, zorder=1, gid="moderndid-zero-line")
 
 
 def onset_line(ax: Axes, x: float) -> None:
     """Dashed vertical line at treatment onset."""
-    ax.axvline(x, color=ONSET_COLOR, linestyle="--", linewidth=0.9, zorder=1, gid=ONSET_LINE_GID)
+    ax.axvline(x, color="0.45", linestyle="--", linewidth=0.9, zorder=1, gid="moderndid-onset-line")
 
 
 def add_legend(

@@ -15,8 +15,6 @@ from moderndid.core.report import (
 )
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
-    OVERALL_BAND_GID,
-    OVERALL_LINE_GID,
     POST_COLOR,
     PRE_COLOR,
     add_legend,
@@ -119,11 +117,11 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
     overall_se = float(getattr(result, "overall_se", np.nan))
     if np.isfinite(overall):
         line = ax.axvline(overall, color=POST_COLOR, linestyle="--", linewidth=1.3, zorder=2,
-                          gid=OVERALL_LINE_GID)
+                          gid="moderndid-overall-line")
         if np.isfinite(overall_se):
             z = normal_quantile(alpha)
             ax.axvspan(overall - z * overall_se, overall + z * overall_se, color=POST_COLOR,
-                       alpha=0.15, linewidth=0, zorder=0, gid=OVERALL_BAND_GID)
+                       alpha=0.15, linewidth=0, zorder=0, gid="moderndid-overall-band")
             handles.append((Patch(facecolor=POST_COLOR, alpha=0.3, linewidth=0), line))
             names.append(f"Overall ATT ({level_label(alpha)} CI)")
         else:

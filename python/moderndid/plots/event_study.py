@@ -10,8 +10,6 @@ import numpy as np
 from moderndid.core.report import EVENT_STUDY_TYPES
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
-    MARKERS,
-    PALETTE,
     POST_COLOR,
     POST_MARKER,
     PRE_COLOR,
@@ -37,6 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["plot_event_study"]
 
 _REQUIRED = ("event_times", "att_by_event", "se_by_event", "critical_values")
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+            "#17becf", "#7f7f7f", "#bcbd22")
+_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "p")
 
 
 def _event_series(result: Any, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -73,7 +74,7 @@ def _colors_for(colors: Any, n_results: int) -> list[tuple[Any, Any]]:
     if colors is None:
         if n_results == 1:
             return [(PRE_COLOR, POST_COLOR)]
-        return [(PALETTE[i % len(PALETTE)],) * 2 for i in range(n_results)]
+        return [(_PALETTE[i % len(_PALETTE)],) * 2 for i in range(n_results)]
     if is_color_like(colors):
         if n_results > 1:
             raise InvalidOptionError(
@@ -216,7 +217,7 @@ def plot_event_study(
                 continue
             phase = "Post-treatment" if post else "Pre-treatment"
             if multi:
-                    marker, label = MARKERS[i % len(MARKERS)], f"{names[i]}: {phase.lower()}"
+                    marker, label = _MARKERS[i % len(_MARKERS)], f"{names[i]}: {phase.lower()}"
             else:
                 marker, label = (POST_MARKER if post else PRE_MARKER), phase
             handle = draw_points(ax, event[sel] + offset, att[sel], half[sel],

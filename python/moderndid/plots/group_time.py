@@ -43,17 +43,13 @@ def _select_groups(all_groups: np.ndarray, groups: Any) -> list[Any]:
     asked = [groups] if np.isscalar(groups) else list(groups)
     if not asked:
         raise InvalidOptionError("groups must name at least one cohort")
-    chosen: list[Any] = []
     for g in asked:
-        match = [c for c in cohorts if c == g]
-        if not match:
+        if g not in cohorts:
             raise InvalidOptionError(
                 f"group {g!r} is not a cohort of the result; cohorts: "
                 f"{', '.join(fmt_label(c) for c in cohorts)}"
             )
-        if match[0] not in chosen:
-            chosen.append(match[0])
-    return chosen
+    return list(dict.fromkeys(cohorts[cohorts.index(g)] for g in asked))  # in order, once
 
 
 def plot_gt(
@@ -153,8 +149,7 @@ def plot_gt(
         t = times_f[mask]
         order = np.argsort(t, kind="stable")
         t, a, h = t[order], att[mask][order], half[mask][order]
-        g_val = float(g)
-        is_post = t >= g_val
+        is_post = t >= float(g)
         zero_line(ax)
         if (~is_post).any() and is_post.any():
             onset_line(ax, (t[~is_post].max() + t[is_post].min()) / 2.0)
@@ -174,14 +169,12 @@ def plot_gt(
             ax.set_xlabel("Time")
         if c == 0 or not sharey:
             ax.set_ylabel("ATT(g,t)")
-    for k in range(n_panels, nrows * ncols):
-        r, c = divmod(k, ncols)
-        axes[r, c].remove()
+    for ax in axes.flat[n_panels:]:
+        ax.remove()
 
     order_labels = [x for x in ("Pre-treatment", "Post-treatment") if x in handles]
-    note = band_note(result, alpha)
-    add_legend(fig, axes[0, 0], [handles[x] for x in order_labels], order_labels, title=note,
-               outside=True, ncols=len(order_labels))
+    add_legend(fig, axes[0, 0], [handles[x] for x in order_labels], order_labels,
+               title=band_note(result, alpha), outside=True, ncols=len(order_labels))
     if title is not None:
         fig.suptitle(title)
     return fig
