@@ -171,7 +171,8 @@ def add_legend(
     (where it cannot collide with the caller's layout)."""
     common: dict[str, Any] = {"title": title, "fontsize": "small", "title_fontsize": "small"}
     if outside:
-        fig.legend(handles, labels, loc=f"outside {side}", ncols=max(1, min(ncols, len(labels))),
-                   frameon=False, **common)
+        fig.legend(handles, labels, frameon=False, ncols=max(1, min(ncols, len(labels))),
+                   loc="outside right upper" if side == "right upper" else "outside lower center",
+                   **common)
     else:
         ax.legend(handles, labels, loc="best", framealpha=0.9, **common)
