@@ -75,31 +75,25 @@ def _colors_for(colors: Any, n_results: int) -> list[tuple[Any, Any]]:
         if n_results == 1:
             return [(PRE_COLOR, POST_COLOR)]
         return [(_PALETTE[i % len(_PALETTE)],) * 2 for i in range(n_results)]
-    if is_color_like(colors):
-        if n_results > 1:
-            raise InvalidOptionError(
-                f"colors must give one colour per result ({n_results}), got a single colour"
-            )
-        return [(colors, colors)]
-    if isinstance(colors, str) or not isinstance(colors, Sequence):
+    single = is_color_like(colors)
+    if not single and (isinstance(colors, str) or not isinstance(colors, Sequence)):
         raise InvalidOptionError(
             f"colors must be a colour or a sequence of colours, got {colors!r}"
         )
-    cols = list(colors)
+    cols = [colors] if single else list(colors)
     bad = [c for c in cols if not is_color_like(c)]
     if bad:
         raise InvalidOptionError(f"not a matplotlib colour: {bad[0]!r}")
-    if n_results == 1:
-        if len(cols) in (1, 2):
-            return [(cols[0], cols[-1])]
+    if n_results == 1 and len(cols) not in (1, 2):
         raise InvalidOptionError(
             "for a single event study, colors is one colour or two (pre-treatment, "
             f"post-treatment), got {len(cols)}"
         )
+    if n_results == 1:
+        return [(cols[0], cols[-1])]
     if len(cols) != n_results:
-        raise InvalidOptionError(
-            f"colors must give one colour per result ({n_results}), got {len(cols)}"
-        )
+        got = "a single colour" if single else len(cols)
+        raise InvalidOptionError(f"colors must give one colour per result ({n_results}), got {got}")
     return [(c, c) for c in cols]
 
 
