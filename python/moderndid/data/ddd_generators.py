@@ -2,23 +2,13 @@ r"""Simulated triple-differences (DDD) data with a known ATT.
 
 The designs follow the spirit of the Monte Carlo study of Ortiz-Villavicencio & Sant'Anna
 (2025): every unit belongs to a treated or an untreated state (or to a staggered adoption
-cohort) and to an eligible or an ineligible *partition*; only eligible units of treated
-states are treated, from their cohort's first treatment period on. Covariates drive both
-subgroup membership (a multinomial logit over the cohort x partition cells) and the
-outcome's level and trend, and the untreated outcome carries cohort/state-specific and
-partition-specific trends. Hence
-
-* a DiD among eligible units only (treated vs untreated states) is biased by the
-  state-specific trend,
-* a DiD among treated states only (eligible vs ineligible units) is biased by the
-  partition-specific trend,
-* the DDD (which differences both out) identifies the ATT conditionally on the covariates,
-  and also unconditionally when subgroup membership does not depend on the covariates
-  (``confounding=False``).
-
-As in :func:`moderndid.data.gen_did_scalable`, ``dgp_type`` selects which working models
-(linear in the observed covariates) are correctly specified, through the Kang & Schafer
-(2007) transforms.
+cohort) and to an eligible or an ineligible *partition*; only eligible units of treated states
+are treated, from their cohort's first treatment period on. Covariates drive subgroup
+membership and the outcome, whose untreated path carries state- and partition-specific
+trends: DiD among eligible units or within treated states is biased, while the DDD identifies
+the ATT conditionally on the covariates (unconditionally too with ``confounding=False``). As
+in :func:`moderndid.data.gen_did_scalable`, ``dgp_type`` selects which working models (linear
+in the observed covariates) are correctly specified, through the Kang & Schafer transforms.
 """
 
 from __future__ import annotations
@@ -137,13 +127,11 @@ def _simulate(
     n_draw = n if panel else n * T
     att, post = _att_table(cohorts, T, att_base)
 
-    # --- covariates (one contiguous row per covariate) -----------------------------------
     x = rng.standard_normal((K, n_draw))
     w_ps, w_or = _working_covariates(x[:4], dgp_type)
 
-    # --- subgroup: cohort by a multinomial logit, then partition by a logit given cohort --
-    # P(g, q | X) = P(g | X) P(q | g, X) is itself a multinomial logit over the 2(C+1)
-    # cohort x partition cells.
+    # Cohort by a multinomial logit, then partition by a logit given cohort: P(g, q | X) =
+    # P(g | X) P(q | g, X) is itself a multinomial logit over the 2(C+1) cohort x partition cells.
     kappa, alpha = _cohort_logit(C, confounding)
     u_cohort = rng.random(n_draw)
     u_part = rng.random(n_draw)
@@ -161,7 +149,6 @@ def _simulate(
     group = np.concatenate([[0], cohorts]).astype(np.int64)[code]
     cluster = rng.integers(1, N_CLUSTERS + 1, size=n_draw, dtype=np.int64)
 
-    # --- outcome ------------------------------------------------------------------------
     m = _OR_COEF @ w_or
     level = m + group / T + _PARTITION_LEVEL * partition + rng.standard_normal(n_draw)
     if K > 4:

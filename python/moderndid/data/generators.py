@@ -348,18 +348,15 @@ def gen_did_scalable(
     cohorts = _cohort_periods(T, C)
     att, _ = _att_table(cohorts, T, att_base)  # (C + 1, T)
 
-    # --- covariates: one contiguous row per covariate ---------------------------------------
     x = rng.standard_normal((K, n_draw))
     w_ps, w_or = _working_covariates(x[:4], dgp_type)
 
-    # --- cohort assignment: multinomial logit over (never, cohort_1..cohort_C) ---------------
     kappa, alpha = _cohort_logit(C, confounding=True)
     code = _draw_cohorts(_PS_COEF @ w_ps, kappa, alpha, rng.random(n_draw))
     group = np.concatenate([[0], cohorts]).astype(np.int64)[code]
 
     cluster = rng.integers(1, N_CLUSTERS + 1, size=n_draw, dtype=np.int64)
 
-    # --- outcome ----------------------------------------------------------------------------
     m = _OR_COEF @ w_or  # covariate index: level and trend slope
     level = m + group / T + rng.standard_normal(n_draw)
     if K > 4:
@@ -385,7 +382,6 @@ def gen_did_scalable(
         y += time * (1.0 + m)
         y += att[code, time - 1]
         data_wide = None
-    # over the fresh arrays, without a copy
     data = pd.DataFrame(_long_columns({"group": group}, y, x, cluster, time), copy=False)
     return {
         "data": data,
