@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine in ("both", "spark"):
         results["spark"] = _run_spark(data, options)
 
-    result = results.get("spark", results.get("in-memory"))
-    assert result is not None
+    result = results["spark" if "spark" in results else "in-memory"]
     if len(results) == 2:
         gap = np.nanmax(np.abs(results["spark"].att_gt - results["in-memory"].att_gt))
         se_gap = np.nanmax(np.abs(results["spark"].se_gt - results["in-memory"].se_gt))
@@ -66,10 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     event_study = aggte(result, type="dynamic")
     print(result)
     print(event_study)
-    truth = sim["att_config"].get("true_att_event")
-    if truth:
-        print("True event-time ATTs of the generator:",
-              {int(k): round(float(v), 3) for k, v in sorted(truth.items()) if k >= 0})
+    truth = sim["att_config"]["true_att_event"]
+    print("True event-time ATTs of the generator:",
+          {int(k): round(float(v), 3) for k, v in sorted(truth.items()) if k >= 0})
     png = pathlib.Path(args.png or pathlib.Path(tempfile.gettempdir()) / "moderndid_event_study.png")
     fig = plot_event_study(event_study, title="Event study (generated panel, DR, bootstrap)")
     png.parent.mkdir(parents=True, exist_ok=True)

@@ -112,13 +112,12 @@ def plot_gt(
             f"{', '.join(missing)}.{hint}"
         )
     all_groups = np.atleast_1d(as_array(result.groups))
-    all_times = np.atleast_1d(as_array(result.times))
     n = all_groups.shape[0]
     if n == 0:
         raise InvalidOptionError("the result holds no group-time estimates to plot")
     att = as_float(result.att_gt, "att_gt", n)
     se = as_float(result.se_gt, "se_gt", n)
-    times_f = as_float(all_times, "times", n)
+    times_f = as_float(result.times, "times", n)
     alpha = alpha_of(result)
     cv = result.critical_value
     crit = normal_quantile(alpha) if cv is None else float(cv)
