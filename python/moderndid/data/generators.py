@@ -256,10 +256,8 @@ def gen_did_scalable(
             (``{g: mean of ATT(g, t) over t >= g}``).
         ``cohort_values`` : numpy.ndarray
             The treated cohorts (first-treatment periods), sorted, int64.
-        ``n_periods`` : int
-        ``n_covariates`` : int
-        ``dgp_type`` : int
-        ``panel`` : bool
+        ``n_periods``, ``n_covariates``, ``dgp_type``, ``panel``
+            The arguments.
 
     Raises
     ------
