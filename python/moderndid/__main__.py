@@ -22,6 +22,7 @@ import numpy as np
 from moderndid.data import gen_did_scalable
 from moderndid.did.aggte import aggte
 from moderndid.did.att_gt import att_gt
+from moderndid.plots import plot_event_study
 
 COVARIATES = "~ cov1 + cov2 + cov3 + cov4"
 
@@ -55,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.engine in ("both", "spark"):
         results["spark"] = _run_spark(data, options)
 
-    result = results.get("spark", results.get("in-memory"))
-    assert result is not None
+    result = results["spark" if "spark" in results else "in-memory"]
     if len(results) == 2:
         gap = np.nanmax(np.abs(results["spark"].att_gt - results["in-memory"].att_gt))
         se_gap = np.nanmax(np.abs(results["spark"].se_gt - results["in-memory"].se_gt))
@@ -65,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     event_study = aggte(result, type="dynamic")
     print(result)
     print(event_study)
-    truth = sim["att_config"].get("true_att_event")
-    if truth:
-        print("True event-time ATTs of the generator:",
-              {int(k): round(float(v), 3) for k, v in sorted(truth.items()) if k >= 0})
-    png = pathlib.Path(args.png) if args.png else pathlib.Path(tempfile.gettempdir()) / (
-        "moderndid_event_study.png")
-    _plot(event_study, png)
+    truth = sim["att_config"]["true_att_event"]
+    print("True event-time ATTs of the generator:",
+          {int(k): round(float(v), 3) for k, v in sorted(truth.items()) if k >= 0})
+    png = pathlib.Path(args.png or pathlib.Path(tempfile.gettempdir()) / "moderndid_event_study.png")
+    fig = plot_event_study(event_study, title="Event study (generated panel, DR, bootstrap)")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120, bbox_inches="tight")
     print(f"Event-study plot written to {png.resolve()}")
     return 0
 
@@ -95,14 +95,6 @@ def _run_spark(data: Any, options: dict[str, Any]) -> Any:
     print(f"Spark att_gt (distributed: unit table + passes on executors): "
           f"{time.perf_counter() - start:.2f} s")
     return result
-
-
-def _plot(event_study: Any, png: pathlib.Path) -> None:
-    from moderndid.plots import plot_event_study
-
-    fig = plot_event_study(event_study, title="Event study (generated panel, DR, bootstrap)")
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=120, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,6 @@ from moderndid.data.generators import gen_did_scalable
 from moderndid.data.mpdta import load_mpdta, load_mpdta_arrow
 
 __all__ = [
-    "gen_ddd_2periods",
-    "gen_ddd_mult_periods",
-    "gen_ddd_scalable",
-    "gen_did_scalable",
-    "load_mpdta",
-    "load_mpdta_arrow",
+    "gen_ddd_2periods", "gen_ddd_mult_periods", "gen_ddd_scalable", "gen_did_scalable",
+    "load_mpdta", "load_mpdta_arrow",
 ]

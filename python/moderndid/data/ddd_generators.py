@@ -2,23 +2,13 @@ r"""Simulated triple-differences (DDD) data with a known ATT.
 
 The designs follow the spirit of the Monte Carlo study of Ortiz-Villavicencio & Sant'Anna
 (2025): every unit belongs to a treated or an untreated state (or to a staggered adoption
-cohort) and to an eligible or an ineligible *partition*; only eligible units of treated
-states are treated, from their cohort's first treatment period on. Covariates drive both
-subgroup membership (a multinomial logit over the cohort x partition cells) and the
-outcome's level and trend, and the untreated outcome carries cohort/state-specific and
-partition-specific trends. Hence
-
-* a DiD among eligible units only (treated vs untreated states) is biased by the
-  state-specific trend,
-* a DiD among treated states only (eligible vs ineligible units) is biased by the
-  partition-specific trend,
-* the DDD (which differences both out) identifies the ATT conditionally on the covariates,
-  and also unconditionally when subgroup membership does not depend on the covariates
-  (``confounding=False``).
-
-As in :func:`moderndid.data.gen_did_scalable`, ``dgp_type`` selects which working models
-(linear in the observed covariates) are correctly specified, through the Kang & Schafer
-(2007) transforms.
+cohort) and to an eligible or an ineligible *partition*; only eligible units of treated states
+are treated, from their cohort's first treatment period on. Covariates drive subgroup
+membership and the outcome, whose untreated path carries state- and partition-specific
+trends: DiD among eligible units or within treated states is biased, while the DDD identifies
+the ATT conditionally on the covariates (unconditionally too with ``confounding=False``). As
+in :func:`moderndid.data.gen_did_scalable`, ``dgp_type`` selects which working models (linear
+in the observed covariates) are correctly specified, through the Kang & Schafer transforms.
 """
 
 from __future__ import annotations
@@ -129,22 +119,19 @@ def _simulate(
     panel: bool,
     confounding: bool,
     random_state: _Seed,
-    wide_prefix: str | None,
 ) -> dict[str, Any]:
-    """Shared simulator: long (and wide) data plus per-unit draws for the callers."""
+    """Shared simulator: long (and, panel only, wide) data plus per-unit draws."""
     pd = _import_pandas()
     rng = np.random.default_rng(random_state)
     T, K, C = n_periods, n_covariates, cohorts.size
     n_draw = n if panel else n * T
     att, post = _att_table(cohorts, T, att_base)
 
-    # --- covariates (one contiguous row per covariate) -----------------------------------
     x = rng.standard_normal((K, n_draw))
     w_ps, w_or = _working_covariates(x[:4], dgp_type)
 
-    # --- subgroup: cohort by a multinomial logit, then partition by a logit given cohort --
-    # P(g, q | X) = P(g | X) P(q | g, X) is itself a multinomial logit over the 2(C+1)
-    # cohort x partition cells.
+    # Cohort by a multinomial logit, then partition by a logit given cohort: P(g, q | X) =
+    # P(g | X) P(q | g, X) is itself a multinomial logit over the 2(C+1) cohort x partition cells.
     kappa, alpha = _cohort_logit(C, confounding)
     u_cohort = rng.random(n_draw)
     u_part = rng.random(n_draw)
@@ -162,7 +149,6 @@ def _simulate(
     group = np.concatenate([[0], cohorts]).astype(np.int64)[code]
     cluster = rng.integers(1, N_CLUSTERS + 1, size=n_draw, dtype=np.int64)
 
-    # --- outcome ------------------------------------------------------------------------
     m = _OR_COEF @ w_or
     level = m + group / T + _PARTITION_LEVEL * partition + rng.standard_normal(n_draw)
     if K > 4:
@@ -171,31 +157,26 @@ def _simulate(
     effect_dev = _EFFECT_SD * rng.standard_normal(n_draw)
     del w_ps, w_or, m
 
-    cov_names = [f"cov{k + 1}" for k in range(K)]
     treated = partition == 1  # eligible; the post mask selects treated cohorts and periods
+    units = {"group": group, "partition": partition}
+    data_wide = time = None
     if panel:
-        t = np.arange(1, T + 1, dtype=np.float64)
         y = rng.standard_normal((n, T))
         y += level[:, None]
-        y += slope_t[:, None] * t[None, :]
+        y += slope_t[:, None] * np.arange(1, T + 1, dtype=np.float64)[None, :]
         for c in range(1, C + 1):  # treated (eligible) units of cohort c, post periods only
             rows = np.flatnonzero((code == c) & treated)
             periods = np.flatnonzero(post[c])
             if rows.size and periods.size:
                 block = np.ix_(rows, periods)
                 y[block] += att[c, periods][None, :] + effect_dev[rows][:, None]
-        ids = np.arange(1, n + 1, dtype=np.int64)
-        cols = _long_columns({"group": group, "partition": partition}, y, x, cluster, None)
-        data_wide = None
-        if wide_prefix is not None:
-            wide: dict[str, NDArray] = {"id": ids, "group": group, "partition": partition}
-            for j in range(T):  # own contiguous copies: no memory shared with data["y"]
-                wide[f"{wide_prefix}{j + 1}"] = np.ascontiguousarray(y[:, j])
-            for k, name in enumerate(cov_names):
-                wide[name] = x[k]
-            wide["cluster"] = cluster
-            data_wide = pd.DataFrame(wide, copy=False)
-        time_unit = None
+        data_wide = pd.DataFrame(  # own contiguous y copies: no memory shared with data["y"]
+            {"id": np.arange(1, n + 1, dtype=np.int64), **units}
+            | {f"y_t{j + 1}": np.ascontiguousarray(y[:, j]) for j in range(T)}
+            | {f"cov{k + 1}": x[k] for k in range(K)}
+            | {"cluster": cluster},
+            copy=False,
+        )
     else:
         time = np.repeat(np.arange(1, T + 1, dtype=np.int64), n)
         y = rng.standard_normal(n_draw)
@@ -203,17 +184,13 @@ def _simulate(
         y += slope_t * time
         mask = post[code, time - 1] & treated
         y += np.where(mask, att[code, time - 1] + effect_dev, 0.0)
-        cols = _long_columns({"group": group, "partition": partition}, y, x, cluster, time)
-        data_wide = None
-        time_unit = time
     return {
-        "data": pd.DataFrame(cols, copy=False),
+        "data": pd.DataFrame(_long_columns(units, y, x, cluster, time), copy=False),
         "data_wide": data_wide,
-        "code": code,
         "group": group,
         "partition": partition,
         "effect_dev": effect_dev,
-        "time_unit": time_unit,
+        "time_unit": time,
         "att": att,
     }
 
@@ -229,11 +206,6 @@ def _att_config(cohorts: NDArray, n_periods: int, att_base: float, att: NDArray)
     }
     config["partition_trend"] = PARTITION_TREND
     return config
-
-
-# ---------------------------------------------------------------------------------------
-# two periods
-# ---------------------------------------------------------------------------------------
 
 
 def gen_ddd_2periods(
@@ -325,10 +297,10 @@ def gen_ddd_2periods(
     att = _check_finite("att", att)
     panel, confounding = bool(panel), bool(confounding)
     cohorts = np.array([2], dtype=np.int64)
-    sim = _simulate(n, dgp_type, cohorts, 2, 4, att, panel, confounding, random_state, None)
+    sim = _simulate(n, dgp_type, cohorts, 2, 4, att, panel, confounding, random_state)
     data = sim["data"].rename(columns={"group": "state"})
     data["state"] = (data["state"].to_numpy() > 0).astype(np.int64)
-    treated = (sim["code"] > 0) & (sim["partition"] == 1)
+    treated = (sim["group"] > 0) & (sim["partition"] == 1)
     if not panel:
         treated &= sim["time_unit"] == 2
     oracle = float(att + sim["effect_dev"][treated].mean()) if treated.any() else math.nan
@@ -400,11 +372,6 @@ def _efficiency_bound(dgp_type: int, panel: bool, confounding: bool) -> float:
     return float(integrand.mean() / p4_bar**2)
 
 
-# ---------------------------------------------------------------------------------------
-# staggered adoption
-# ---------------------------------------------------------------------------------------
-
-
 def gen_ddd_mult_periods(
     n: int,
     dgp_type: int = 1,
@@ -424,18 +391,10 @@ def gen_ddd_mult_periods(
 
     Parameters
     ----------
-    n : int
-        Number of units (``panel=True``) or units drawn per period (``panel=False``).
-    dgp_type : {1, 2, 3, 4}, default 1
-        Misspecification scenario; see :func:`gen_ddd_2periods`.
-    panel : bool, default True
-        Balanced panel, or repeated cross-sections with ``n`` fresh units per period.
-    random_state : int, numpy.random.Generator, numpy.random.SeedSequence or None
-        Seed for :func:`numpy.random.default_rng`.
+    n, dgp_type, panel, random_state, confounding
+        As in :func:`gen_ddd_2periods` (``confounding`` is keyword only).
     att_base : float, default 10.0
         ATT on impact (keyword only); ``ATT(g, t) = att_base * (1 + 0.1 (t - g))``.
-    confounding : bool, default True
-        Keyword only; ``False`` makes subgroup membership independent of the covariates.
 
     Returns
     -------
@@ -457,29 +416,25 @@ def gen_ddd_mult_periods(
         ``panel``, ``confounding``
             As returned by :func:`gen_ddd_scalable`.
     """
-    n = _check_int("n", n, 1)
-    dgp_type = _check_dgp(dgp_type)
-    att_base = _check_finite("att_base", att_base)
-    out = _staggered(n, dgp_type, 3, 2, 4, att_base, bool(panel), bool(confounding), random_state)
-    sim = out.pop("_sim")
+    out, sim = _staggered(n, dgp_type, 3, 2, 4, att_base, panel, confounding, random_state)
     group, partition, dev = sim["group"], sim["partition"], sim["effect_dev"]
     elig_treated = (group > 0) & (partition == 1)
     at_impact = elig_treated if panel else elig_treated & (sim["time_unit"] == group)
+    att_base = out["att_config"]["att_base"]  # checked: a float
     es0 = float(att_base + dev[at_impact].mean()) if at_impact.any() else math.nan
     n_et = int(elig_treated.sum())
     shares = {
         g: (float(((group == g) & (partition == 1)).sum() / n_et) if n_et else math.nan)
         for g in (2, 3)
     }
-    result = {
+    return {
         "data": out.pop("data"),
         "data_wide": out.pop("data_wide"),
         "es_0_oracle": es0,
         "prob_g2_p1": shares[2],
         "prob_g3_p1": shares[3],
+        **out,
     }
-    result.update(out)
-    return result
 
 
 def gen_ddd_scalable(
@@ -501,27 +456,13 @@ def gen_ddd_scalable(
 
     Parameters
     ----------
-    n : int
-        Number of units (``panel=True``) or units drawn per period (``panel=False``).
-    dgp_type : {1, 2, 3, 4}, default 1
-        Misspecification scenario; see :func:`gen_ddd_2periods`.
-    n_periods : int, default 10
-        Number of periods ``T`` (periods ``1..T``), >= 2.
-    n_cohorts : int, default 8
-        Number of treated cohorts, between 1 and ``n_periods - 1``; they start at
-        ``round(linspace(2, T, C))`` (the middle period when ``C == 1``).
-    n_covariates : int, default 20
-        Number of covariates ``K >= 4``; the first four drive membership and outcome
-        trends, the others only shift outcome levels.
-    att_base : float, default 10.0
-        ATT on impact (event time 0).
-    panel : bool, default True
-        Balanced panel, or repeated cross-sections with ``n`` fresh units per period.
-    random_state : int, numpy.random.Generator, numpy.random.SeedSequence or None
-        Seed for :func:`numpy.random.default_rng`.
-    confounding : bool, default True
-        Keyword only; ``False`` makes cohort and partition membership independent of the
-        covariates (which then only shift outcome levels and trends).
+    n, dgp_type, panel, random_state, confounding
+        As in :func:`gen_ddd_2periods` (``confounding`` is keyword only).
+    n_periods, n_cohorts, n_covariates, att_base
+        As in :func:`moderndid.data.gen_did_scalable`: ``T >= 2`` periods ``1..T``,
+        ``1 <= C <= T - 1`` treated cohorts starting at ``round(linspace(2, T, C))`` (the
+        middle period when ``C == 1``), ``K >= 4`` covariates (the first four drive
+        membership and outcome trends) and the ATT on impact (event time 0).
 
     Returns
     -------
@@ -534,15 +475,10 @@ def gen_ddd_scalable(
         ``data_wide`` : pandas.DataFrame or None
             Panel only: ``id``, ``group``, ``partition``, ``y_t1`` .. ``y_tT``,
             ``cov1`` .. ``covK``, ``cluster``.
-        ``att_config`` : dict
-            ``att_base``, ``dynamic``, ``slope``, ``formula``, ``true_att``
-            (``{(g, t): ATT(g, t)}`` for eligible units of every cohort and period, zero
-            before treatment), ``true_att_event`` (``{e: ATT}``), ``true_att_group``
-            (``{g: mean over t >= g}``), ``cohort_trends`` (``{g: lambda_g}``) and
-            ``partition_trend`` (the extra per-period trends of cohort-``g`` units and of
-            eligible units).
-        ``cohort_values`` : numpy.ndarray
-            Treated cohorts, sorted, int64.
+        ``att_config``, ``cohort_values``
+            As in :func:`moderndid.data.gen_did_scalable` (``true_att`` for eligible units);
+            ``att_config`` also holds ``cohort_trends`` (``{g: lambda_g}``) and
+            ``partition_trend``, the extra per-period trends of cohort-``g`` and eligible units.
         ``n_periods``, ``n_covariates``, ``dgp_type``, ``panel``, ``confounding``
             The arguments.
 
@@ -570,17 +506,8 @@ def gen_ddd_scalable(
     eligible units and for DiD within cohorts, but not for the triple difference (no
     cohort x partition x time term), conditionally on the covariates.
     """
-    n = _check_int("n", n, 1)
-    dgp_type = _check_dgp(dgp_type)
-    n_periods = _check_int("n_periods", n_periods, 2)
-    n_cohorts = _check_int("n_cohorts", n_cohorts, 1)
-    n_covariates = _check_int("n_covariates", n_covariates, 4)
-    _check_cohorts(n_periods, n_cohorts)
-    att_base = _check_finite("att_base", att_base)
-    out = _staggered(n, dgp_type, n_periods, n_cohorts, n_covariates, att_base, bool(panel),
-                     bool(confounding), random_state)
-    out.pop("_sim")
-    return out
+    return _staggered(n, dgp_type, n_periods, n_cohorts, n_covariates, att_base, panel,
+                      confounding, random_state)[0]
 
 
 def _staggered(
@@ -590,14 +517,23 @@ def _staggered(
     n_cohorts: int,
     n_covariates: int,
     att_base: float,
-    panel: bool,
-    confounding: bool,
+    panel: Any,
+    confounding: Any,
     random_state: _Seed,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Checked arguments -> (the public result of the staggered designs, the raw simulation)."""
+    n = _check_int("n", n, 1)
+    dgp_type = _check_dgp(dgp_type)
+    n_periods = _check_int("n_periods", n_periods, 2)
+    n_cohorts = _check_int("n_cohorts", n_cohorts, 1)
+    n_covariates = _check_int("n_covariates", n_covariates, 4)
+    _check_cohorts(n_periods, n_cohorts)
+    att_base = _check_finite("att_base", att_base)
+    panel, confounding = bool(panel), bool(confounding)
     cohorts = _cohort_periods(n_periods, n_cohorts)
     sim = _simulate(n, dgp_type, cohorts, n_periods, n_covariates, att_base, panel, confounding,
-                    random_state, "y_t")
-    return {
+                    random_state)
+    out = {
         "data": sim["data"],
         "data_wide": sim["data_wide"],
         "att_config": _att_config(cohorts, n_periods, att_base, sim["att"]),
@@ -607,5 +543,5 @@ def _staggered(
         "dgp_type": dgp_type,
         "panel": panel,
         "confounding": confounding,
-        "_sim": sim,
     }
+    return out, sim

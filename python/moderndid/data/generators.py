@@ -256,10 +256,8 @@ def gen_did_scalable(
             (``{g: mean of ATT(g, t) over t >= g}``).
         ``cohort_values`` : numpy.ndarray
             The treated cohorts (first-treatment periods), sorted, int64.
-        ``n_periods`` : int
-        ``n_covariates`` : int
-        ``dgp_type`` : int
-        ``panel`` : bool
+        ``n_periods``, ``n_covariates``, ``dgp_type``, ``panel``
+            The arguments.
 
     Raises
     ------
@@ -348,49 +346,41 @@ def gen_did_scalable(
     cohorts = _cohort_periods(T, C)
     att, _ = _att_table(cohorts, T, att_base)  # (C + 1, T)
 
-    # --- covariates: one contiguous row per covariate ---------------------------------------
     x = rng.standard_normal((K, n_draw))
     w_ps, w_or = _working_covariates(x[:4], dgp_type)
 
-    # --- cohort assignment: multinomial logit over (never, cohort_1..cohort_C) ---------------
     kappa, alpha = _cohort_logit(C, confounding=True)
     code = _draw_cohorts(_PS_COEF @ w_ps, kappa, alpha, rng.random(n_draw))
     group = np.concatenate([[0], cohorts]).astype(np.int64)[code]
 
     cluster = rng.integers(1, N_CLUSTERS + 1, size=n_draw, dtype=np.int64)
 
-    # --- outcome ----------------------------------------------------------------------------
     m = _OR_COEF @ w_or  # covariate index: level and trend slope
     level = m + group / T + rng.standard_normal(n_draw)
     if K > 4:
         level += (_EXTRA_LEVEL_LOADING / (K - 4)) * x[4:].sum(axis=0)
     del w_or, w_ps
 
-    cov_names = [f"cov{k + 1}" for k in range(K)]
     if panel:
-        t = np.arange(1, T + 1, dtype=np.float64)
+        time = None
         y = rng.standard_normal((n, T))  # noise, then add the systematic part in place
         y += level[:, None]
-        y += t[None, :] * (1.0 + m[:, None])
+        y += np.arange(1, T + 1, dtype=np.float64)[None, :] * (1.0 + m[:, None])
         y += att[code]
-        cols = _long_columns({"group": group}, y, x, cluster, None)
-        ids = np.arange(1, n + 1, dtype=np.int64)
-        wide_cols: dict[str, NDArray] = {"id": ids, "group": group, "cluster": cluster}
-        for k, name in enumerate(cov_names):
-            wide_cols[name] = x[k]
-        for j in range(T):  # own contiguous copies: no memory shared with ``data["y"]``
-            wide_cols[f"y_{j + 1}"] = np.ascontiguousarray(y[:, j])
-        data = pd.DataFrame(cols, copy=False)  # over the fresh arrays, without a copy
-        data_wide = pd.DataFrame(wide_cols, copy=False)
+        data_wide = pd.DataFrame(  # own contiguous y copies: no memory shared with data["y"]
+            {"id": np.arange(1, n + 1, dtype=np.int64), "group": group, "cluster": cluster}
+            | {f"cov{k + 1}": x[k] for k in range(K)}
+            | {f"y_{j + 1}": np.ascontiguousarray(y[:, j]) for j in range(T)},
+            copy=False,
+        )
     else:
         time = np.repeat(np.arange(1, T + 1, dtype=np.int64), n)
         y = rng.standard_normal(n_draw)
         y += level
         y += time * (1.0 + m)
         y += att[code, time - 1]
-        data = pd.DataFrame(_long_columns({"group": group}, y, x, cluster, time), copy=False)
         data_wide = None
-
+    data = pd.DataFrame(_long_columns({"group": group}, y, x, cluster, time), copy=False)
     return {
         "data": data,
         "data_wide": data_wide,

@@ -18,10 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["load_mpdta", "load_mpdta_arrow"]
 
-_MPDTA_FILE = "mpdta.csv"
-_INT_COLUMNS = ("year", "countyreal", "first.treat", "treat")
-_FLOAT_COLUMNS = ("lpop", "lemp")
-_COLUMNS = ("year", "countyreal", "lpop", "lemp", "first.treat", "treat")
+# The columns in their returned order, with their types.
+_SCHEMA = {"year": "int64", "countyreal": "int64", "lpop": "float64", "lemp": "float64",
+           "first.treat": "int64", "treat": "int64"}
 
 
 def _import_pandas() -> Any:
@@ -38,7 +37,7 @@ def _import_pandas() -> Any:
 
 
 def _mpdta_resource() -> Traversable:
-    return resources.files("moderndid.data").joinpath("files", _MPDTA_FILE)
+    return resources.files("moderndid.data").joinpath("files", "mpdta.csv")
 
 
 def load_mpdta() -> pd.DataFrame:
@@ -95,14 +94,13 @@ def load_mpdta() -> pd.DataFrame:
     (2500, 6)
     """
     pd = _import_pandas()
-    dtypes = {c: "int64" for c in _INT_COLUMNS} | {c: "float64" for c in _FLOAT_COLUMNS}
     # pandas < 3 needs round_trip for bit-exact floats; pandas 3 parses exactly by default and
     # deprecates the argument.
     major = int(pd.__version__.split(".", 1)[0])
     precision = {"float_precision": "round_trip"} if major < 3 else {}
     with _mpdta_resource().open("rb") as fh:
-        df = pd.read_csv(fh, dtype=dtypes, **precision)
-    return df[list(_COLUMNS)]
+        df = pd.read_csv(fh, dtype=_SCHEMA, **precision)
+    return df[list(_SCHEMA)]
 
 
 def load_mpdta_arrow() -> pa.Table:
@@ -130,7 +128,7 @@ def load_mpdta_arrow() -> pa.Table:
     """
     from pyarrow import csv
 
-    types = {c: pa.int64() for c in _INT_COLUMNS} | {c: pa.float64() for c in _FLOAT_COLUMNS}
+    types = {c: pa.type_for_alias(t) for c, t in _SCHEMA.items()}
     with _mpdta_resource().open("rb") as fh:
         table = csv.read_csv(fh, convert_options=csv.ConvertOptions(column_types=types))
-    return table.select(list(_COLUMNS))
+    return table.select(list(_SCHEMA))

@@ -15,36 +15,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.container import ErrorbarContainer
     from matplotlib.figure import Figure
 
-INSTALL_HINT = (
-    "moderndid's plotting functions need matplotlib, an optional dependency: "
-    "pip install 'moderndid[plots]' (or pip install matplotlib)"
-)
-
 PRE_COLOR = "#1f77b4"
 POST_COLOR = "#d62728"
 PRE_MARKER = "o"
 POST_MARKER = "s"
-REF_COLOR = "0.25"
-ONSET_COLOR = "0.45"
-PALETTE = (
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#9467bd",
-    "#ff7f0e",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#7f7f7f",
-    "#bcbd22",
-)
-MARKERS = ("o", "s", "D", "^", "v", "P", "X", "p")
-
-ZERO_LINE_GID = "moderndid-zero-line"
-ONSET_LINE_GID = "moderndid-onset-line"
-OVERALL_LINE_GID = "moderndid-overall-line"
-OVERALL_BAND_GID = "moderndid-overall-band"
-
 MAX_EXPLICIT_TICKS = 25
 
 
@@ -53,31 +27,18 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+        raise ImportError(
+            "moderndid's plotting functions need matplotlib, an optional dependency: "
+            "pip install 'moderndid[plots]' (or pip install matplotlib)"
+        ) from exc
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
-    """A figure with constrained layout that is not registered with pyplot.
-
-    Building :class:`matplotlib.figure.Figure` directly keeps the plotting functions
-    free of global pyplot state and of interactive backends: they work headless, in
-    threads and in loops without accumulating open figures.
-    """
+    """A constrained-layout figure not registered with pyplot (no global state or interactive
+    backend: works headless, in threads and in loops without accumulating open figures)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
-
-
-def root_figure(ax: Axes) -> Figure:
-    """The top-level :class:`~matplotlib.figure.Figure` that holds ``ax``."""
-    from matplotlib.figure import Figure
-
-    fig: Any = ax.get_figure()
-    while fig is not None and not isinstance(fig, Figure):
-        fig = getattr(fig, "figure", None)  # SubFigure -> its parent
-    if fig is None:  # pragma: no cover - an Axes always belongs to a figure
-        raise InvalidOptionError("ax is not attached to a matplotlib figure")
-    return fig
 
 
 def alpha_of(result: Any) -> float:
@@ -96,8 +57,9 @@ def alpha_of(result: Any) -> float:
         return 0.05
 
 
-def band_note(alpha: float, uniform: bool) -> str:
+def band_note(result: Any, alpha: float) -> str:
     """Legend title describing the intervals, e.g. ``"95% pointwise intervals"``."""
+    uniform = bool(getattr(result, "uniform_bands", False))
     kind = "simultaneous bands" if uniform else "pointwise intervals"
     return f"{level_label(alpha)} {kind}"
 
@@ -123,26 +85,27 @@ def half_widths(se: np.ndarray, crit: np.ndarray | float) -> np.ndarray:
 def event_half_widths(result: Any, n: int, alpha: float) -> np.ndarray:
     """Half-widths of an aggregation's ``n`` intervals: ``critical_values * se_by_event``
     (the normal quantile without critical values; NaN without standard errors)."""
-    se = (
-        np.full(n, np.nan)
-        if result.se_by_event is None
-        else as_float(result.se_by_event, "se_by_event", n)
-    )
+    se = result.se_by_event
+    se = np.full(n, np.nan) if se is None else as_float(se, "se_by_event", n)
     cvals = getattr(result, "critical_values", None)
-    crit = (
-        np.full(n, normal_quantile(alpha))
-        if cvals is None
-        else as_float(cvals, "critical_values", n)
-    )
+    crit = np.full(n, normal_quantile(alpha)) if cvals is None else as_float(
+        cvals, "critical_values", n)
     return half_widths(se, crit)
 
 
 def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """``ax`` and the figure holding it, or a new figure (:func:`new_figure`) with one axes."""
-    if ax is not None:
-        return root_figure(ax), ax
-    fig = new_figure(figsize)
-    return fig, fig.add_subplot()
+    """``ax`` and the top-level figure holding it, or a new figure with one axes."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        new = new_figure(figsize)
+        return new, new.add_subplot()
+    fig: Any = ax.get_figure()
+    while fig is not None and not isinstance(fig, Figure):
+        fig = getattr(fig, "figure", None)  # SubFigure -> its parent
+    if fig is None:  # pragma: no cover - an Axes always belongs to a figure
+        raise InvalidOptionError("ax is not attached to a matplotlib figure")
+    return fig, ax
 
 
 def set_integer_ticks(axis: Any, values: Sequence[float] | np.ndarray) -> None:
@@ -170,23 +133,12 @@ def draw_points(
     horizontal: bool = False,
     markersize: float = 6.0,
 ) -> ErrorbarContainer:
-    """Point estimates with symmetric error bars ``y -/+ half`` (one errorbar container).
-
-    NaN half-widths give a point without an interval.
-    """
-    kwargs: dict[str, Any] = {
-        "fmt": marker,
-        "color": color,
-        "ecolor": color,
-        "markeredgecolor": color,
-        "markerfacecolor": color if filled else "white",
-        "markersize": markersize,
-        "elinewidth": 1.4,
-        "capsize": 3,
-        "capthick": 1.2,
-        "label": label,
-        "zorder": 3,
-    }
+    """Point estimates with error bars ``y -/+ half`` (NaN half-width: no bar), one container."""
+    kwargs: dict[str, Any] = dict(
+        fmt=marker, color=color, ecolor=color, markeredgecolor=color,
+        markerfacecolor=color if filled else "white", markersize=markersize, elinewidth=1.4,
+        capsize=3, capthick=1.2, label=label, zorder=3,
+    )
     if horizontal:
         return ax.errorbar(y, x, xerr=half, **kwargs)
     return ax.errorbar(x, y, yerr=half, **kwargs)
@@ -194,28 +146,13 @@ def draw_points(
 
 def zero_line(ax: Axes, *, vertical: bool = False) -> None:
     """Solid reference line at 0."""
-    style: dict[str, Any] = {
-        "color": REF_COLOR,
-        "linewidth": 0.9,
-        "zorder": 1,
-        "gid": ZERO_LINE_GID,
-    }
-    if vertical:
-        ax.axvline(0.0, **style)
-    else:
-        ax.axhline(0.0, **style)
+    line = ax.axvline if vertical else ax.axhline
+    line(0.0, color="0.25", linewidth=0.9, zorder=1, gid="moderndid-zero-line")
 
 
 def onset_line(ax: Axes, x: float) -> None:
     """Dashed vertical line at treatment onset."""
-    ax.axvline(
-        x,
-        color=ONSET_COLOR,
-        linestyle="--",
-        linewidth=0.9,
-        zorder=1,
-        gid=ONSET_LINE_GID,
-    )
+    ax.axvline(x, color="0.45", linestyle="--", linewidth=0.9, zorder=1, gid="moderndid-onset-line")
 
 
 def add_legend(
@@ -229,22 +166,13 @@ def add_legend(
     ncols: int,
     side: Literal["lower center", "right upper"] = "lower center",
 ) -> None:
-    """Legend below the axes (figures we created) or inside ``ax`` at the best spot.
-
-    Inside a new figure the legend goes outside the axes (``side``: ``"lower center"``
-    or ``"right upper"``), where it can never hide an estimate or an interval
-    (matplotlib's ``"best"`` location ignores error bars); on a caller's axes it stays
-    inside so that it cannot collide with their layout.
-    """
+    """Legend outside the axes at ``side`` of a figure we created (where it cannot hide an
+    estimate: matplotlib's ``"best"`` ignores error bars), else inside ``ax`` at the best spot
+    (where it cannot collide with the caller's layout)."""
     common: dict[str, Any] = {"title": title, "fontsize": "small", "title_fontsize": "small"}
     if outside:
-        fig.legend(
-            handles,
-            labels,
-            loc="outside right upper" if side == "right upper" else "outside lower center",
-            ncols=max(1, min(ncols, len(labels))),
-            frameon=False,
-            **common,
-        )
+        fig.legend(handles, labels, frameon=False, ncols=max(1, min(ncols, len(labels))),
+                   loc="outside right upper" if side == "right upper" else "outside lower center",
+                   **common)
     else:
         ax.legend(handles, labels, loc="best", framealpha=0.9, **common)

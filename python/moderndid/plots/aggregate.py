@@ -6,11 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from moderndid.core.report import AGGREGATION_LABELS, EVENT_STUDY_TYPES, fmt_label, normal_quantile
+from moderndid.core.report import (
+    AGGREGATION_LABELS,
+    EVENT_STUDY_TYPES,
+    fmt_label,
+    level_label,
+    normal_quantile,
+)
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
-    OVERALL_BAND_GID,
-    OVERALL_LINE_GID,
     POST_COLOR,
     PRE_COLOR,
     add_legend,
@@ -104,49 +108,22 @@ def plot_agg(result: Any, *, ax: Axes | None = None, title: str | None = None) -
     fig, ax = figure_and_axes(ax, (6.4, max(3.4, 0.5 * n + 2.4)))
 
     pos = np.arange(n, dtype=float)
-    handles: list[Any] = []
-    names: list[str] = []
-    note = band_note(alpha, bool(getattr(result, "uniform_bands", False)))
-    estimate_label = f"{what} ATT ({note})"
-    handles.append(
-        draw_points(
-            ax,
-            pos,
-            att,
-            half,
-            color=PRE_COLOR,
-            marker="o",
-            label=estimate_label,
-            horizontal=True,
-        )
-    )
-    names.append(estimate_label)
+    note = band_note(result, alpha)
+    names = [f"{what} ATT ({note})"]
+    handles: list[Any] = [draw_points(ax, pos, att, half, color=PRE_COLOR, marker="o",
+                                      label=names[0], horizontal=True)]
 
     overall = float(result.overall_att)
     overall_se = float(getattr(result, "overall_se", np.nan))
     if np.isfinite(overall):
-        line = ax.axvline(
-            overall,
-            color=POST_COLOR,
-            linestyle="--",
-            linewidth=1.3,
-            zorder=2,
-            gid=OVERALL_LINE_GID,
-        )
-        level = round(100.0 * (1.0 - alpha), 6)
+        line = ax.axvline(overall, color=POST_COLOR, linestyle="--", linewidth=1.3, zorder=2,
+                          gid="moderndid-overall-line")
         if np.isfinite(overall_se):
             z = normal_quantile(alpha)
-            ax.axvspan(
-                overall - z * overall_se,
-                overall + z * overall_se,
-                color=POST_COLOR,
-                alpha=0.15,
-                linewidth=0,
-                zorder=0,
-                gid=OVERALL_BAND_GID,
-            )
+            ax.axvspan(overall - z * overall_se, overall + z * overall_se, color=POST_COLOR,
+                       alpha=0.15, linewidth=0, zorder=0, gid="moderndid-overall-band")
             handles.append((Patch(facecolor=POST_COLOR, alpha=0.3, linewidth=0), line))
-            names.append(f"Overall ATT ({level:g}% CI)")
+            names.append(f"Overall ATT ({level_label(alpha)} CI)")
         else:
             handles.append(line)
             names.append("Overall ATT")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,8 +10,6 @@ import numpy as np
 from moderndid.core.report import EVENT_STUDY_TYPES
 from moderndid.errors import InvalidOptionError
 from moderndid.plots._common import (
-    MARKERS,
-    PALETTE,
     POST_COLOR,
     POST_MARKER,
     PRE_COLOR,
@@ -38,20 +35,13 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["plot_event_study"]
 
 _REQUIRED = ("event_times", "att_by_event", "se_by_event", "critical_values")
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
+            "#17becf", "#7f7f7f", "#bcbd22")
+_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "p")
 
 
-@dataclass
-class _Series:
-    """Numbers of one event study, ready to draw."""
-
-    event: np.ndarray
-    att: np.ndarray
-    half: np.ndarray  # crit * se; NaN -> no interval
-    alpha: float
-    uniform: bool
-
-
-def _event_series(result: Any, position: int) -> _Series:
+def _event_series(result: Any, position: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Event times, estimates, half-widths (NaN: no interval) and band note of one result."""
     where = "result" if position < 0 else f"result[{position}]"
     missing = [name for name in _REQUIRED if not hasattr(result, name)]
     if missing:
@@ -62,11 +52,8 @@ def _event_series(result: Any, position: int) -> _Series:
         )
     kind = getattr(result, "aggregation_type", "dynamic")
     if kind not in EVENT_STUDY_TYPES:
-        hint = (
-            " Use plot_agg for 'group' and 'calendar' aggregations."
-            if kind in AGG_PLOT_TYPES
-            else ""
-        )
+        hint = (" Use plot_agg for 'group' and 'calendar' aggregations."
+                if kind in AGG_PLOT_TYPES else "")
         raise InvalidOptionError(
             f"plot_event_study needs a 'dynamic' (event-study) aggregation; {where} has "
             f"aggregation_type {kind!r}.{hint}"
@@ -77,8 +64,7 @@ def _event_series(result: Any, position: int) -> _Series:
     n = event.shape[0]
     att = as_float(result.att_by_event, "att_by_event", n)
     alpha = alpha_of(result)
-    uniform = bool(getattr(result, "uniform_bands", False))
-    return _Series(event, att, event_half_widths(result, n, alpha), alpha, uniform)
+    return event, att, event_half_widths(result, n, alpha), band_note(result, alpha)
 
 
 def _colors_for(colors: Any, n_results: int) -> list[tuple[Any, Any]]:
@@ -88,40 +74,32 @@ def _colors_for(colors: Any, n_results: int) -> list[tuple[Any, Any]]:
     if colors is None:
         if n_results == 1:
             return [(PRE_COLOR, POST_COLOR)]
-        return [(PALETTE[i % len(PALETTE)],) * 2 for i in range(n_results)]
-    if is_color_like(colors):
-        if n_results > 1:
-            raise InvalidOptionError(
-                f"colors must give one colour per result ({n_results}), got a single colour"
-            )
-        return [(colors, colors)]
-    if isinstance(colors, str) or not isinstance(colors, Sequence):
+        return [(_PALETTE[i % len(_PALETTE)],) * 2 for i in range(n_results)]
+    single = is_color_like(colors)
+    if not single and (isinstance(colors, str) or not isinstance(colors, Sequence)):
         raise InvalidOptionError(
             f"colors must be a colour or a sequence of colours, got {colors!r}"
         )
-    cols = list(colors)
+    cols = [colors] if single else list(colors)
     bad = [c for c in cols if not is_color_like(c)]
     if bad:
         raise InvalidOptionError(f"not a matplotlib colour: {bad[0]!r}")
-    if n_results == 1:
-        if len(cols) == 1:
-            return [(cols[0], cols[0])]
-        if len(cols) == 2:
-            return [(cols[0], cols[1])]
+    if n_results == 1 and len(cols) not in (1, 2):
         raise InvalidOptionError(
             "for a single event study, colors is one colour or two (pre-treatment, "
             f"post-treatment), got {len(cols)}"
         )
+    if n_results == 1:
+        return [(cols[0], cols[-1])]
     if len(cols) != n_results:
-        raise InvalidOptionError(
-            f"colors must give one colour per result ({n_results}), got {len(cols)}"
-        )
+        got = "a single colour" if single else len(cols)
+        raise InvalidOptionError(f"colors must give one colour per result ({n_results}), got {got}")
     return [(c, c) for c in cols]
 
 
-def _labels_for(labels: Any, n_results: int) -> list[str] | None:
-    if labels is None:
-        return None if n_results == 1 else [f"Model {i + 1}" for i in range(n_results)]
+def _labels_for(labels: Any, n_results: int) -> list[str]:
+    if labels is None:  # one result needs no name
+        return [] if n_results == 1 else [f"Model {i + 1}" for i in range(n_results)]
     if isinstance(labels, str):
         labels = [labels]
     names = [str(x) for x in labels]
@@ -204,12 +182,10 @@ def plot_event_study(
     if isinstance(result, (list, tuple)):
         if not result:
             raise InvalidOptionError("plot_event_study needs at least one result")
-        results = list(result)
-        series = [_event_series(r, i) for i, r in enumerate(results)]
+        series = [_event_series(r, i) for i, r in enumerate(result)]
     else:
-        results = [result]
         series = [_event_series(result, -1)]
-    n_results = len(results)
+    n_results = len(series)
     multi = n_results > 1
     names = _labels_for(labels, n_results)
     color_pairs = _colors_for(colors, n_results)
@@ -224,68 +200,37 @@ def plot_event_study(
     legend_handles: list[Any] = []
     legend_labels: list[str] = []
     any_pre = False
-    for i, s in enumerate(series):
+    for i, (event, att, half, _) in enumerate(series):
         offset = (i - (n_results - 1) / 2.0) * dodge if multi else 0.0
-        keep = np.ones(s.event.shape, dtype=bool) if show_pre else s.event >= 0
-        shown_events.append(s.event[keep])
-        pre_color, post_color = color_pairs[i]
-        handle = None
-        for phase_post in (False, True):
-            sel = keep & ((s.event >= 0) if phase_post else (s.event < 0))
+        keep = np.ones(event.shape, dtype=bool) if show_pre else event >= 0
+        shown_events.append(event[keep])
+        handle = None  # several results: one legend entry each, the last phase drawn
+        for post in (False, True):
+            sel = keep & ((event >= 0) if post else (event < 0))
             if not sel.any():
                 continue
-            phase = "Post-treatment" if phase_post else "Pre-treatment"
+            phase = "Post-treatment" if post else "Pre-treatment"
             if multi:
-                assert names is not None
-                marker = MARKERS[i % len(MARKERS)]
-                label = f"{names[i]}: {phase.lower()}"
-                filled = phase_post
+                    marker, label = _MARKERS[i % len(_MARKERS)], f"{names[i]}: {phase.lower()}"
             else:
-                marker = POST_MARKER if phase_post else PRE_MARKER
-                label = phase
-                filled = True
-            container = draw_points(
-                ax,
-                s.event[sel] + offset,
-                s.att[sel],
-                s.half[sel],
-                color=post_color if phase_post else pre_color,
-                marker=marker,
-                label=label,
-                filled=filled,
-                markersize=5.0 if multi else 6.0,
-            )
-            any_pre = any_pre or not phase_post
-            if multi:
-                if handle is None or phase_post:
-                    handle = container
-            else:
-                legend_handles.append(container)
+                marker, label = (POST_MARKER if post else PRE_MARKER), phase
+            handle = draw_points(ax, event[sel] + offset, att[sel], half[sel],
+                                 color=color_pairs[i][int(post)], marker=marker, label=label,
+                                 filled=post or not multi, markersize=5.0 if multi else 6.0)
+            any_pre = any_pre or not post
+            if not multi:
+                legend_handles.append(handle)
                 legend_labels.append(label)
         if multi and handle is not None:
-            assert names is not None
             legend_handles.append(handle)
             legend_labels.append(names[i])
 
-    if multi:
-        # marker fill tells the phase apart when colours tell the results apart
-        for phase_post, text in (
-            (False, "Pre-treatment (open)"),
-            (True, "Post-treatment (filled)"),
-        ):
-            if not phase_post and not any_pre:
-                continue
-            legend_handles.append(
-                Line2D(
-                    [],
-                    [],
-                    linestyle="none",
-                    marker="o",
-                    color="0.35",
-                    markerfacecolor="0.35" if phase_post else "white",
-                )
-            )
-            legend_labels.append(text)
+    if multi:  # marker fill tells the phase apart when colours tell the results apart
+        for post, text in ((False, "Pre-treatment (open)"), (True, "Post-treatment (filled)")):
+            if post or any_pre:
+                legend_handles.append(Line2D([], [], linestyle="none", marker="o", color="0.35",
+                                             markerfacecolor="0.35" if post else "white"))
+                legend_labels.append(text)
 
     if ref_line:
         zero_line(ax)
@@ -297,20 +242,12 @@ def plot_event_study(
     if title is not None:
         ax.set_title(title)
 
-    notes = {(s.alpha, s.uniform) for s in series}
-    note = band_note(*notes.pop()) if len(notes) == 1 else None
-    legend_title = note
-    if not multi and names is not None:
-        legend_title = names[0] if note is None else f"{names[0]}\n{note}"
+    notes = {note for *_, note in series}
+    legend_title = notes.pop() if len(notes) == 1 else None
+    if not multi and names:
+        legend_title = f"{names[0]}\n{legend_title}"
     if legend_handles:
-        add_legend(
-            fig,
-            ax,
-            legend_handles,
-            legend_labels,
-            title=legend_title,
-            outside=own_figure,
-            ncols=1 if multi else 2,
-            side="right upper" if multi else "lower center",
-        )
+        add_legend(fig, ax, legend_handles, legend_labels, title=legend_title,
+                   outside=own_figure, ncols=1 if multi else 2,
+                   side="right upper" if multi else "lower center")
     return fig

@@ -43,17 +43,13 @@ def _select_groups(all_groups: np.ndarray, groups: Any) -> list[Any]:
     asked = [groups] if np.isscalar(groups) else list(groups)
     if not asked:
         raise InvalidOptionError("groups must name at least one cohort")
-    chosen: list[Any] = []
     for g in asked:
-        match = [c for c in cohorts if c == g]
-        if not match:
+        if g not in cohorts:
             raise InvalidOptionError(
                 f"group {g!r} is not a cohort of the result; cohorts: "
                 f"{', '.join(fmt_label(c) for c in cohorts)}"
             )
-        if match[0] not in chosen:
-            chosen.append(match[0])
-    return chosen
+    return list(dict.fromkeys(cohorts[cohorts.index(g)] for g in asked))  # in order, once
 
 
 def plot_gt(
@@ -109,23 +105,19 @@ def plot_gt(
     require_matplotlib()
     missing = [name for name in _REQUIRED if not hasattr(result, name)]
     if missing:
-        hint = (
-            " For aggregated results use plot_event_study or plot_agg."
-            if hasattr(result, "aggregation_type")
-            else ""
-        )
+        hint = (" For aggregated results use plot_event_study or plot_agg."
+                if hasattr(result, "aggregation_type") else "")
         raise TypeError(
             f"plot_gt expects the MPResult of att_gt; {type(result).__name__} has no "
             f"{', '.join(missing)}.{hint}"
         )
     all_groups = np.atleast_1d(as_array(result.groups))
-    all_times = np.atleast_1d(as_array(result.times))
     n = all_groups.shape[0]
     if n == 0:
         raise InvalidOptionError("the result holds no group-time estimates to plot")
     att = as_float(result.att_gt, "att_gt", n)
     se = as_float(result.se_gt, "se_gt", n)
-    times_f = as_float(all_times, "times", n)
+    times_f = as_float(result.times, "times", n)
     alpha = alpha_of(result)
     cv = result.critical_value
     crit = normal_quantile(alpha) if cv is None else float(cv)
@@ -147,8 +139,7 @@ def plot_gt(
     axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False)
 
     finite_t = times_f[np.isfinite(times_f)]
-    pad = 0.5
-    xlim = (finite_t.min() - pad, finite_t.max() + pad) if finite_t.size else None
+    xlim = (finite_t.min() - 0.5, finite_t.max() + 0.5) if finite_t.size else None
     handles: dict[str, Any] = {}
     for k, g in enumerate(cohorts):
         r, c = divmod(k, ncols)
@@ -157,8 +148,7 @@ def plot_gt(
         t = times_f[mask]
         order = np.argsort(t, kind="stable")
         t, a, h = t[order], att[mask][order], half[mask][order]
-        g_val = float(g)
-        is_post = t >= g_val
+        is_post = t >= float(g)
         zero_line(ax)
         if (~is_post).any() and is_post.any():
             onset_line(ax, (t[~is_post].max() + t[is_post].min()) / 2.0)
@@ -167,15 +157,9 @@ def plot_gt(
             if not sel.any():
                 continue
             label = "Post-treatment" if post else "Pre-treatment"
-            handles[label] = draw_points(
-                ax,
-                t[sel],
-                a[sel],
-                h[sel],
-                color=POST_COLOR if post else PRE_COLOR,
-                marker=POST_MARKER if post else PRE_MARKER,
-                label=label,
-            )
+            handles[label] = draw_points(ax, t[sel], a[sel], h[sel], label=label,
+                                         color=POST_COLOR if post else PRE_COLOR,
+                                         marker=POST_MARKER if post else PRE_MARKER)
         ax.set_title(f"Group {fmt_label(g)}")
         set_integer_ticks(ax.xaxis, finite_t)
         if xlim is not None:
@@ -184,14 +168,12 @@ def plot_gt(
             ax.set_xlabel("Time")
         if c == 0 or not sharey:
             ax.set_ylabel("ATT(g,t)")
-    for k in range(n_panels, nrows * ncols):
-        r, c = divmod(k, ncols)
-        axes[r, c].remove()
+    for ax in axes.flat[n_panels:]:
+        ax.remove()
 
     order_labels = [x for x in ("Pre-treatment", "Post-treatment") if x in handles]
-    note = band_note(alpha, bool(getattr(result, "uniform_bands", False)))
-    add_legend(fig, axes[0, 0], [handles[x] for x in order_labels], order_labels, title=note,
-               outside=True, ncols=len(order_labels))
+    add_legend(fig, axes[0, 0], [handles[x] for x in order_labels], order_labels,
+               title=band_note(result, alpha), outside=True, ncols=len(order_labels))
     if title is not None:
         fig.suptitle(title)
     return fig
