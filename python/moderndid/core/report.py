@@ -506,6 +506,16 @@ class ResultBase:
         """Return a copy with the given fields replaced."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
+    def _set(self, **values: Any) -> None:
+        """Set fields of the frozen dataclass (from ``__post_init__``)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _as_arrays(self, names: Sequence[str], dtype: Any = None) -> None:
+        """Convert the fields ``names`` that are not ``None`` to numpy arrays."""
+        self._set(**{n: as_array(getattr(self, n), dtype) for n in names
+                     if getattr(self, n) is not None})
+
     def _report(self) -> Report:  # pragma: no cover - overridden
         raise NotImplementedError
 

@@ -187,6 +187,11 @@ def _subgroup_label(key: Any) -> str:
     return str(key)
 
 
+def _alias(name: str, doc: str | None = None) -> Any:
+    """Read-only property giving the field ``name`` under another name."""
+    return property(lambda self: getattr(self, name), doc=doc or f"Alias of :attr:`{name}`.")
+
+
 class _DDDBase(ResultBase):
     """Settings access shared by the DDD result classes."""
 
@@ -195,10 +200,7 @@ class _DDDBase(ResultBase):
     args: dict[str, Any]
     alpha: float | None
 
-    @property
-    def estimation_params(self) -> dict[str, Any]:
-        """The call settings (``args``, the ModernDiD 0.4.1 name)."""
-        return self.args
+    estimation_params = _alias("args", "The call settings (``args``, the ModernDiD 0.4.1 name).")
 
     @property
     def panel(self) -> bool:
@@ -212,13 +214,12 @@ class _DDDBase(ResultBase):
             return float(self.alpha)
         return float(self.args.get("alpha", 0.05))
 
-
-def _normalise_params(obj: Any, name: str = "args") -> None:
-    value = getattr(obj, name)
-    if value is None:
-        object.__setattr__(obj, name, {})
-    elif not isinstance(value, dict):
-        object.__setattr__(obj, name, dict(value))
+    def _plain_dicts(self, *names: str) -> None:
+        """Store the mappings ``names`` as dicts (``None`` as an empty one)."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                self._set(**{name: {} if value is None else dict(value)})
 
 
 # ---------------------------------------------------------------------------------------
@@ -242,24 +243,16 @@ class _DDDTwoPeriod(_DDDBase):
     alpha: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("did_atts", "subgroup_counts", "args"):
-            _normalise_params(self, name)
+        self._plain_dicts("did_atts", "subgroup_counts", "args")
         att = math.nan if self.att is None else float(self.att)
         se = math.nan if self.se is None else float(self.se)
-        object.__setattr__(self, "att", att)
-        object.__setattr__(self, "se", se)
+        self._set(att=att, se=se)
         if self.uci is None or self.lci is None:
             lo, hi = bands(np.array([att]), np.array([se]), normal_quantile(self.alpha_level))
-            if self.lci is None:
-                object.__setattr__(self, "lci", float(lo[0]))
-            if self.uci is None:
-                object.__setattr__(self, "uci", float(hi[0]))
-        object.__setattr__(self, "uci", float(self.uci))  # type: ignore[arg-type]
-        object.__setattr__(self, "lci", float(self.lci))  # type: ignore[arg-type]
-        if self.boots is not None:
-            object.__setattr__(self, "boots", as_array(self.boots, dtype=float))
-        if self.att_inf_func is not None:
-            object.__setattr__(self, "att_inf_func", as_array(self.att_inf_func, dtype=float))
+            self._set(lci=lo[0] if self.lci is None else self.lci,
+                      uci=hi[0] if self.uci is None else self.uci)
+        self._set(uci=float(self.uci), lci=float(self.lci))  # type: ignore[arg-type]
+        self._as_arrays(["boots", "att_inf_func"], float)
 
     # -- derived quantities ------------------------------------------------------------
 
@@ -268,10 +261,7 @@ class _DDDTwoPeriod(_DDDBase):
         """Whether the standard error comes from the multiplier bootstrap."""
         return bool(param(self.args, "boot", "bootstrap", default=self.boots is not None))
 
-    @property
-    def influence_func(self) -> np.ndarray | None:
-        """Alias of :attr:`att_inf_func`."""
-        return self.att_inf_func
+    influence_func = _alias("att_inf_func")
 
     @property
     def p_value(self) -> float:
@@ -441,75 +431,40 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
     moments: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _normalise_params(self)
-        cls = type(self).__name__
+        self._plain_dicts("args")
         att = np.atleast_1d(as_array(self.att, dtype=float))
-        se = np.atleast_1d(as_array(self.se, dtype=float))
-        groups = np.atleast_1d(as_array(self.groups))
-        times = np.atleast_1d(as_array(self.times))
         n_cells = att.shape[0]
-        for name, arr in (("att", att), ("se", se), ("groups", groups), ("times", times)):
-            if arr.ndim != 1 or arr.shape[0] != n_cells:
-                raise InvalidOptionError(
-                    f"{cls}.{name} must be 1-D with one entry per cell ({n_cells}), "
-                    f"got shape {arr.shape}"
-                )
-        for name, value in (("att", att), ("se", se), ("groups", groups), ("times", times)):
-            object.__setattr__(self, name, value)
-        object.__setattr__(
-            self, "glist", np.unique(groups) if self.glist is None else as_array(self.glist)
-        )
-        object.__setattr__(
-            self, "tlist", np.unique(times) if self.tlist is None else as_array(self.tlist)
-        )
-        stored: dict[str, np.ndarray | None] = {}
+        self._set_cells(n_cells, att=att, se=np.atleast_1d(as_array(self.se, dtype=float)),
+                        groups=np.atleast_1d(as_array(self.groups)),
+                        times=np.atleast_1d(as_array(self.times)))
+        self._set(glist=np.unique(self.groups) if self.glist is None else as_array(self.glist),
+                  tlist=np.unique(self.times) if self.tlist is None else as_array(self.tlist))
         for name in ("uci", "lci"):
-            value = getattr(self, name)
-            band = None if value is None else np.atleast_1d(as_array(value, dtype=float))
-            if band is not None and band.shape != (n_cells,):
-                raise InvalidOptionError(
-                    f"{cls}.{name} must have one entry per cell ({n_cells}), got shape {band.shape}"
-                )
-            stored[name] = band
+            if getattr(self, name) is not None:
+                band = np.atleast_1d(as_array(getattr(self, name), dtype=float))
+                if band.shape != (n_cells,):
+                    raise InvalidOptionError(
+                        f"{type(self).__name__}.{name} must have one entry per cell "
+                        f"({n_cells}), got shape {band.shape}"
+                    )
+                self._set(**{name: band})
         # critical value: given, else implied by the stored bands, else the normal quantile
-        if self.critical_value is None:
-            upper = stored["uci"]
-            implied = None if upper is None else _implied_critical(att, se, upper)
+        crit = self.critical_value
+        if crit is None:
+            implied = None if self.uci is None else _implied_critical(att, self.se, self.uci)
             crit = normal_quantile(self.alpha_level) if implied is None else implied
-        else:
-            crit = float(self.critical_value)
-        object.__setattr__(self, "critical_value", crit)
-        lo, hi = bands(att, se, crit)
-        object.__setattr__(self, "uci", hi if stored["uci"] is None else stored["uci"])
-        object.__setattr__(self, "lci", lo if stored["lci"] is None else stored["lci"])
-        for name in ("inf_func_mat", "vcov_analytical", "unit_weights"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, as_array(getattr(self, name), dtype=float))
-        for name in ("unit_groups", "unit_clusters", "unit_partition"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, as_array(getattr(self, name)))
+        lo, hi = bands(att, self.se, float(crit))
+        self._set(critical_value=float(crit), uci=hi if self.uci is None else self.uci,
+                  lci=lo if self.lci is None else self.lci)
+        self._as_arrays(["inf_func_mat", "vcov_analytical", "unit_weights"], float)
+        self._as_arrays(["unit_groups", "unit_clusters", "unit_partition"])
 
     # -- aliases and derived quantities -------------------------------------------------
 
-    @property
-    def att_gt(self) -> np.ndarray:
-        """Alias of :attr:`att` (the ``MPResult`` name)."""
-        return self.att
-
-    @property
-    def se_gt(self) -> np.ndarray:
-        """Alias of :attr:`se` (the ``MPResult`` name)."""
-        return self.se
-
-    @property
-    def influence_func(self) -> np.ndarray | None:
-        """Alias of :attr:`inf_func_mat` (``n_units x n_cells``)."""
-        return self.inf_func_mat
-
-    @property
-    def n_units(self) -> int | None:
-        """Alias of :attr:`n` (units; observations for repeated cross-sections)."""
-        return self.n
+    att_gt = _alias("att", "Alias of :attr:`att` (the ``MPResult`` name).")
+    se_gt = _alias("se", "Alias of :attr:`se` (the ``MPResult`` name).")
+    influence_func = _alias("inf_func_mat", "Alias of :attr:`inf_func_mat` (``n x n_cells``).")
+    n_units = _alias("n", "Alias of :attr:`n` (units; observations for repeated cross-sections).")
 
     def _level(self) -> float:
         return self.alpha_level
@@ -732,32 +687,27 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
     _reference: ClassVar[str] = _REFERENCE
 
     def __post_init__(self) -> None:
-        _normalise_params(self)
+        self._plain_dicts("args")
         kind = _ddd_type(self.aggregation_type)
         if kind not in _AGG_TYPES:
             raise InvalidOptionError(
                 f"aggregation_type must be one of {_AGG_TYPES}, got {self.aggregation_type!r}"
             )
-        object.__setattr__(self, "aggregation_type", kind)
-        object.__setattr__(self, "overall_att", float(self.overall_att))
         se = math.nan if self.overall_se is None else float(self.overall_se)
-        object.__setattr__(self, "overall_se", se)
+        self._set(aggregation_type=kind, overall_att=float(self.overall_att), overall_se=se)
         if self.crit_val is not None:
             cv = as_array(self.crit_val, dtype=float)
-            object.__setattr__(self, "crit_val", float(cv) if cv.ndim == 0 else cv)
+            self._set(crit_val=float(cv) if cv.ndim == 0 else cv)
         if self.egt is not None:
-            ev = np.atleast_1d(as_array(self.egt))
-            object.__setattr__(self, "egt", ev)
-            n_ev = ev.shape[0]
+            self._set(egt=np.atleast_1d(as_array(self.egt)))
+            n_ev = self.egt.shape[0]
             self._set_per_event(("att_egt", "se_egt"), n_ev)
             if isinstance(self.crit_val, np.ndarray) and self.crit_val.shape != (n_ev,):
                 raise InvalidOptionError(
                     f"DDDAggResult.crit_val must be a scalar or have one entry per event "
                     f"({n_ev}), got shape {self.crit_val.shape}"
                 )
-        for name in ("inf_func", "inf_func_overall", "vcov_analytical"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, as_array(getattr(self, name), dtype=float))
+        self._as_arrays(["inf_func", "inf_func_overall", "vcov_analytical"], float)
 
     @classmethod
     def from_aggte(cls, agg: AGGTEResult, aggregation_type: str | None = None) -> DDDAggResult:
@@ -786,12 +736,11 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         if not isinstance(agg, AGGTEResult):
             raise TypeError(f"from_aggte expects an AGGTEResult, got {type(agg).__name__}")
         kind = _ddd_type(agg.aggregation_type)
-        if aggregation_type is not None:
-            if _ddd_type(aggregation_type) != kind:
-                raise InvalidOptionError(
-                    f"aggregation_type {aggregation_type!r} does not match the aggregation "
-                    f"{agg.aggregation_type!r}"
-                )
+        if aggregation_type is not None and _ddd_type(aggregation_type) != kind:
+            raise InvalidOptionError(
+                f"aggregation_type {aggregation_type!r} does not match the aggregation "
+                f"{agg.aggregation_type!r}"
+            )
         crit: float | np.ndarray | None = None
         if agg.critical_values is not None:
             cv = np.asarray(agg.critical_values, dtype=float)
@@ -803,40 +752,20 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         args = dict(agg.estimation_params)
         if agg.call_info:
             args.setdefault("call_info", dict(agg.call_info))
-        return cls(
-            overall_att=agg.overall_att,
-            overall_se=agg.overall_se,
-            aggregation_type=kind,
-            egt=agg.event_times,
-            att_egt=agg.att_by_event,
-            se_egt=agg.se_by_event,
-            crit_val=crit,
-            inf_func=agg.influence_func,
-            inf_func_overall=agg.influence_func_overall,
-            args=args,
-            vcov_analytical=agg.vcov_analytical,
-            alpha=agg.alpha,
-            min_event_time=agg.min_event_time,
-            max_event_time=agg.max_event_time,
-            balanced_event_threshold=agg.balanced_event_threshold,
-        )
+        same = ("overall_att", "overall_se", "vcov_analytical", "alpha", "min_event_time",
+                "max_event_time", "balanced_event_threshold")
+        return cls(aggregation_type=kind, egt=agg.event_times, att_egt=agg.att_by_event,
+                   se_egt=agg.se_by_event, crit_val=crit, inf_func=agg.influence_func,
+                   inf_func_overall=agg.influence_func_overall, args=args,
+                   **{name: getattr(agg, name) for name in same})
 
     # -- aliases and derived quantities -------------------------------------------------
 
-    @property
-    def event_times(self) -> np.ndarray | None:
-        """Alias of :attr:`egt`."""
-        return self.egt
-
-    @property
-    def att_by_event(self) -> np.ndarray | None:
-        """Alias of :attr:`att_egt`."""
-        return self.att_egt
-
-    @property
-    def se_by_event(self) -> np.ndarray | None:
-        """Alias of :attr:`se_egt`."""
-        return self.se_egt
+    event_times = _alias("egt")
+    att_by_event = _alias("att_egt")
+    se_by_event = _alias("se_egt")
+    influence_func = _alias("inf_func")
+    influence_func_overall = _alias("inf_func_overall")
 
     @property
     def critical_values(self) -> np.ndarray | None:
@@ -847,16 +776,6 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         if self.crit_val is None:
             return np.full(n_ev, normal_quantile(self.alpha_level))
         return np.broadcast_to(np.asarray(self.crit_val, dtype=float), (n_ev,)).copy()
-
-    @property
-    def influence_func(self) -> np.ndarray | None:
-        """Alias of :attr:`inf_func`."""
-        return self.inf_func
-
-    @property
-    def influence_func_overall(self) -> np.ndarray | None:
-        """Alias of :attr:`inf_func_overall`."""
-        return self.inf_func_overall
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Bands of the disaggregated effects, ``att_egt -/+ crit_val * se_egt``.

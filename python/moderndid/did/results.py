@@ -237,6 +237,16 @@ class GroupTimeResultBase(ResultBase):
         """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
         return _uniform_bands(self.estimation_params)
 
+    def _set_cells(self, n: int, **arrays: np.ndarray) -> None:
+        """Store arrays that must be 1-D with one entry per cell (``n``)."""
+        for name, arr in arrays.items():
+            if arr.ndim != 1 or arr.shape[0] != n:
+                raise InvalidOptionError(
+                    f"{type(self).__name__}.{name} must be 1-D with one entry per cell ({n}), "
+                    f"got shape {arr.shape}"
+                )
+        self._set(**arrays)
+
     def _gt_table(self) -> Table:
         return _band_table({"Group": self.groups, "Time": self.times}, "ATT(g,t)", self.att_gt,
                            self.se_gt, self.confidence_bands(), self._level(), self.uniform_bands)
@@ -344,27 +354,14 @@ class MPResult(GroupTimeResultBase):
     moments: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        groups = as_array(self.groups)
-        times = as_array(self.times)
         att = as_array(self.att_gt, dtype=float)
-        se = as_array(self.se_gt, dtype=float)
-        n = att.shape[0] if att.ndim else 1
-        for name, arr in (("groups", groups), ("times", times), ("se_gt", se)):
-            if arr.ndim != 1 or arr.shape[0] != n:
-                raise InvalidOptionError(
-                    f"MPResult.{name} must be 1-D with one entry per cell ({n}), "
-                    f"got shape {arr.shape}"
-                )
-        object.__setattr__(self, "groups", groups)
-        object.__setattr__(self, "times", times)
-        object.__setattr__(self, "att_gt", att)
-        object.__setattr__(self, "se_gt", se)
-        if self.vcov_analytical is not None:
-            object.__setattr__(self, "vcov_analytical", as_array(self.vcov_analytical, float))
-        if self.influence_func is not None:
-            object.__setattr__(self, "influence_func", as_array(self.influence_func))
+        self._set_cells(att.shape[0] if att.ndim else 1, groups=as_array(self.groups),
+                        times=as_array(self.times), se_gt=as_array(self.se_gt, dtype=float))
+        self._set(att_gt=att)
         if self.estimation_params is None:
-            object.__setattr__(self, "estimation_params", {})
+            self._set(estimation_params={})
+        self._as_arrays(["vcov_analytical"], float)
+        self._as_arrays(["influence_func"])
 
     # -- derived quantities ------------------------------------------------------------
 
@@ -467,7 +464,7 @@ class AggregateResultBase(ResultBase):
                     f"{type(self).__name__}.{name} must have one entry per event ({n}), "
                     f"got shape {arr.shape}"
                 )
-            object.__setattr__(self, name, arr)
+            self._set(**{name: arr})
 
     # -- derived quantities ------------------------------------------------------------
 
@@ -680,14 +677,11 @@ class AGGTEResult(AggregateResultBase):
                 f"aggregation_type must be one of {AGGREGATION_TYPES}, "
                 f"got {self.aggregation_type!r}"
             )
-        if self.estimation_params is None:
-            object.__setattr__(self, "estimation_params", {})
-        if self.call_info is None:
-            object.__setattr__(self, "call_info", {})
+        self._set(**{k: {} for k in ("estimation_params", "call_info") if getattr(self, k) is None})
         if self.event_times is not None:
-            ev = as_array(self.event_times)
-            object.__setattr__(self, "event_times", ev)
-            self._set_per_event(("att_by_event", "se_by_event", "critical_values"), ev.shape[0])
+            self._as_arrays(["event_times"])
+            self._set_per_event(("att_by_event", "se_by_event", "critical_values"),
+                                self.event_times.shape[0])
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Bands of the disaggregated effects, ``att -/+ critical_values * se``.
