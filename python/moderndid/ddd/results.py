@@ -34,14 +34,11 @@ from moderndid.core.report import (
     Report,
     ResultBase,
     Section,
-    Table,
     as_array,
-    band_cells,
     bands,
     fmt_label,
     fmt_num,
     is_missing,
-    level_label,
     normal_quantile,
     param,
 )
@@ -54,6 +51,8 @@ from moderndid.did.results import (
     AGGTEResult,
     GroupTimeResultBase,
     info_sections,
+    single_effect_columns,
+    single_effect_table,
 )
 from moderndid.errors import InvalidOptionError
 
@@ -278,17 +277,6 @@ class _DDDTwoPeriod(_DDDBase):
 
     # -- printing and export -----------------------------------------------------------
 
-    def _table(self) -> Table:
-        ((band, star),) = band_cells(np.array([self.lci]), np.array([self.uci]))
-        headers = [
-            "ATT",
-            "Std. Error",
-            "Pr(>|t|)",
-            f"[{level_label(self.alpha_level)} Conf. Int.]",
-        ]
-        rows = [[fmt_num(self.att), fmt_num(self.se), fmt_num(self.p_value), band]]
-        return Table(headers, rows, ["r", "r", "r", "l"], [star])
-
     def _report(self) -> Report:
         extra: list[Section] = []
         if self.subgroup_counts:
@@ -320,21 +308,14 @@ class _DDDTwoPeriod(_DDDBase):
             n_units=self.n_units,
             extra_sections=extra,
         )
+        table = single_effect_table(self.att, self.se, self.confidence_interval(),
+                                    self.alpha_level, {"Pr(>|t|)": self.p_value})
         heading = f"{_method_prefix(self.args)} estimation for the ATT:"
-        return Report(
-            "Triple Difference-in-Differences",
-            [Block.of_table(self._table(), heading)],
-            sections,
-            _REFERENCE,
-        )
+        return Report("Triple Difference-in-Differences", [Block.of_table(table, heading)],
+                      sections, _REFERENCE)
 
     def _columns(self) -> dict[str, Any]:
-        return {
-            "att": np.array([self.att], dtype=float),
-            "se": np.array([self.se], dtype=float),
-            "ci_lower": np.array([self.lci], dtype=float),
-            "ci_upper": np.array([self.uci], dtype=float),
-        }
+        return single_effect_columns(self.att, self.se, self.confidence_interval())
 
 
 _TWO_PERIOD_DOC = """{title}

@@ -126,10 +126,13 @@ def info_sections(
     list of Section
         ``Data Info``, ``Estimation Details`` and ``Inference``.
     """
+
+    def add(lines: list[tuple[str, str]], key: str, value: Any, fmt: Any = str) -> None:
+        if value is not None:
+            lines.append((key, fmt(value)))
+
     data: list[tuple[str, str]] = []
-    yname = param(params, "yname")
-    if yname is not None:
-        data.append(("Outcome", str(yname)))
+    add(data, "Outcome", param(params, "yname"))
     data.append(("Control Group", _label_of(param(params, "control_group"), _CONTROL_GROUP_LABELS)))
     antic = param(params, "anticipation", "anticipation_periods", default=0)
     data.append(("Anticipation Periods", fmt_label(antic)))
@@ -142,42 +145,27 @@ def info_sections(
         else:
             kind = "Balanced panel"
         data.append(("Data Type", kind))
-    units = n_units if n_units is not None else param(params, "n_units")
-    if units is not None:
-        data.append(("Units", fmt_label(units)))
-    n_obs = param(params, "n_obs")
-    if n_obs is not None:
-        data.append(("Observations", fmt_label(n_obs)))
-    n_periods = param(params, "n_periods")
-    if n_periods is not None:
-        data.append(("Time Periods", fmt_label(n_periods)))
-    if n_groups is not None:
-        data.append(("Treated Cohorts", str(n_groups)))
+    add(data, "Units", n_units if n_units is not None else param(params, "n_units"), fmt_label)
+    add(data, "Observations", param(params, "n_obs"), fmt_label)
+    add(data, "Time Periods", param(params, "n_periods"), fmt_label)
+    add(data, "Treated Cohorts", n_groups)
 
-    details: list[tuple[str, str]] = []
     est = param(params, "est_method", "estimation_method")
-    details.append(("Estimation Method", _label_of(est, _EST_METHOD_LABELS)))
+    details = [("Estimation Method", _label_of(est, _EST_METHOD_LABELS))]
     xformla = param(params, "xformla")
     details.append(("Covariates", str(xformla) if xformla not in (None, "", "~1") else "None"))
-    base = param(params, "base_period")
-    if base is not None:
-        details.append(("Base Period", str(base).capitalize()))
-    weights = param(params, "weightsname")
-    if weights is not None:
-        details.append(("Sampling Weights", str(weights)))
+    add(details, "Base Period", param(params, "base_period"), lambda b: str(b).capitalize())
+    add(details, "Sampling Weights", param(params, "weightsname"))
     details.extend(extra_details)
-    engine = param(params, "engine")
-    if engine is not None:
-        details.append(("Engine", str(engine)))
+    add(details, "Engine", param(params, "engine"))
 
-    inference: list[tuple[str, str]] = [("Significance Level", f"{float(alpha):g}")]
-    boot = bool(param(params, "boot", "bootstrap", default=False))
-    if boot:
+    inference = [("Significance Level", f"{float(alpha):g}")]
+    if param(params, "boot", "bootstrap", default=False):
         biters = param(params, "biters")
         suffix = f" ({fmt_label(biters)} draws)" if biters is not None else ""
         inference.append(("Standard Errors", "Multiplier bootstrap" + suffix))
         seed = param(params, "random_state")
-        if seed is not None and isinstance(seed, (int, np.integer)):
+        if isinstance(seed, (int, np.integer)):
             inference.append(("Random State", str(int(seed))))
     else:
         inference.append(("Standard Errors", "Analytical"))
@@ -185,11 +173,9 @@ def info_sections(
     band_kind = "Simultaneous (uniform)" if uniform else "Pointwise"
     inference.append(("Confidence Bands", band_kind + cv))
     clusters = param(params, "clustervars")
-    if isinstance(clusters, str):
-        clusters = [clusters]
+    clusters = [clusters] if isinstance(clusters, str) else clusters
     if clusters:
         inference.append(("Clustered On", ", ".join(str(c) for c in clusters)))
-
     return [("Data Info", data), ("Estimation Details", details), ("Inference", inference)]
 
 
@@ -205,6 +191,23 @@ def _band_table(labels: Mapping[str, Any], estimate: str, att: np.ndarray, se: n
         for *values, a, s, b in zip(*labels.values(), att, se, cells, strict=True)
     ]
     return Table(headers, rows, ["r"] * (len(labels) + 2) + ["l"], [b[1] for b in cells])
+
+
+def single_effect_table(att: float, se: float, band: tuple[float, float], alpha: float,
+                        extra: Mapping[str, float] | None = None) -> Table:
+    """Table of one effect: ATT, standard error, the ``extra`` columns and the interval."""
+    extra = extra or {}
+    ((cell, star),) = band_cells(np.array([band[0]]), np.array([band[1]]))
+    headers = ["ATT", "Std. Error", *extra, f"[{level_label(alpha)} Conf. Int.]"]
+    row = [fmt_num(att), fmt_num(se), *(fmt_num(v) for v in extra.values()), cell]
+    return Table(headers, [row], ["r"] * (len(row) - 1) + ["l"], [star])
+
+
+def single_effect_columns(att: float, se: float, band: tuple[float, float]) -> dict[str, Any]:
+    """``to_df`` columns of one effect: ``att``, ``se``, ``ci_lower``, ``ci_upper``."""
+    values = (att, se, *band)
+    return {k: np.array([v], dtype=float)
+            for k, v in zip(("att", "se", "ci_lower", "ci_upper"), values, strict=True)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -521,20 +524,6 @@ class AggregateResultBase(ResultBase):
 
     # -- printing and export -----------------------------------------------------------
 
-    def _overall_table(self) -> Table:
-        lo, hi = self.overall_confidence_interval()
-        ((band, star),) = band_cells(np.array([lo]), np.array([hi]))
-        headers = ["ATT", "Std. Error", f"[{level_label(self.alpha_level)} Conf. Int.]"]
-        rows = [[fmt_num(self.overall_att), fmt_num(self.overall_se), band]]
-        return Table(headers, rows, ["r", "r", "l"], [star])
-
-    def _event_table(self) -> Table:
-        assert self.event_times is not None and self.att_by_event is not None
-        label = self._labels[self.aggregation_type].label_header
-        return _band_table({label: self.event_times}, "Estimate", self.att_by_event,
-                           self._event_se(), self._event_bands(), self.alpha_level,
-                           self.uniform_bands)
-
     def _aggregation_details(self) -> list[tuple[str, str]]:
         out = [("Aggregation", self._labels[self.aggregation_type].description)]
         if self.aggregation_type in EVENT_STUDY_TYPES:
@@ -565,26 +554,28 @@ class AggregateResultBase(ResultBase):
     def _report(self) -> Report:
         crit: float | None = normal_quantile(self.alpha_level)
         labels = self._labels[self.aggregation_type]
-        blocks = [Block.of_table(self._overall_table(), labels.overall_heading)]
-        if self._has_events():
+        overall = single_effect_table(self.overall_att, self.overall_se,
+                                      self.overall_confidence_interval(), self.alpha_level)
+        blocks = [Block.of_table(overall, labels.overall_heading)]
+        events = self._has_events()
+        if events:
+            assert self.event_times is not None and self.att_by_event is not None
             cvals = self._event_critical()
             finite = cvals[np.isfinite(cvals)]
             crit = float(finite[0]) if finite.size else None
-            blocks.append(Block.of_table(self._event_table(), labels.table_heading))
+            table = _band_table({labels.label_header: self.event_times}, "Estimate",
+                                self.att_by_event, self._event_se(), self._event_bands(),
+                                self.alpha_level, self.uniform_bands)
+            blocks.append(Block.of_table(table, labels.table_heading))
         sections = self._info_sections(
-            crit, self.uniform_bands and self._has_events(), self._aggregation_details()
+            crit, self.uniform_bands and events, self._aggregation_details()
         )
         return Report(self._title + labels.title_suffix, blocks, sections, self._reference)
 
     def _columns(self) -> dict[str, Any]:
         if self.aggregation_type == "simple":
-            lo_o, hi_o = self.overall_confidence_interval()
-            return {
-                "att": np.array([self.overall_att], dtype=float),
-                "se": np.array([self.overall_se], dtype=float),
-                "ci_lower": np.array([lo_o]),
-                "ci_upper": np.array([hi_o]),
-            }
+            return single_effect_columns(self.overall_att, self.overall_se,
+                                         self.overall_confidence_interval())
         if self.event_times is None or self.att_by_event is None:
             raise InvalidOptionError(
                 f"this {self.aggregation_type!r} aggregation holds no per-event estimates"
