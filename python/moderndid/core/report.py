@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -489,6 +489,13 @@ class Report:
 # ---------------------------------------------------------------------------------------
 
 
+class _FieldNames:
+    """``cls._fields``: the names of the dataclass fields in order, as a NamedTuple has."""
+
+    def __get__(self, obj: Any, owner: type) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(owner))
+
+
 class ResultBase:
     """Printing, export and NamedTuple-style helpers shared by the result dataclasses.
 
@@ -496,7 +503,7 @@ class ResultBase:
     and ``_columns()`` (the columns of ``to_df`` / ``to_arrow``).
     """
 
-    _fields: ClassVar[tuple[str, ...]] = ()
+    _fields = _FieldNames()
 
     def _asdict(self) -> dict[str, Any]:
         """Return the fields as a ``dict`` (shallow, in field order)."""

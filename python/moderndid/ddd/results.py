@@ -20,7 +20,6 @@ notebooks render :meth:`_repr_html_`; ``to_df`` / ``to_arrow`` export the estima
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -462,43 +461,32 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
 
     # -- printing and export -----------------------------------------------------------
 
-    def _cohort_partition_counts(self) -> dict[Any, tuple[int, int] | int] | None:
-        """Cohort -> (eligible, ineligible) counts (or a total without partitions)."""
+    def _count_section(self) -> list[Section]:
+        """Units per cohort, as (eligible, ineligible) counts or a total without partitions."""
+        counts: dict[Any, str] = {}
+        subgroups = self.args.get("subgroup_counts")
         if self.unit_groups is not None:
             ug = np.asarray(self.unit_groups)
             up = None if self.unit_partition is None else np.asarray(self.unit_partition)
-            out: dict[Any, tuple[int, int] | int] = {}
             for g in np.unique(ug):
                 in_g = ug == g
                 if up is None or up.shape != ug.shape:
-                    out[g] = int(in_g.sum())
+                    counts[g] = str(int(in_g.sum()))
                 else:
                     n_el = int((in_g & (up == 1)).sum())
-                    out[g] = (n_el, int(in_g.sum()) - n_el)
-            return out
-        counts = self.args.get("subgroup_counts")
-        if isinstance(counts, Mapping) and counts:
+                    counts[g] = f"{n_el} eligible, {int(in_g.sum()) - n_el} ineligible"
+        elif isinstance(subgroups, Mapping) and all(
+            isinstance(key, tuple) and len(key) == 2 for key in subgroups
+        ):
             pairs: dict[Any, list[int]] = {}
-            for key, value in counts.items():
-                if not (isinstance(key, tuple) and len(key) == 2):
-                    return None
-                g, q = key
-                slot = pairs.setdefault(g, [0, 0])
-                slot[0 if float(q) == 1.0 else 1] += int(value)
-            return {g: (v[0], v[1]) for g, v in sorted(pairs.items(), key=lambda kv: kv[0])}
-        return None
-
-    def _count_section(self) -> list[Section]:
-        counts = self._cohort_partition_counts()
+            for (g, q), value in subgroups.items():
+                pairs.setdefault(g, [0, 0])[0 if float(q) == 1.0 else 1] += int(value)
+            for g, (n_el, n_inel) in sorted(pairs.items(), key=lambda kv: kv[0]):
+                counts[g] = f"{n_el} eligible, {n_inel} ineligible"
         if not counts:
             return []
-        items = []
-        for g, value in counts.items():
-            label = "Never treated" if _is_never(g) else f"Cohort {fmt_label(g)}"
-            if isinstance(value, tuple):
-                items.append((label, f"{value[0]} eligible, {value[1]} ineligible"))
-            else:
-                items.append((label, str(value)))
+        items = [("Never treated" if _is_never(g) else f"Cohort {fmt_label(g)}", text)
+                 for g, text in counts.items()]
         items.sort(key=lambda kv: kv[0] != "Never treated")
         title = "Units per Cohort" if self._panel else "Observations per Cohort"
         return [(title, items)]
@@ -864,13 +852,3 @@ def build_ddd_result(
         moments=getattr(fit, "moments", None),
     )
 
-
-for _cls in (
-    DDDPanelResult,
-    DDDRCResult,
-    DDDMultiPeriodResult,
-    DDDMultiPeriodRCResult,
-    DDDAggResult,
-):
-    _cls._fields = tuple(f.name for f in dataclasses.fields(_cls))
-del _cls

@@ -19,7 +19,6 @@ and :func:`info_sections`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -685,10 +684,6 @@ class AGGTEResult(AggregateResultBase):
         if self.att_by_event is None or self.se_by_event is None:
             return np.empty(0), np.empty(0)
         return self._event_bands()
-
-
-MPResult._fields = tuple(f.name for f in dataclasses.fields(MPResult))
-AGGTEResult._fields = tuple(f.name for f in dataclasses.fields(AGGTEResult))
 
 
 # ---------------------------------------------------------------------------------------
