@@ -117,34 +117,15 @@ def _implied_critical(att: np.ndarray, se: np.ndarray, upper: np.ndarray) -> flo
     return float(np.median(ratio)) if ratio.size else None
 
 
-def _ddd_sections(
-    params: Mapping[str, Any],
-    *,
-    panel: bool,
-    staggered: bool,
-    alpha: float,
-    critical_value: float | None,
-    uniform: bool,
-    n_units: Any,
-    n_groups: int | None = None,
-    extra_sections: Sequence[Section] = (),
-    extra_details: Sequence[tuple[str, str]] = (),
-) -> list[Section]:
-    """Key/value sections of a DDD summary (built on the ``att_gt`` ones)."""
+def _ddd_sections(params: Mapping[str, Any], *, panel: bool, staggered: bool, n_units: Any,
+                  extra_sections: Sequence[Section] = (), **info: Any) -> list[Section]:
+    """Key/value sections of a DDD summary: :func:`info_sections` (given ``info``) adapted."""
     p = dict(params)
     p.setdefault("panel", panel)
     if not p["panel"] and n_units is not None:
         p.setdefault("n_obs", n_units)
         n_units = None
-    sections = info_sections(
-        p,
-        alpha=alpha,
-        critical_value=critical_value,
-        uniform=uniform,
-        n_units=n_units,
-        n_groups=n_groups,
-        extra_details=extra_details,
-    )
+    sections = info_sections(p, n_units=n_units, **info)
     (data_title, data), (details_title, details), *rest = sections
     # the two-period DDD has no comparison-cohort choice, anticipation or base period
     drop = set() if staggered else {"Anticipation Periods", "Treated Cohorts", "Control Group"}
@@ -297,16 +278,9 @@ class _DDDTwoPeriod(_DDDBase):
         if self.boots is not None:
             params.setdefault("boot", True)
             params.setdefault("biters", int(np.asarray(self.boots).shape[0]))
-        sections = _ddd_sections(
-            params,
-            panel=self._panel,
-            staggered=False,
-            alpha=self.alpha_level,
-            critical_value=self._critical(),
-            uniform=False,
-            n_units=self.n_units,
-            extra_sections=extra,
-        )
+        sections = _ddd_sections(params, panel=self._panel, staggered=False, n_units=self.n_units,
+                                 extra_sections=extra, alpha=self.alpha_level,
+                                 critical_value=self._critical(), uniform=False)
         table = single_effect_table(self.att, self.se, self.confidence_interval(),
                                     self.alpha_level, {"Pr(>|t|)": self.p_value})
         heading = f"{_method_prefix(self.args)} estimation for the ATT:"
@@ -492,27 +466,18 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
         return [(title, items)]
 
     def _report(self) -> Report:
-        sections = _ddd_sections(
-            self.args,
-            panel=self._panel,
-            staggered=True,
-            alpha=self.alpha_level,
-            critical_value=self.critical_value,
-            uniform=self.uniform_bands,
-            n_units=self.n,
-            n_groups=int(np.unique(self.groups).size) if self.groups.size else 0,
-            extra_sections=self._count_section(),
-        )
+        sections = _ddd_sections(self.args, panel=self._panel, staggered=True, n_units=self.n,
+                                 extra_sections=self._count_section(), alpha=self.alpha_level,
+                                 critical_value=self.critical_value, uniform=self.uniform_bands,
+                                 n_groups=int(np.unique(self.groups).size))
         heading = f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
         if self.att.size:
             block = Block.of_table(self._gt_table(), heading)
         else:
-            block = Block(
-                heading, " No group-time cells were estimated.", "<p>No group-time cells.</p>"
-            )
-        return Report(
-            "Triple Difference-in-Differences, staggered adoption", [block], sections, _REFERENCE
-        )
+            block = Block(heading, " No group-time cells were estimated.",
+                          "<p>No group-time cells.</p>")
+        return Report("Triple Difference-in-Differences, staggered adoption", [block], sections,
+                      _REFERENCE)
 
 
 _MULTI_DOC = """{title}
@@ -761,16 +726,10 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
     def _info_sections(
         self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
     ) -> list[Section]:
-        return _ddd_sections(
-            self.args,
-            panel=bool(param(self.args, "panel", default=True)),
-            staggered=True,
-            alpha=self.alpha_level,
-            critical_value=critical_value,
-            uniform=uniform,
-            n_units=None,
-            extra_details=extra_details,
-        )
+        return _ddd_sections(self.args, panel=bool(param(self.args, "panel", default=True)),
+                             staggered=True, n_units=None, alpha=self.alpha_level,
+                             critical_value=critical_value, uniform=uniform,
+                             extra_details=extra_details)
 
 
 # ---------------------------------------------------------------------------------------
@@ -815,40 +774,21 @@ def build_ddd_result(
     influence = getattr(fit, "influence", None)
     counts = dict(getattr(fit, "subgroup_counts", None) or {})
     if fit.two_period:
-        two_cls = DDDPanelResult if panel else DDDRCResult
-        return two_cls(
-            att=float(att[0]),
-            se=float(se[0]),
-            uci=float(hi[0]),
-            lci=float(lo[0]),
-            boots=None,
+        return (DDDPanelResult if panel else DDDRCResult)(
+            att=float(att[0]), se=float(se[0]), uci=float(hi[0]), lci=float(lo[0]), boots=None,
             att_inf_func=None if influence is None else np.asarray(influence)[:, 0],
-            did_atts={},
-            subgroup_counts=counts,
-            args=args,
-            n_units=n_units,
-            alpha=alpha,
+            did_atts={}, subgroup_counts=counts, args=args, n_units=n_units, alpha=alpha,
         )
     if counts:
         args.setdefault("subgroup_counts", counts)
     cohorts = getattr(data, "cohorts", None)
     periods = getattr(data, "periods", None)
-    multi_cls = DDDMultiPeriodResult if panel else DDDMultiPeriodRCResult
-    return multi_cls(
-        att=att,
-        se=se,
-        uci=hi,
-        lci=lo,
-        groups=np.array([c.group for c in fit.cells]),
+    return (DDDMultiPeriodResult if panel else DDDMultiPeriodRCResult)(
+        att=att, se=se, uci=hi, lci=lo, groups=np.array([c.group for c in fit.cells]),
         times=np.array([c.time for c in fit.cells]),
         glist=None if cohorts is None else np.asarray(cohorts),
-        tlist=None if periods is None else np.asarray(periods),
-        inf_func_mat=influence,
-        n=n_units,
-        args=args,
-        critical_value=crit,
-        vcov_analytical=getattr(fit, "vcov", None),
-        alpha=alpha,
-        moments=getattr(fit, "moments", None),
+        tlist=None if periods is None else np.asarray(periods), inf_func_mat=influence,
+        n=n_units, args=args, critical_value=crit, vcov_analytical=getattr(fit, "vcov", None),
+        alpha=alpha, moments=getattr(fit, "moments", None),
     )
 

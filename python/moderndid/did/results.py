@@ -397,21 +397,11 @@ class MPResult(GroupTimeResultBase):
     def _report(self) -> Report:
         table = self._gt_table()
         text = table.to_text() if self.att_gt.size else " No group-time cells were estimated."
-        sections = info_sections(
-            self.estimation_params,
-            alpha=self.alpha,
-            critical_value=self._critical(),
-            uniform=self.uniform_bands,
-            n_units=self.n_units,
-            n_groups=int(np.unique(self.groups).size) if self.groups.size else 0,
-        )
-        return Report(
-            "Group-Time Average Treatment Effects",
-            [Block(None, text, table.to_html())],
-            sections,
-            _REFERENCE,
-            footer=self._pretest_line(),
-        )
+        sections = info_sections(self.estimation_params, alpha=self.alpha,
+                                 critical_value=self._critical(), uniform=self.uniform_bands,
+                                 n_units=self.n_units, n_groups=int(np.unique(self.groups).size))
+        return Report("Group-Time Average Treatment Effects", [Block(None, text, table.to_html())],
+                      sections, _REFERENCE, footer=self._pretest_line())
 
 
 # ---------------------------------------------------------------------------------------
@@ -515,11 +505,8 @@ class AggregateResultBase(ResultBase):
         return bands(self.att_by_event, self._event_se(), self._event_critical())
 
     def _has_events(self) -> bool:
-        return (
-            self.aggregation_type != "simple"
-            and self.event_times is not None
-            and self.att_by_event is not None
-        )
+        return (self.aggregation_type != "simple" and self.event_times is not None
+                and self.att_by_event is not None)
 
     # -- printing and export -----------------------------------------------------------
 
@@ -531,24 +518,16 @@ class AggregateResultBase(ResultBase):
                 hi = "Inf" if self.max_event_time is None else fmt_label(self.max_event_time)
                 out.append(("Event Window", f"[{lo}, {hi}]"))
             if self.balanced_event_threshold is not None:
-                out.append(
-                    (
-                        "Balanced Cohorts",
-                        f"observed for event times 0..{fmt_label(self.balanced_event_threshold)}",
-                    )
-                )
+                e = fmt_label(self.balanced_event_threshold)
+                out.append(("Balanced Cohorts", f"observed for event times 0..{e}"))
         return out
 
     def _info_sections(
         self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
     ) -> list[Section]:
-        return info_sections(
-            self.estimation_params,
-            alpha=self.alpha_level,
-            critical_value=critical_value,
-            uniform=uniform,
-            extra_details=extra_details,
-        )
+        return info_sections(self.estimation_params, alpha=self.alpha_level,
+                             critical_value=critical_value, uniform=uniform,
+                             extra_details=extra_details)
 
     def _report(self) -> Report:
         crit: float | None = normal_quantile(self.alpha_level)
