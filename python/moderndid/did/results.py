@@ -504,10 +504,6 @@ class AggregateResultBase(ResultBase):
         assert self.att_by_event is not None
         return bands(self.att_by_event, self._event_se(), self._event_critical())
 
-    def _has_events(self) -> bool:
-        return (self.aggregation_type != "simple" and self.event_times is not None
-                and self.att_by_event is not None)
-
     # -- printing and export -----------------------------------------------------------
 
     def _aggregation_details(self) -> list[tuple[str, str]]:
@@ -535,7 +531,8 @@ class AggregateResultBase(ResultBase):
         overall = single_effect_table(self.overall_att, self.overall_se,
                                       self.overall_confidence_interval(), self.alpha_level)
         blocks = [Block.of_table(overall, labels.overall_heading)]
-        events = self._has_events()
+        events = (self.aggregation_type != "simple" and self.event_times is not None
+                  and self.att_by_event is not None)
         if events:
             assert self.event_times is not None and self.att_by_event is not None
             cvals = self._event_critical()
