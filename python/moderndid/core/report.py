@@ -232,12 +232,6 @@ def bands(
         return att - half, att + half
 
 
-def _excludes_zero(lo: float, hi: float) -> bool:
-    if is_missing(lo) or is_missing(hi):
-        return False
-    return bool(lo > 0.0 or hi < 0.0)
-
-
 def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
     """Aligned ``[lo, hi]`` cells of a table and whether each band excludes zero.
 
@@ -256,13 +250,10 @@ def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
     ok = [not (is_missing(a) or is_missing(b)) for a, b in zip(lo, hi, strict=True)]
     wl = max((len(s) for s, k in zip(lo_s, ok, strict=True) if k), default=0)
     wh = max((len(s) for s, k in zip(hi_s, ok, strict=True) if k), default=0)
-    out: list[tuple[str, bool]] = []
-    for a, b, s_lo, s_hi, k in zip(lo, hi, lo_s, hi_s, ok, strict=True):
-        if not k:
-            out.append(("NA", False))
-        else:
-            out.append((f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", _excludes_zero(a, b)))
-    return out
+    return [
+        (f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", bool(a > 0.0 or b < 0.0)) if k else ("NA", False)
+        for a, b, s_lo, s_hi, k in zip(lo, hi, lo_s, hi_s, ok, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,6 +261,7 @@ def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
 # ---------------------------------------------------------------------------------------
 
 
+@dataclass
 class Table:
     """A small table rendered either as a box-drawn text table or as HTML.
 
@@ -285,27 +277,13 @@ class Table:
         Rows whose last (band) cell gets the significance star.
     """
 
-    def __init__(
-        self,
-        headers: Sequence[str],
-        rows: Sequence[Sequence[str]],
-        align: Sequence[str],
-        stars: Sequence[bool] | None = None,
-    ):
-        self.headers = list(headers)
-        self.rows = [list(r) for r in rows]
-        self.align = list(align)
-        self.stars = list(stars) if stars is not None else [False] * len(self.rows)
+    headers: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    align: Sequence[str]
+    stars: Sequence[bool] = ()
 
-    def _text_rows(self) -> list[list[str]]:
-        # the significance star goes after the last (band) column
-        out = []
-        for row, star in zip(self.rows, self.stars, strict=True):
-            row = list(row)
-            if any(self.stars):
-                row[-1] = row[-1] + (" *" if star else "  ")
-            out.append(row)
-        return out
+    def __post_init__(self) -> None:
+        self.stars = self.stars or [False] * len(self.rows)
 
     def to_text(self) -> str:
         """Render as a box-drawn text table.
@@ -314,7 +292,10 @@ class Table:
         -------
         str
         """
-        rows = self._text_rows()
+        rows = [list(row) for row in self.rows]
+        if any(self.stars):  # the significance star goes after the last (band) column
+            for row, star in zip(rows, self.stars, strict=True):
+                row[-1] += " *" if star else "  "
         widths = [len(h) for h in self.headers]
         for row in rows:
             widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
