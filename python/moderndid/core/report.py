@@ -339,34 +339,6 @@ class Table:
         )
 
 
-def _sections_text(sections: Sequence[Section]) -> list[str]:
-    lines: list[str] = []
-    for title, items in sections:
-        if not items:
-            continue
-        lines += ["", LIGHT_RULE, f" {title}", LIGHT_RULE]
-        lines += [f" {k}: {v}" for k, v in items]
-    return lines
-
-
-def _sections_html(sections: Sequence[Section]) -> str:
-    esc = html.escape
-    parts = []
-    for title, items in sections:
-        if not items:
-            continue
-        rows = "".join(
-            f'<tr><td style="text-align:left">{esc(k)}</td>'
-            f'<td style="text-align:left">{esc(v)}</td></tr>'
-            for k, v in items
-        )
-        parts.append(
-            f"<details open><summary><b>{esc(title)}</b></summary>"
-            f'<table class="moderndid-info">{rows}</table></details>'
-        )
-    return "".join(parts)
-
-
 @dataclass(frozen=True)
 class Block:
     """One block of a report's body: an optional heading over a table or a message.
@@ -441,7 +413,10 @@ class Report:
         lines += ["", LIGHT_RULE, f" {SIGNIF_NOTE}"]
         if self.footer is not None:
             lines += ["", f" {self.footer}"]
-        lines += _sections_text(self.sections)
+        for title, items in self.sections:
+            if items:
+                lines += ["", LIGHT_RULE, f" {title}", LIGHT_RULE]
+                lines += [f" {k}: {v}" for k, v in items]
         lines += [HEAVY_RULE, f" {self.reference}"]
         return "\n".join(lines)
 
@@ -461,7 +436,13 @@ class Report:
         parts.append(f"<p><small>{esc(SIGNIF_NOTE)}</small></p>")
         if self.footer is not None:
             parts.append(f"<p>{esc(self.footer)}</p>")
-        parts += [_sections_html(self.sections), f"<p><small>{esc(self.reference)}</small></p>"]
+        for title, items in self.sections:
+            if items:
+                rows = "".join(f'<tr><td style="text-align:left">{esc(k)}</td>'
+                               f'<td style="text-align:left">{esc(v)}</td></tr>' for k, v in items)
+                parts.append(f"<details open><summary><b>{esc(title)}</b></summary>"
+                             f'<table class="moderndid-info">{rows}</table></details>')
+        parts.append(f"<p><small>{esc(self.reference)}</small></p>")
         return "".join(parts)
 
 
@@ -593,31 +574,15 @@ class AggregationLabels(NamedTuple):
 
 AGGREGATION_LABELS: Mapping[str, AggregationLabels] = {
     "simple": AggregationLabels(
-        "", "Overall ATT:", "", "", "", "Simple (weighted average of post-treatment ATT(g,t))"
-    ),
+        "", "Overall ATT:", "", "", "", "Simple (weighted average of post-treatment ATT(g,t))"),
     "dynamic": AggregationLabels(
-        " (Event Study)",
-        "Overall summary of ATT's based on event-study/dynamic aggregation:",
-        "Dynamic Effects:",
-        "Event time",
-        "event_time",
-        "Dynamic (event study)",
-    ),
+        " (Event Study)", "Overall summary of ATT's based on event-study/dynamic aggregation:",
+        "Dynamic Effects:", "Event time", "event_time", "Dynamic (event study)"),
     "group": AggregationLabels(
-        " (Group/Cohort)",
-        "Overall summary of ATT's based on group/cohort aggregation:",
-        "Group Effects:",
-        "Group",
-        "group",
-        "Group / cohort",
-    ),
+        " (Group/Cohort)", "Overall summary of ATT's based on group/cohort aggregation:",
+        "Group Effects:", "Group", "group", "Group / cohort"),
     "calendar": AggregationLabels(
-        " (Calendar Time)",
-        "Overall summary of ATT's based on calendar time aggregation:",
-        "Time Effects:",
-        "Time",
-        "time",
-        "Calendar time",
-    ),
+        " (Calendar Time)", "Overall summary of ATT's based on calendar time aggregation:",
+        "Time Effects:", "Time", "time", "Calendar time"),
 }
 """Labels of each of :data:`AGGREGATION_TYPES`."""
