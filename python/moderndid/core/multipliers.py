@@ -59,8 +59,6 @@ assert float(MAMMEN_THRESHOLD) == MAMMEN_P_LOW * 2.0**53 == 6517670609419126
 
 #: The golden-ratio increment of SplitMix64, floor(2**64 / phi) rounded to odd.
 GOLDEN_GAMMA: int = 0x9E3779B97F4A7C15
-_M1 = 0xBF58476D1CE4E5B9
-_M2 = 0x94D049BB133111EB
 _MASK64 = (1 << 64) - 1
 
 #: FNV-1a 64-bit offset basis and prime.
@@ -69,8 +67,7 @@ FNV1A64_PRIME: int = 0x100000001B3
 
 _U = np.uint64
 _GAMMA_U = _U(GOLDEN_GAMMA)
-_M1_U = _U(_M1)
-_M2_U = _U(_M2)
+_M1_U, _M2_U = _U(0xBF58476D1CE4E5B9), _U(0x94D049BB133111EB)  # splitmix64 multipliers
 _S11, _S27, _S30, _S31 = _U(11), _U(27), _U(30), _U(31)
 _THRESHOLD_U = _U(MAMMEN_THRESHOLD)
 _FNV_PRIME_U = _U(FNV1A64_PRIME)
@@ -84,14 +81,6 @@ _BLOCK_ELEMENTS = 1 << 17
 # ---------------------------------------------------------------------------------------------
 # mixing
 # ---------------------------------------------------------------------------------------------
-
-
-def _mix_int(z: int) -> int:
-    """Splitmix64 finaliser on a Python int (taken mod 2**64)."""
-    z &= _MASK64
-    z = ((z ^ (z >> 30)) * _M1) & _MASK64
-    z = ((z ^ (z >> 27)) * _M2) & _MASK64
-    return z ^ (z >> 31)
 
 
 def _mix_inplace(z: NDArray[np.uint64], tmp: NDArray[np.uint64]) -> None:
@@ -314,18 +303,13 @@ def _keys_from_arrow(arr: pa.Array) -> NDArray[np.uint64]:
             f"identifiers contain {arr.null_count} missing value(s); unit and cluster "
             "identifiers must be complete."
         )
-    t = arr.type
-    if pa.types.is_null(t):  # only reachable when empty
+    t, types = arr.type, pa.types
+    if types.is_null(t):  # only reachable when empty
         return np.empty(0, dtype=np.uint64)
-    if (
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-        or pa.types.is_string_view(t)
-        or pa.types.is_binary_view(t)
-        or pa.types.is_fixed_size_binary(t)
-    ):
+    if any(is_text(t) for is_text in (
+        types.is_string, types.is_large_string, types.is_binary, types.is_large_binary,
+        types.is_string_view, types.is_binary_view, types.is_fixed_size_binary,
+    )):
         return _fnv1a64_arrow(arr)
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return _int_bits(arr.to_numpy(zero_copy_only=False))
@@ -422,7 +406,7 @@ def unit_states(seed: int, keys: Any) -> NDArray[np.uint64]:
     -------
     numpy.ndarray of uint64, shape (n_keys,)
     """
-    seed_state = _U(_mix_int(_check_seed(seed) + GOLDEN_GAMMA))
+    seed_state = mix64([(_check_seed(seed) + GOLDEN_GAMMA) & _MASK64])[0]
     k = _as_uint64(keys, "keys").reshape(-1)
     z = np.bitwise_xor(k, seed_state)
     _mix_inplace(z, np.empty_like(z))
