@@ -420,9 +420,6 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
     influence_func = _alias("inf_func_mat", "Alias of :attr:`inf_func_mat` (``n x n_cells``).")
     n_units = _alias("n", "Alias of :attr:`n` (units; observations for repeated cross-sections).")
 
-    def _level(self) -> float:
-        return self.alpha_level
-
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """The stored bands ``(lci, uci)``.
 
@@ -472,7 +469,7 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
                                  n_groups=int(np.unique(self.groups).size))
         heading = f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
         if self.att.size:
-            block = Block.of_table(self._gt_table(), heading)
+            block = Block.of_table(self._gt_table(self.alpha_level), heading)
         else:
             block = Block(heading, " No group-time cells were estimated.",
                           "<p>No group-time cells.</p>")

@@ -232,7 +232,6 @@ class GroupTimeResultBase(ResultBase):
         @property
         def estimation_params(self) -> dict[str, Any]: ...
         def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]: ...
-        def _level(self) -> float: ...  # significance level in effect
 
     @property
     def uniform_bands(self) -> bool:
@@ -249,9 +248,9 @@ class GroupTimeResultBase(ResultBase):
                 )
         self._set(**arrays)
 
-    def _gt_table(self) -> Table:
+    def _gt_table(self, alpha: float) -> Table:
         return _band_table({"Group": self.groups, "Time": self.times}, "ATT(g,t)", self.att_gt,
-                           self.se_gt, self.confidence_bands(), self._level(), self.uniform_bands)
+                           self.se_gt, self.confidence_bands(), alpha, self.uniform_bands)
 
     def _columns(self) -> dict[str, Any]:
         groups, times = self.groups, self.times
@@ -265,16 +264,9 @@ class GroupTimeResultBase(ResultBase):
             status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
         except TypeError:
             status = [None] * len(times)
-        return {
-            "group": groups,
-            "time": times,
-            "att": self.att_gt,
-            "se": self.se_gt,
-            "ci_lower": lo,
-            "ci_upper": hi,
-            "event_time": event_time,
-            "treatment_status": status,
-        }
+        return {"group": groups, "time": times, "att": self.att_gt, "se": self.se_gt,
+                "ci_lower": lo, "ci_upper": hi, "event_time": event_time,
+                "treatment_status": status}
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -367,9 +359,6 @@ class MPResult(GroupTimeResultBase):
 
     # -- derived quantities ------------------------------------------------------------
 
-    def _level(self) -> float:
-        return self.alpha
-
     def _critical(self) -> float:
         cv = self.critical_value
         return normal_quantile(self.alpha) if cv is None else float(cv)
@@ -395,7 +384,7 @@ class MPResult(GroupTimeResultBase):
         return line
 
     def _report(self) -> Report:
-        table = self._gt_table()
+        table = self._gt_table(self.alpha)
         text = table.to_text() if self.att_gt.size else " No group-time cells were estimated."
         sections = info_sections(self.estimation_params, alpha=self.alpha,
                                  critical_value=self._critical(), uniform=self.uniform_bands,
@@ -480,11 +469,8 @@ class AggregateResultBase(ResultBase):
         tuple of float
             ``(lower, upper)``, ``NaN`` when the standard error is missing.
         """
-        lo, hi = bands(
-            np.array([self.overall_att], dtype=float),
-            np.array([self.overall_se], dtype=float),
-            normal_quantile(self.alpha_level),
-        )
+        lo, hi = bands(np.array([self.overall_att], dtype=float),
+                       np.array([self.overall_se], dtype=float), normal_quantile(self.alpha_level))
         return float(lo[0]), float(hi[0])
 
     def _event_critical(self) -> np.ndarray:
@@ -556,13 +542,9 @@ class AggregateResultBase(ResultBase):
                 f"this {self.aggregation_type!r} aggregation holds no per-event estimates"
             )
         lo, hi = self._event_bands()
-        cols: dict[str, Any] = {
-            self._labels[self.aggregation_type].column: self.event_times,
-            "att": self.att_by_event,
-            "se": self._event_se(),
-            "ci_lower": lo,
-            "ci_upper": hi,
-        }
+        cols: dict[str, Any] = {self._labels[self.aggregation_type].column: self.event_times,
+                                "att": self.att_by_event, "se": self._event_se(),
+                                "ci_lower": lo, "ci_upper": hi}
         if self.aggregation_type in EVENT_STUDY_TYPES:
             cols["treatment_status"] = [
                 None if is_missing(e) else ("Post" if e >= 0 else "Pre") for e in self.event_times
