@@ -221,11 +221,9 @@ def keys_from_values(values: Any) -> NDArray[np.uint64]:
         return _int_bits(arr)
     if kind == "f":
         return _keys_from_floats(arr)
-    if kind in "UST":
+    if kind in "USTO":
         # via Python objects: pyarrow would cut numpy fixed-width strings at the first NUL
-        return _keys_from_objects(arr.astype(object))
-    if kind == "O":
-        return _keys_from_objects(arr)
+        return _keys_from_objects(arr.astype(object, copy=False))
     raise InvalidOptionError(
         f"identifiers must be integers or strings, got numpy dtype {arr.dtype}."
     )
