@@ -78,11 +78,6 @@ assert MAMMEN_LOW + _SPREAD == MAMMEN_HIGH and MAMMEN_LOW + 0.0 * _SPREAD == MAM
 _BLOCK_ELEMENTS = 1 << 17
 
 
-# ---------------------------------------------------------------------------------------------
-# mixing
-# ---------------------------------------------------------------------------------------------
-
-
 def _mix_inplace(z: NDArray[np.uint64], tmp: NDArray[np.uint64]) -> None:
     """Splitmix64 finaliser applied in place to ``z``; ``tmp`` is scratch of the same shape.
 
@@ -119,11 +114,6 @@ def mix64(values: Any) -> NDArray[np.uint64]:
     z = np.array(_as_uint64(values, "values"), dtype=np.uint64, copy=True)
     _mix_inplace(z, np.empty_like(z))
     return z
-
-
-# ---------------------------------------------------------------------------------------------
-# seeds and keys
-# ---------------------------------------------------------------------------------------------
 
 
 def seed_from_random_state(random_state: Any) -> int:
@@ -352,11 +342,6 @@ def _fnv1a64_arrow(arr: pa.Array) -> NDArray[np.uint64]:
     out = np.empty(n, dtype=np.uint64)
     out[order] = h
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# streams
-# ---------------------------------------------------------------------------------------------
 
 
 def _check_seed(seed: Any) -> int:

@@ -52,11 +52,6 @@ Section = tuple[str, list[tuple[str, str]]]
 """A titled list of ``(key, value)`` lines of a summary."""
 
 
-# ---------------------------------------------------------------------------------------
-# values and numbers
-# ---------------------------------------------------------------------------------------
-
-
 def as_array(x: Any, dtype: Any = None) -> Any:
     """Return ``x`` as a host numpy array.
 
@@ -202,11 +197,6 @@ def normal_quantile(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
 
 
-# ---------------------------------------------------------------------------------------
-# confidence bands
-# ---------------------------------------------------------------------------------------
-
-
 def bands(
     att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -254,11 +244,6 @@ def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
         (f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", bool(a > 0.0 or b < 0.0)) if k else ("NA", False)
         for a, b, s_lo, s_hi, k in zip(lo, hi, lo_s, hi_s, ok, strict=True)
     ]
-
-
-# ---------------------------------------------------------------------------------------
-# tables and reports
-# ---------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -444,11 +429,6 @@ class Report:
                              f'<table class="moderndid-info">{rows}</table></details>')
         parts.append(f"<p><small>{esc(self.reference)}</small></p>")
         return "".join(parts)
-
-
-# ---------------------------------------------------------------------------------------
-# result base
-# ---------------------------------------------------------------------------------------
 
 
 class _FieldNames:

@@ -82,31 +82,23 @@ _LABELS["eventstudy"] = _LABELS["eventstudy"]._replace(
 _AGG_TYPES = tuple(_LABELS)
 
 
-# ---------------------------------------------------------------------------------------
-# shared helpers
-# ---------------------------------------------------------------------------------------
+def _est_method(params: Mapping[str, Any]) -> str | None:
+    est = param(params, "est_method", "estimation_method")
+    return est.lower() if isinstance(est, str) else None
 
 
 def _method_prefix(params: Mapping[str, Any]) -> str:
-    est = param(params, "est_method", "estimation_method")
-    return _EST_PREFIX.get(str(est).lower(), "DDD") if isinstance(est, str) else "DDD"
+    return _EST_PREFIX.get(_est_method(params) or "", "DDD")
 
 
 def _algorithm_details(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    est = param(params, "est_method", "estimation_method")
-    est = str(est).lower() if isinstance(est, str) else None
+    est = _est_method(params)
     out = []
     if est in ("dr", "reg"):
         out.append(("Outcome Regression", "OLS"))
     if est in ("dr", "ipw"):
         out.append(("Propensity Score", "Logit (maximum likelihood)"))
     return out
-
-
-def _p_value(att: float, se: float) -> float:
-    if is_missing(att) or is_missing(se) or not float(se) > 0.0:
-        return math.nan
-    return 2.0 * (1.0 - NormalDist().cdf(abs(float(att) / float(se))))
 
 
 def _implied_critical(att: np.ndarray, se: np.ndarray, upper: np.ndarray) -> float | None:
@@ -201,11 +193,6 @@ class _DDDBase(ResultBase):
                 self._set(**{name: {} if value is None else dict(value)})
 
 
-# ---------------------------------------------------------------------------------------
-# two periods
-# ---------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class _DDDTwoPeriod(_DDDBase):
     att: float
@@ -233,8 +220,6 @@ class _DDDTwoPeriod(_DDDBase):
         self._set(uci=float(self.uci), lci=float(self.lci))  # type: ignore[arg-type]
         self._as_arrays(["boots", "att_inf_func"], float)
 
-    # -- derived quantities ------------------------------------------------------------
-
     @property
     def boot(self) -> bool:
         """Whether the standard error comes from the multiplier bootstrap."""
@@ -245,7 +230,9 @@ class _DDDTwoPeriod(_DDDBase):
     @property
     def p_value(self) -> float:
         """Two-sided normal p-value of ``att / se`` (``NaN`` without a standard error)."""
-        return _p_value(self.att, self.se)
+        if is_missing(self.att) or not self.se > 0.0:
+            return math.nan
+        return 2.0 * (1.0 - NormalDist().cdf(abs(self.att / self.se)))
 
     def confidence_interval(self) -> tuple[float, float]:
         """``(lci, uci)``, the stored confidence interval."""
@@ -254,8 +241,6 @@ class _DDDTwoPeriod(_DDDBase):
     def _critical(self) -> float:
         implied = _implied_critical(np.array([self.att]), np.array([self.se]), np.array([self.uci]))
         return normal_quantile(self.alpha_level) if implied is None else implied
-
-    # -- printing and export -----------------------------------------------------------
 
     def _report(self) -> Report:
         extra: list[Section] = []
@@ -356,11 +341,6 @@ _document(DDDPanelResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
 _document(DDDRCResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
 
 
-# ---------------------------------------------------------------------------------------
-# staggered adoption
-# ---------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
     att: np.ndarray
@@ -413,8 +393,6 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
         self._as_arrays(["inf_func_mat", "vcov_analytical", "unit_weights"], float)
         self._as_arrays(["unit_groups", "unit_clusters", "unit_partition"])
 
-    # -- aliases and derived quantities -------------------------------------------------
-
     att_gt = _alias("att", "Alias of :attr:`att` (the ``MPResult`` name).")
     se_gt = _alias("se", "Alias of :attr:`se` (the ``MPResult`` name).")
     influence_func = _alias("inf_func_mat", "Alias of :attr:`inf_func_mat` (``n x n_cells``).")
@@ -429,8 +407,6 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
         """
         assert self.lci is not None and self.uci is not None
         return self.lci, self.uci
-
-    # -- printing and export -----------------------------------------------------------
 
     def _count_section(self) -> list[Section]:
         """Units per cohort, as (eligible, ineligible) counts or a total without partitions."""
@@ -542,11 +518,6 @@ class DDDMultiPeriodRCResult(_DDDMultiPeriod):
 
 _document(DDDMultiPeriodResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
 _document(DDDMultiPeriodRCResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
-
-
-# ---------------------------------------------------------------------------------------
-# aggregation
-# ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -690,8 +661,6 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
                    inf_func_overall=agg.influence_func_overall, args=args,
                    **{name: getattr(agg, name) for name in same})
 
-    # -- aliases and derived quantities -------------------------------------------------
-
     event_times = _alias("egt")
     att_by_event = _alias("att_egt")
     se_by_event = _alias("se_egt")
@@ -727,11 +696,6 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
                              staggered=True, n_units=None, alpha=self.alpha_level,
                              critical_value=critical_value, uniform=uniform,
                              extra_details=extra_details)
-
-
-# ---------------------------------------------------------------------------------------
-# construction from the estimator's fit
-# ---------------------------------------------------------------------------------------
 
 
 def build_ddd_result(

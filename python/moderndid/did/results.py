@@ -85,11 +85,6 @@ _EST_METHOD_LABELS = {
 }
 
 
-# ---------------------------------------------------------------------------------------
-# pieces shared with the triple-differences results
-# ---------------------------------------------------------------------------------------
-
-
 def info_sections(
     params: Mapping[str, Any],
     *,
@@ -207,11 +202,6 @@ def single_effect_columns(att: float, se: float, band: tuple[float, float]) -> d
     values = (att, se, *band)
     return {k: np.array([v], dtype=float)
             for k, v in zip(("att", "se", "ci_lower", "ci_upper"), values, strict=True)}
-
-
-# ---------------------------------------------------------------------------------------
-# group-time effects
-# ---------------------------------------------------------------------------------------
 
 
 class GroupTimeResultBase(ResultBase):
@@ -357,8 +347,6 @@ class MPResult(GroupTimeResultBase):
         self._as_arrays(["vcov_analytical"], float)
         self._as_arrays(["influence_func"])
 
-    # -- derived quantities ------------------------------------------------------------
-
     def _critical(self) -> float:
         cv = self.critical_value
         return normal_quantile(self.alpha) if cv is None else float(cv)
@@ -372,8 +360,6 @@ class MPResult(GroupTimeResultBase):
             ``(lower, upper)``, ``NaN`` where the standard error is missing.
         """
         return bands(self.att_gt, self.se_gt, self._critical())
-
-    # -- printing and export -----------------------------------------------------------
 
     def _pretest_line(self) -> str:
         if self.wald_pvalue is None:
@@ -391,11 +377,6 @@ class MPResult(GroupTimeResultBase):
                                  n_units=self.n_units, n_groups=int(np.unique(self.groups).size))
         return Report("Group-Time Average Treatment Effects", [Block(None, text, table.to_html())],
                       sections, _REFERENCE, footer=self._pretest_line())
-
-
-# ---------------------------------------------------------------------------------------
-# aggregations
-# ---------------------------------------------------------------------------------------
 
 
 class AggregateResultBase(ResultBase):
@@ -447,8 +428,6 @@ class AggregateResultBase(ResultBase):
                 )
             self._set(**{name: arr})
 
-    # -- derived quantities ------------------------------------------------------------
-
     @property
     def alpha_level(self) -> float:
         """Significance level in effect (``alpha``, else the settings' ``alpha``, else 0.05)."""
@@ -489,8 +468,6 @@ class AggregateResultBase(ResultBase):
         """Bands of the disaggregated effects (NaN without standard errors)."""
         assert self.att_by_event is not None
         return bands(self.att_by_event, self._event_se(), self._event_critical())
-
-    # -- printing and export -----------------------------------------------------------
 
     def _aggregation_details(self) -> list[tuple[str, str]]:
         out = [("Aggregation", self._labels[self.aggregation_type].description)]
@@ -642,11 +619,6 @@ class AGGTEResult(AggregateResultBase):
         if self.att_by_event is None or self.se_by_event is None:
             return np.empty(0), np.empty(0)
         return self._event_bands()
-
-
-# ---------------------------------------------------------------------------------------
-# exporters
-# ---------------------------------------------------------------------------------------
 
 
 def _result(result: Any) -> ResultBase:
