@@ -68,11 +68,7 @@ def as_array(x: Any, dtype: Any = None) -> Any:
     """
     if x is None:
         return None
-    if (
-        not isinstance(x, np.ndarray)
-        and hasattr(x, "get")
-        and hasattr(x, "__cuda_array_interface__")
-    ):
+    if hasattr(x, "__cuda_array_interface__") and hasattr(x, "get"):
         x = x.get()  # cupy -> host
     return np.asarray(x, dtype=dtype)
 
@@ -449,7 +445,7 @@ class ResultBase:
 
     def _asdict(self) -> dict[str, Any]:
         """Return the fields as a ``dict`` (shallow, in field order)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in self._fields}
 
     def _replace(self: _T, **changes: Any) -> _T:
         """Return a copy with the given fields replaced."""
@@ -482,11 +478,10 @@ class ResultBase:
         """
         return self._report().to_text()
 
-    def __str__(self) -> str:
-        return self.summary()
-
     def __repr__(self) -> str:
         return self.summary()
+
+    __str__ = __repr__
 
     def _repr_html_(self) -> str:
         """HTML rendering of the summary for Jupyter notebooks."""
@@ -513,10 +508,7 @@ class ResultBase:
         """
         import pyarrow as pa
 
-        cols = self._columns()
-        return pa.table(
-            {k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()}
-        )
+        return pa.table(self._columns())
 
     def to_spark(self, spark: Any) -> Any:
         """Estimates and confidence bands as a Spark DataFrame (the columns of ``to_df``),
