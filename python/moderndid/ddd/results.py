@@ -144,18 +144,15 @@ def _is_never(g: Any) -> bool:
 
 def _subgroup_label(key: Any) -> str:
     """Printed label of a subgroup count key; ``(g, q)`` keys get R ``triplediff`` names."""
-    if isinstance(key, tuple) and len(key) == 2:
-        g, q = key
-        treated = not _is_never(g)
-        try:
-            eligible = float(q) == 1.0
-        except (TypeError, ValueError):
-            return str(key)
-        number = 1 + int(eligible) + 2 * int(treated)
-        state = "treated" if treated else "untreated"
-        part = "eligible" if eligible else "ineligible"
-        return f"{number} ({state}, {part})"
-    return str(key)
+    try:
+        g, q = key if isinstance(key, tuple) else ()
+        eligible = float(q) == 1.0
+    except (TypeError, ValueError):
+        return str(key)
+    treated = not _is_never(g)
+    state = "treated" if treated else "untreated"
+    part = "eligible" if eligible else "ineligible"
+    return f"{1 + int(eligible) + 2 * int(treated)} ({state}, {part})"
 
 
 def _alias(name: str, doc: str | None = None) -> Any:
