@@ -291,19 +291,22 @@ def _keys_from_arrow(arr: pa.Array) -> NDArray[np.uint64]:
             f"identifiers contain {arr.null_count} missing value(s); unit and cluster "
             "identifiers must be complete."
         )
-    t, types = arr.type, pa.types
-    if types.is_null(t):  # only reachable when empty
+    t = arr.type
+    if pa.types.is_null(t):  # only reachable when empty
         return np.empty(0, dtype=np.uint64)
-    if any(is_text(t) for is_text in (
-        types.is_string, types.is_large_string, types.is_binary, types.is_large_binary,
-        types.is_string_view, types.is_binary_view, types.is_fixed_size_binary,
-    )):
+    if any(is_text(t) for is_text in _ARROW_TEXT_TYPES):
         return _fnv1a64_arrow(arr)
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return _int_bits(arr.to_numpy(zero_copy_only=False))
     if pa.types.is_floating(t):
         return _keys_from_floats(arr.to_numpy(zero_copy_only=False))
     raise InvalidOptionError(f"identifiers must be integers or strings, got arrow type {t}.")
+
+
+_ARROW_TEXT_TYPES = (
+    pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view, pa.types.is_binary,
+    pa.types.is_large_binary, pa.types.is_binary_view, pa.types.is_fixed_size_binary,
+)
 
 
 def _fnv1a64_arrow(arr: pa.Array) -> NDArray[np.uint64]:
