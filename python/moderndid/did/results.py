@@ -74,15 +74,9 @@ def _label_of(value: Any, labels: Mapping[str, str]) -> str:
     return labels.get(str(value).lower(), str(value))
 
 
-_CONTROL_GROUP_LABELS = {
-    "nevertreated": "Never Treated",
-    "notyettreated": "Not Yet Treated",
-}
-_EST_METHOD_LABELS = {
-    "dr": "Doubly Robust",
-    "ipw": "Inverse Probability Weighting",
-    "reg": "Outcome Regression",
-}
+_CONTROL_GROUP_LABELS = {"nevertreated": "Never Treated", "notyettreated": "Not Yet Treated"}
+_EST_METHOD_LABELS = {"dr": "Doubly Robust", "ipw": "Inverse Probability Weighting",
+                      "reg": "Outcome Regression"}
 
 
 def info_sections(
