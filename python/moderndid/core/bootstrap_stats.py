@@ -124,11 +124,6 @@ def bootstrap_se(draws: Any) -> NDArray[np.float64]:
     -------
     numpy.ndarray of float64, shape (m,)
         (zero-dimensional for one-dimensional ``draws``)
-
-    References
-    ----------
-    Callaway, B. and Sant'Anna, P. H. C. (2021). Difference-in-Differences with multiple
-    time periods. *Journal of Econometrics*, 225(2), 200-230.
     """
     arr = np.asarray(draws, dtype=np.float64)
     if arr.ndim == 0:
@@ -166,11 +161,6 @@ def uniform_critical_value(draws: Any, se: Any, alpha: float) -> float:
     float
         The critical value; NaN when no column has a finite standard error or no draw has a
         finite statistic.
-
-    References
-    ----------
-    Callaway, B. and Sant'Anna, P. H. C. (2021). Difference-in-Differences with multiple
-    time periods. *Journal of Econometrics*, 225(2), 200-230.
     """
     arr = np.asarray(draws, dtype=np.float64)
     if arr.ndim == 1:

@@ -472,12 +472,8 @@ def mammen_multipliers(seed: int, keys: Any, start: int, stop: int) -> NDArray[n
 
     Parameters
     ----------
-    seed : int
-        Seed in ``[0, 2**64)``, e.g. from :func:`seed_from_random_state`.
-    keys : array_like of integers
-        One key per unit / cluster, from :func:`keys_from_values`.
-    start, stop : int
-        Half-open range of 0-based draw indices, ``0 <= start <= stop``.
+    seed, keys, start, stop
+        As for :func:`mammen_high_mask`.
 
     Returns
     -------
