@@ -193,9 +193,8 @@ def normal_quantile(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
 
 
-def bands(
-    att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
-) -> tuple[np.ndarray, np.ndarray]:
+def bands(att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper band ``att -/+ crit * se``.
 
     Parameters
@@ -313,11 +312,8 @@ class Table:
                 style = "text-align:right" if a == "r" else "text-align:left"
                 tds.append(f'<td style="{style}">{text}</td>')
             body.append("<tr>" + "".join(tds) + "</tr>")
-        return (
-            '<table class="moderndid-table">'
-            f"<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>"
-        )
+        return (f'<table class="moderndid-table"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table>")
 
 
 @dataclass(frozen=True)
