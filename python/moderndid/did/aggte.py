@@ -223,9 +223,10 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
         z = float(stats.norm.ppf(1 - alpha / 2))
         crit = z
         if want_cband:
-            band_draws = draws if draws is not None else _gaussian_draws(
-                vcov, biters or moments.biters or 1000, random_state)
-            band_draws = band_draws @ cmat if draws is not None else band_draws
+            if draws is not None:
+                band_draws = draws @ cmat
+            else:
+                band_draws = _gaussian_draws(vcov, biters or moments.biters or 1000, random_state)
             usable = np.isfinite(se_events)
             value = uniform_critical_value(band_draws[:, usable], se_events[usable], alpha) \
                 if usable.any() else np.nan
@@ -239,13 +240,9 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
             # pointwise intervals are used and the result says so.
         if labels.size and np.all(np.mod(labels, 1) == 0):
             labels = labels.astype(np.int64)
-        result_kwargs.update(
-            event_times=labels,
-            att_by_event=np.array(estimates),
-            se_by_event=se_events,
-            critical_values=np.full(len(labels), crit),
-            vcov_analytical=vcov,
-        )
+        result_kwargs.update(event_times=labels, att_by_event=np.array(estimates),
+                             se_by_event=se_events, critical_values=np.full(len(labels), crit),
+                             vcov_analytical=vcov)
     params.update(boot=boot, bootstrap=boot, cband=cband_used, uniform_bands=cband_used,
                   alpha=alpha)
     return AGGTEResult(
