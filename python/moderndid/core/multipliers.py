@@ -71,8 +71,6 @@ _M1_U, _M2_U = _U(0xBF58476D1CE4E5B9), _U(0x94D049BB133111EB)  # splitmix64 mult
 _S11, _S27, _S30, _S31 = _U(11), _U(27), _U(30), _U(31)
 _THRESHOLD_U = _U(MAMMEN_THRESHOLD)
 _FNV_PRIME_U = _U(FNV1A64_PRIME)
-_SPREAD = MAMMEN_HIGH - MAMMEN_LOW  # MAMMEN_LOW + 1.0 * _SPREAD == MAMMEN_HIGH exactly
-assert MAMMEN_LOW + _SPREAD == MAMMEN_HIGH and MAMMEN_LOW + 0.0 * _SPREAD == MAMMEN_LOW
 
 #: Elements (unit x draw) generated per block: two uint64 scratch buffers of 1 MiB each.
 _BLOCK_ELEMENTS = 1 << 17
@@ -412,7 +410,6 @@ def _generate(seed: int, keys: Any, start: Any, stop: Any, as_multipliers: bool)
     rows = max(1, _BLOCK_ELEMENTS // cols)
     z_buf = np.empty(rows * cols, dtype=np.uint64)
     t_buf = np.empty_like(z_buf)
-    m_buf = np.empty(rows * cols, dtype=np.bool_) if as_multipliers else None
     for c0 in range(0, n_draws, cols):
         c1 = min(c0 + cols, n_draws)
         with np.errstate(over="ignore"):
@@ -429,15 +426,10 @@ def _generate(seed: int, keys: Any, start: Any, stop: Any, as_multipliers: bool)
                 np.add(states[r0:r1, None], inc[None, :], out=z)
             _mix_inplace(z, t)
             np.right_shift(z, _S11, out=z)
-            if m_buf is None:
-                np.greater_equal(z, _THRESHOLD_U, out=out[r0:r1, c0:c1])
+            if as_multipliers:
+                out[r0:r1, c0:c1] = np.where(z >= _THRESHOLD_U, MAMMEN_HIGH, MAMMEN_LOW)
             else:
-                mask = m_buf[:size].reshape(shape)
-                np.greater_equal(z, _THRESHOLD_U, out=mask)
-                block = out[r0:r1, c0:c1]
-                # exact: LOW + 0.0 * SPREAD == LOW and LOW + 1.0 * SPREAD == HIGH
-                np.multiply(mask, _SPREAD, out=block)
-                np.add(block, MAMMEN_LOW, out=block)
+                np.greater_equal(z, _THRESHOLD_U, out=out[r0:r1, c0:c1])
     return out
 
 
