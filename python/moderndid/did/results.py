@@ -126,13 +126,9 @@ def info_sections(
     data.append(("Anticipation Periods", fmt_label(antic)))
     panel = param(params, "panel")
     if panel is not None:
-        if not panel:
-            kind = "Repeated cross-sections"
-        elif param(params, "allow_unbalanced_panel", default=False):
-            kind = "Panel (unbalanced allowed)"
-        else:
-            kind = "Balanced panel"
-        data.append(("Data Type", kind))
+        unbalanced = param(params, "allow_unbalanced_panel", default=False)
+        kind = "Panel (unbalanced allowed)" if unbalanced else "Balanced panel"
+        data.append(("Data Type", kind if panel else "Repeated cross-sections"))
     add(data, "Units", n_units if n_units is not None else param(params, "n_units"), fmt_label)
     add(data, "Observations", param(params, "n_obs"), fmt_label)
     add(data, "Time Periods", param(params, "n_periods"), fmt_label)
