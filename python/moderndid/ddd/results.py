@@ -592,8 +592,8 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
             raise InvalidOptionError(
                 f"aggregation_type must be one of {_AGG_TYPES}, got {self.aggregation_type!r}"
             )
-        se = math.nan if self.overall_se is None else float(self.overall_se)
-        self._set(aggregation_type=kind, overall_att=float(self.overall_att), overall_se=se)
+        self._set(aggregation_type=kind, overall_att=float(self.overall_att),
+                  overall_se=math.nan if self.overall_se is None else float(self.overall_se))
         if self.crit_val is not None:
             cv = as_array(self.crit_val, dtype=float)
             self._set(crit_val=float(cv) if cv.ndim == 0 else cv)
