@@ -89,9 +89,8 @@ def quantile_type1(x: Any, q: Any, axis: int = 0) -> Any:
     flat_q = probs.reshape(-1)
     # k = ceil(n * q) computed in double precision, as R does; at least 1
     k = np.ceil(np.multiply.outer(flat_q, n_valid.astype(np.float64)))
-    k = np.maximum(k, 1.0).astype(np.int64)
-    empty = np.broadcast_to(n_valid == 0, k.shape)
-    idx = np.where(empty, 0, k - 1)
+    idx = np.maximum(k, 1.0).astype(np.int64) - 1
+    empty = np.broadcast_to(n_valid == 0, idx.shape)
     if ordered.shape[0] == 0:
         result = np.full(idx.shape, np.nan)
     else:
