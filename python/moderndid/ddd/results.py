@@ -686,13 +686,9 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
             return np.empty(0), np.empty(0)
         return self._event_bands()
 
-    def _info_sections(
-        self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
-    ) -> list[Section]:
-        return _ddd_sections(self.args, panel=bool(param(self.args, "panel", default=True)),
-                             staggered=True, n_units=None, alpha=self.alpha_level,
-                             critical_value=critical_value, uniform=uniform,
-                             extra_details=extra_details)
+    def _info_sections(self, **info: Any) -> list[Section]:
+        panel = bool(param(self.args, "panel", default=True))
+        return _ddd_sections(self.args, panel=panel, staggered=True, n_units=None, **info)
 
 
 def build_ddd_result(

@@ -471,12 +471,9 @@ class AggregateResultBase(ResultBase):
                 out.append(("Balanced Cohorts", f"observed for event times 0..{e}"))
         return out
 
-    def _info_sections(
-        self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
-    ) -> list[Section]:
-        return info_sections(self.estimation_params, alpha=self.alpha_level,
-                             critical_value=critical_value, uniform=uniform,
-                             extra_details=extra_details)
+    def _info_sections(self, **info: Any) -> list[Section]:
+        """The settings sections, given :func:`info_sections`'s keyword arguments."""
+        return info_sections(self.estimation_params, **info)
 
     def _report(self) -> Report:
         crit: float | None = normal_quantile(self.alpha_level)
@@ -495,9 +492,9 @@ class AggregateResultBase(ResultBase):
                                 self.att_by_event, self._event_se(), self._event_bands(),
                                 self.alpha_level, self.uniform_bands)
             blocks.append(Block.of_table(table, labels.table_heading))
-        sections = self._info_sections(
-            crit, self.uniform_bands and events, self._aggregation_details()
-        )
+        sections = self._info_sections(alpha=self.alpha_level, critical_value=crit,
+                                       uniform=self.uniform_bands and events,
+                                       extra_details=self._aggregation_details())
         return Report(self._title + labels.title_suffix, blocks, sections, self._reference)
 
     def _columns(self) -> dict[str, Any]:
