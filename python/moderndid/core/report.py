@@ -131,9 +131,7 @@ def fmt_num(x: Any, digits: int = 4) -> str:
     if is_missing(x):
         return "NA"
     s = f"{float(x):.{digits}f}"
-    if float(s) == 0.0 and s.startswith("-"):
-        s = s[1:]
-    return s
+    return s[1:] if s.startswith("-") and float(s) == 0.0 else s
 
 
 def fmt_label(x: Any) -> str:
