@@ -89,9 +89,8 @@ def quantile_type1(x: Any, q: Any, axis: int = 0) -> Any:
     flat_q = probs.reshape(-1)
     # k = ceil(n * q) computed in double precision, as R does; at least 1
     k = np.ceil(np.multiply.outer(flat_q, n_valid.astype(np.float64)))
-    k = np.maximum(k, 1.0).astype(np.int64)
-    empty = np.broadcast_to(n_valid == 0, k.shape)
-    idx = np.where(empty, 0, k - 1)
+    idx = np.maximum(k, 1.0).astype(np.int64) - 1
+    empty = np.broadcast_to(n_valid == 0, idx.shape)
     if ordered.shape[0] == 0:
         result = np.full(idx.shape, np.nan)
     else:
@@ -124,11 +123,6 @@ def bootstrap_se(draws: Any) -> NDArray[np.float64]:
     -------
     numpy.ndarray of float64, shape (m,)
         (zero-dimensional for one-dimensional ``draws``)
-
-    References
-    ----------
-    Callaway, B. and Sant'Anna, P. H. C. (2021). Difference-in-Differences with multiple
-    time periods. *Journal of Econometrics*, 225(2), 200-230.
     """
     arr = np.asarray(draws, dtype=np.float64)
     if arr.ndim == 0:
@@ -166,11 +160,6 @@ def uniform_critical_value(draws: Any, se: Any, alpha: float) -> float:
     float
         The critical value; NaN when no column has a finite standard error or no draw has a
         finite statistic.
-
-    References
-    ----------
-    Callaway, B. and Sant'Anna, P. H. C. (2021). Difference-in-Differences with multiple
-    time periods. *Journal of Econometrics*, 225(2), 200-230.
     """
     arr = np.asarray(draws, dtype=np.float64)
     if arr.ndim == 1:

@@ -59,8 +59,6 @@ assert float(MAMMEN_THRESHOLD) == MAMMEN_P_LOW * 2.0**53 == 6517670609419126
 
 #: The golden-ratio increment of SplitMix64, floor(2**64 / phi) rounded to odd.
 GOLDEN_GAMMA: int = 0x9E3779B97F4A7C15
-_M1 = 0xBF58476D1CE4E5B9
-_M2 = 0x94D049BB133111EB
 _MASK64 = (1 << 64) - 1
 
 #: FNV-1a 64-bit offset basis and prime.
@@ -69,29 +67,13 @@ FNV1A64_PRIME: int = 0x100000001B3
 
 _U = np.uint64
 _GAMMA_U = _U(GOLDEN_GAMMA)
-_M1_U = _U(_M1)
-_M2_U = _U(_M2)
+_M1_U, _M2_U = _U(0xBF58476D1CE4E5B9), _U(0x94D049BB133111EB)  # splitmix64 multipliers
 _S11, _S27, _S30, _S31 = _U(11), _U(27), _U(30), _U(31)
 _THRESHOLD_U = _U(MAMMEN_THRESHOLD)
 _FNV_PRIME_U = _U(FNV1A64_PRIME)
-_SPREAD = MAMMEN_HIGH - MAMMEN_LOW  # MAMMEN_LOW + 1.0 * _SPREAD == MAMMEN_HIGH exactly
-assert MAMMEN_LOW + _SPREAD == MAMMEN_HIGH and MAMMEN_LOW + 0.0 * _SPREAD == MAMMEN_LOW
 
 #: Elements (unit x draw) generated per block: two uint64 scratch buffers of 1 MiB each.
 _BLOCK_ELEMENTS = 1 << 17
-
-
-# ---------------------------------------------------------------------------------------------
-# mixing
-# ---------------------------------------------------------------------------------------------
-
-
-def _mix_int(z: int) -> int:
-    """Splitmix64 finaliser on a Python int (taken mod 2**64)."""
-    z &= _MASK64
-    z = ((z ^ (z >> 30)) * _M1) & _MASK64
-    z = ((z ^ (z >> 27)) * _M2) & _MASK64
-    return z ^ (z >> 31)
 
 
 def _mix_inplace(z: NDArray[np.uint64], tmp: NDArray[np.uint64]) -> None:
@@ -130,11 +112,6 @@ def mix64(values: Any) -> NDArray[np.uint64]:
     z = np.array(_as_uint64(values, "values"), dtype=np.uint64, copy=True)
     _mix_inplace(z, np.empty_like(z))
     return z
-
-
-# ---------------------------------------------------------------------------------------------
-# seeds and keys
-# ---------------------------------------------------------------------------------------------
 
 
 def seed_from_random_state(random_state: Any) -> int:
@@ -232,11 +209,9 @@ def keys_from_values(values: Any) -> NDArray[np.uint64]:
         return _int_bits(arr)
     if kind == "f":
         return _keys_from_floats(arr)
-    if kind in "UST":
+    if kind in "USTO":
         # via Python objects: pyarrow would cut numpy fixed-width strings at the first NUL
-        return _keys_from_objects(arr.astype(object))
-    if kind == "O":
-        return _keys_from_objects(arr)
+        return _keys_from_objects(arr.astype(object, copy=False))
     raise InvalidOptionError(
         f"identifiers must be integers or strings, got numpy dtype {arr.dtype}."
     )
@@ -317,21 +292,19 @@ def _keys_from_arrow(arr: pa.Array) -> NDArray[np.uint64]:
     t = arr.type
     if pa.types.is_null(t):  # only reachable when empty
         return np.empty(0, dtype=np.uint64)
-    if (
-        pa.types.is_string(t)
-        or pa.types.is_large_string(t)
-        or pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-        or pa.types.is_string_view(t)
-        or pa.types.is_binary_view(t)
-        or pa.types.is_fixed_size_binary(t)
-    ):
+    if any(is_text(t) for is_text in _ARROW_TEXT_TYPES):
         return _fnv1a64_arrow(arr)
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
         return _int_bits(arr.to_numpy(zero_copy_only=False))
     if pa.types.is_floating(t):
         return _keys_from_floats(arr.to_numpy(zero_copy_only=False))
     raise InvalidOptionError(f"identifiers must be integers or strings, got arrow type {t}.")
+
+
+_ARROW_TEXT_TYPES = (
+    pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view, pa.types.is_binary,
+    pa.types.is_large_binary, pa.types.is_binary_view, pa.types.is_fixed_size_binary,
+)
 
 
 def _fnv1a64_arrow(arr: pa.Array) -> NDArray[np.uint64]:
@@ -370,11 +343,6 @@ def _fnv1a64_arrow(arr: pa.Array) -> NDArray[np.uint64]:
     out = np.empty(n, dtype=np.uint64)
     out[order] = h
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# streams
-# ---------------------------------------------------------------------------------------------
 
 
 def _check_seed(seed: Any) -> int:
@@ -422,7 +390,7 @@ def unit_states(seed: int, keys: Any) -> NDArray[np.uint64]:
     -------
     numpy.ndarray of uint64, shape (n_keys,)
     """
-    seed_state = _U(_mix_int(_check_seed(seed) + GOLDEN_GAMMA))
+    seed_state = mix64([(_check_seed(seed) + GOLDEN_GAMMA) & _MASK64])[0]
     k = _as_uint64(keys, "keys").reshape(-1)
     z = np.bitwise_xor(k, seed_state)
     _mix_inplace(z, np.empty_like(z))
@@ -442,7 +410,6 @@ def _generate(seed: int, keys: Any, start: Any, stop: Any, as_multipliers: bool)
     rows = max(1, _BLOCK_ELEMENTS // cols)
     z_buf = np.empty(rows * cols, dtype=np.uint64)
     t_buf = np.empty_like(z_buf)
-    m_buf = np.empty(rows * cols, dtype=np.bool_) if as_multipliers else None
     for c0 in range(0, n_draws, cols):
         c1 = min(c0 + cols, n_draws)
         with np.errstate(over="ignore"):
@@ -459,15 +426,10 @@ def _generate(seed: int, keys: Any, start: Any, stop: Any, as_multipliers: bool)
                 np.add(states[r0:r1, None], inc[None, :], out=z)
             _mix_inplace(z, t)
             np.right_shift(z, _S11, out=z)
-            if m_buf is None:
-                np.greater_equal(z, _THRESHOLD_U, out=out[r0:r1, c0:c1])
+            if as_multipliers:
+                out[r0:r1, c0:c1] = np.where(z >= _THRESHOLD_U, MAMMEN_HIGH, MAMMEN_LOW)
             else:
-                mask = m_buf[:size].reshape(shape)
-                np.greater_equal(z, _THRESHOLD_U, out=mask)
-                block = out[r0:r1, c0:c1]
-                # exact: LOW + 0.0 * SPREAD == LOW and LOW + 1.0 * SPREAD == HIGH
-                np.multiply(mask, _SPREAD, out=block)
-                np.add(block, MAMMEN_LOW, out=block)
+                np.greater_equal(z, _THRESHOLD_U, out=out[r0:r1, c0:c1])
     return out
 
 
@@ -502,12 +464,8 @@ def mammen_multipliers(seed: int, keys: Any, start: int, stop: int) -> NDArray[n
 
     Parameters
     ----------
-    seed : int
-        Seed in ``[0, 2**64)``, e.g. from :func:`seed_from_random_state`.
-    keys : array_like of integers
-        One key per unit / cluster, from :func:`keys_from_values`.
-    start, stop : int
-        Half-open range of 0-based draw indices, ``0 <= start <= stop``.
+    seed, keys, start, stop
+        As for :func:`mammen_high_mask`.
 
     Returns
     -------

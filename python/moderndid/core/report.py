@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -52,11 +52,6 @@ Section = tuple[str, list[tuple[str, str]]]
 """A titled list of ``(key, value)`` lines of a summary."""
 
 
-# ---------------------------------------------------------------------------------------
-# values and numbers
-# ---------------------------------------------------------------------------------------
-
-
 def as_array(x: Any, dtype: Any = None) -> Any:
     """Return ``x`` as a host numpy array.
 
@@ -73,11 +68,7 @@ def as_array(x: Any, dtype: Any = None) -> Any:
     """
     if x is None:
         return None
-    if (
-        not isinstance(x, np.ndarray)
-        and hasattr(x, "get")
-        and hasattr(x, "__cuda_array_interface__")
-    ):
+    if hasattr(x, "__cuda_array_interface__") and hasattr(x, "get"):
         x = x.get()  # cupy -> host
     return np.asarray(x, dtype=dtype)
 
@@ -140,9 +131,7 @@ def fmt_num(x: Any, digits: int = 4) -> str:
     if is_missing(x):
         return "NA"
     s = f"{float(x):.{digits}f}"
-    if float(s) == 0.0 and s.startswith("-"):
-        s = s[1:]
-    return s
+    return s[1:] if s.startswith("-") and float(s) == 0.0 else s
 
 
 def fmt_label(x: Any) -> str:
@@ -202,14 +191,8 @@ def normal_quantile(alpha: float) -> float:
     return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
 
 
-# ---------------------------------------------------------------------------------------
-# confidence bands
-# ---------------------------------------------------------------------------------------
-
-
-def bands(
-    att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
-) -> tuple[np.ndarray, np.ndarray]:
+def bands(att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
+          ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper band ``att -/+ crit * se``.
 
     Parameters
@@ -232,12 +215,6 @@ def bands(
         return att - half, att + half
 
 
-def _excludes_zero(lo: float, hi: float) -> bool:
-    if is_missing(lo) or is_missing(hi):
-        return False
-    return bool(lo > 0.0 or hi < 0.0)
-
-
 def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
     """Aligned ``[lo, hi]`` cells of a table and whether each band excludes zero.
 
@@ -256,20 +233,13 @@ def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
     ok = [not (is_missing(a) or is_missing(b)) for a, b in zip(lo, hi, strict=True)]
     wl = max((len(s) for s, k in zip(lo_s, ok, strict=True) if k), default=0)
     wh = max((len(s) for s, k in zip(hi_s, ok, strict=True) if k), default=0)
-    out: list[tuple[str, bool]] = []
-    for a, b, s_lo, s_hi, k in zip(lo, hi, lo_s, hi_s, ok, strict=True):
-        if not k:
-            out.append(("NA", False))
-        else:
-            out.append((f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", _excludes_zero(a, b)))
-    return out
+    return [
+        (f"[{s_lo:>{wl}}, {s_hi:>{wh}}]", bool(a > 0.0 or b < 0.0)) if k else ("NA", False)
+        for a, b, s_lo, s_hi, k in zip(lo, hi, lo_s, hi_s, ok, strict=True)
+    ]
 
 
-# ---------------------------------------------------------------------------------------
-# tables and reports
-# ---------------------------------------------------------------------------------------
-
-
+@dataclass
 class Table:
     """A small table rendered either as a box-drawn text table or as HTML.
 
@@ -285,27 +255,13 @@ class Table:
         Rows whose last (band) cell gets the significance star.
     """
 
-    def __init__(
-        self,
-        headers: Sequence[str],
-        rows: Sequence[Sequence[str]],
-        align: Sequence[str],
-        stars: Sequence[bool] | None = None,
-    ):
-        self.headers = list(headers)
-        self.rows = [list(r) for r in rows]
-        self.align = list(align)
-        self.stars = list(stars) if stars is not None else [False] * len(self.rows)
+    headers: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    align: Sequence[str]
+    stars: Sequence[bool] = ()
 
-    def _text_rows(self) -> list[list[str]]:
-        # the significance star goes after the last (band) column
-        out = []
-        for row, star in zip(self.rows, self.stars, strict=True):
-            row = list(row)
-            if any(self.stars):
-                row[-1] = row[-1] + (" *" if star else "  ")
-            out.append(row)
-        return out
+    def __post_init__(self) -> None:
+        self.stars = self.stars or [False] * len(self.rows)
 
     def to_text(self) -> str:
         """Render as a box-drawn text table.
@@ -314,7 +270,10 @@ class Table:
         -------
         str
         """
-        rows = self._text_rows()
+        rows = [list(row) for row in self.rows]
+        if any(self.stars):  # the significance star goes after the last (band) column
+            for row, star in zip(rows, self.stars, strict=True):
+                row[-1] += " *" if star else "  "
         widths = [len(h) for h in self.headers]
         for row in rows:
             widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
@@ -351,39 +310,8 @@ class Table:
                 style = "text-align:right" if a == "r" else "text-align:left"
                 tds.append(f'<td style="{style}">{text}</td>')
             body.append("<tr>" + "".join(tds) + "</tr>")
-        return (
-            '<table class="moderndid-table">'
-            f"<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>"
-        )
-
-
-def _sections_text(sections: Sequence[Section]) -> list[str]:
-    lines: list[str] = []
-    for title, items in sections:
-        if not items:
-            continue
-        lines += ["", LIGHT_RULE, f" {title}", LIGHT_RULE]
-        lines += [f" {k}: {v}" for k, v in items]
-    return lines
-
-
-def _sections_html(sections: Sequence[Section]) -> str:
-    esc = html.escape
-    parts = []
-    for title, items in sections:
-        if not items:
-            continue
-        rows = "".join(
-            f'<tr><td style="text-align:left">{esc(k)}</td>'
-            f'<td style="text-align:left">{esc(v)}</td></tr>'
-            for k, v in items
-        )
-        parts.append(
-            f"<details open><summary><b>{esc(title)}</b></summary>"
-            f'<table class="moderndid-info">{rows}</table></details>'
-        )
-    return "".join(parts)
+        return (f'<table class="moderndid-table"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table>")
 
 
 @dataclass(frozen=True)
@@ -460,7 +388,10 @@ class Report:
         lines += ["", LIGHT_RULE, f" {SIGNIF_NOTE}"]
         if self.footer is not None:
             lines += ["", f" {self.footer}"]
-        lines += _sections_text(self.sections)
+        for title, items in self.sections:
+            if items:
+                lines += ["", LIGHT_RULE, f" {title}", LIGHT_RULE]
+                lines += [f" {k}: {v}" for k, v in items]
         lines += [HEAVY_RULE, f" {self.reference}"]
         return "\n".join(lines)
 
@@ -480,13 +411,21 @@ class Report:
         parts.append(f"<p><small>{esc(SIGNIF_NOTE)}</small></p>")
         if self.footer is not None:
             parts.append(f"<p>{esc(self.footer)}</p>")
-        parts += [_sections_html(self.sections), f"<p><small>{esc(self.reference)}</small></p>"]
+        for title, items in self.sections:
+            if items:
+                rows = "".join(f'<tr><td style="text-align:left">{esc(k)}</td>'
+                               f'<td style="text-align:left">{esc(v)}</td></tr>' for k, v in items)
+                parts.append(f"<details open><summary><b>{esc(title)}</b></summary>"
+                             f'<table class="moderndid-info">{rows}</table></details>')
+        parts.append(f"<p><small>{esc(self.reference)}</small></p>")
         return "".join(parts)
 
 
-# ---------------------------------------------------------------------------------------
-# result base
-# ---------------------------------------------------------------------------------------
+class _FieldNames:
+    """``cls._fields``: the names of the dataclass fields in order, as a NamedTuple has."""
+
+    def __get__(self, obj: Any, owner: type) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(owner))
 
 
 class ResultBase:
@@ -496,15 +435,25 @@ class ResultBase:
     and ``_columns()`` (the columns of ``to_df`` / ``to_arrow``).
     """
 
-    _fields: ClassVar[tuple[str, ...]] = ()
+    _fields = _FieldNames()
 
     def _asdict(self) -> dict[str, Any]:
         """Return the fields as a ``dict`` (shallow, in field order)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {name: getattr(self, name) for name in self._fields}
 
     def _replace(self: _T, **changes: Any) -> _T:
         """Return a copy with the given fields replaced."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def _set(self, **values: Any) -> None:
+        """Set fields of the frozen dataclass (from ``__post_init__``)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _as_arrays(self, names: Sequence[str], dtype: Any = None) -> None:
+        """Convert the fields ``names`` that are not ``None`` to numpy arrays."""
+        self._set(**{n: as_array(getattr(self, n), dtype) for n in names
+                     if getattr(self, n) is not None})
 
     def _report(self) -> Report:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -523,11 +472,10 @@ class ResultBase:
         """
         return self._report().to_text()
 
-    def __str__(self) -> str:
-        return self.summary()
-
     def __repr__(self) -> str:
         return self.summary()
+
+    __str__ = __repr__
 
     def _repr_html_(self) -> str:
         """HTML rendering of the summary for Jupyter notebooks."""
@@ -554,10 +502,7 @@ class ResultBase:
         """
         import pyarrow as pa
 
-        cols = self._columns()
-        return pa.table(
-            {k: pa.array(list(v) if isinstance(v, list) else v) for k, v in cols.items()}
-        )
+        return pa.table(self._columns())
 
     def to_spark(self, spark: Any) -> Any:
         """Estimates and confidence bands as a Spark DataFrame (the columns of ``to_df``),
@@ -595,31 +540,15 @@ class AggregationLabels(NamedTuple):
 
 AGGREGATION_LABELS: Mapping[str, AggregationLabels] = {
     "simple": AggregationLabels(
-        "", "Overall ATT:", "", "", "", "Simple (weighted average of post-treatment ATT(g,t))"
-    ),
+        "", "Overall ATT:", "", "", "", "Simple (weighted average of post-treatment ATT(g,t))"),
     "dynamic": AggregationLabels(
-        " (Event Study)",
-        "Overall summary of ATT's based on event-study/dynamic aggregation:",
-        "Dynamic Effects:",
-        "Event time",
-        "event_time",
-        "Dynamic (event study)",
-    ),
+        " (Event Study)", "Overall summary of ATT's based on event-study/dynamic aggregation:",
+        "Dynamic Effects:", "Event time", "event_time", "Dynamic (event study)"),
     "group": AggregationLabels(
-        " (Group/Cohort)",
-        "Overall summary of ATT's based on group/cohort aggregation:",
-        "Group Effects:",
-        "Group",
-        "group",
-        "Group / cohort",
-    ),
+        " (Group/Cohort)", "Overall summary of ATT's based on group/cohort aggregation:",
+        "Group Effects:", "Group", "group", "Group / cohort"),
     "calendar": AggregationLabels(
-        " (Calendar Time)",
-        "Overall summary of ATT's based on calendar time aggregation:",
-        "Time Effects:",
-        "Time",
-        "time",
-        "Calendar time",
-    ),
+        " (Calendar Time)", "Overall summary of ATT's based on calendar time aggregation:",
+        "Time Effects:", "Time", "time", "Calendar time"),
 }
 """Labels of each of :data:`AGGREGATION_TYPES`."""

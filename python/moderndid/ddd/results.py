@@ -20,7 +20,6 @@ notebooks render :meth:`_repr_html_`; ``to_df`` / ``to_arrow`` export the estima
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,14 +33,11 @@ from moderndid.core.report import (
     Report,
     ResultBase,
     Section,
-    Table,
     as_array,
-    band_cells,
     bands,
     fmt_label,
     fmt_num,
     is_missing,
-    level_label,
     normal_quantile,
     param,
 )
@@ -54,6 +50,8 @@ from moderndid.did.results import (
     AGGTEResult,
     GroupTimeResultBase,
     info_sections,
+    single_effect_columns,
+    single_effect_table,
 )
 from moderndid.errors import InvalidOptionError
 
@@ -84,31 +82,23 @@ _LABELS["eventstudy"] = _LABELS["eventstudy"]._replace(
 _AGG_TYPES = tuple(_LABELS)
 
 
-# ---------------------------------------------------------------------------------------
-# shared helpers
-# ---------------------------------------------------------------------------------------
+def _est_method(params: Mapping[str, Any]) -> str | None:
+    est = param(params, "est_method", "estimation_method")
+    return est.lower() if isinstance(est, str) else None
 
 
 def _method_prefix(params: Mapping[str, Any]) -> str:
-    est = param(params, "est_method", "estimation_method")
-    return _EST_PREFIX.get(str(est).lower(), "DDD") if isinstance(est, str) else "DDD"
+    return _EST_PREFIX.get(_est_method(params) or "", "DDD")
 
 
 def _algorithm_details(params: Mapping[str, Any]) -> list[tuple[str, str]]:
-    est = param(params, "est_method", "estimation_method")
-    est = str(est).lower() if isinstance(est, str) else None
+    est = _est_method(params)
     out = []
     if est in ("dr", "reg"):
         out.append(("Outcome Regression", "OLS"))
     if est in ("dr", "ipw"):
         out.append(("Propensity Score", "Logit (maximum likelihood)"))
     return out
-
-
-def _p_value(att: float, se: float) -> float:
-    if is_missing(att) or is_missing(se) or not float(se) > 0.0:
-        return math.nan
-    return 2.0 * (1.0 - NormalDist().cdf(abs(float(att) / float(se))))
 
 
 def _implied_critical(att: np.ndarray, se: np.ndarray, upper: np.ndarray) -> float | None:
@@ -119,34 +109,15 @@ def _implied_critical(att: np.ndarray, se: np.ndarray, upper: np.ndarray) -> flo
     return float(np.median(ratio)) if ratio.size else None
 
 
-def _ddd_sections(
-    params: Mapping[str, Any],
-    *,
-    panel: bool,
-    staggered: bool,
-    alpha: float,
-    critical_value: float | None,
-    uniform: bool,
-    n_units: Any,
-    n_groups: int | None = None,
-    extra_sections: Sequence[Section] = (),
-    extra_details: Sequence[tuple[str, str]] = (),
-) -> list[Section]:
-    """Key/value sections of a DDD summary (built on the ``att_gt`` ones)."""
+def _ddd_sections(params: Mapping[str, Any], *, panel: bool, staggered: bool, n_units: Any,
+                  extra_sections: Sequence[Section] = (), **info: Any) -> list[Section]:
+    """Key/value sections of a DDD summary: :func:`info_sections` (given ``info``) adapted."""
     p = dict(params)
     p.setdefault("panel", panel)
     if not p["panel"] and n_units is not None:
         p.setdefault("n_obs", n_units)
         n_units = None
-    sections = info_sections(
-        p,
-        alpha=alpha,
-        critical_value=critical_value,
-        uniform=uniform,
-        n_units=n_units,
-        n_groups=n_groups,
-        extra_details=extra_details,
-    )
+    sections = info_sections(p, n_units=n_units, **info)
     (data_title, data), (details_title, details), *rest = sections
     # the two-period DDD has no comparison-cohort choice, anticipation or base period
     drop = set() if staggered else {"Anticipation Periods", "Treated Cohorts", "Control Group"}
@@ -173,18 +144,20 @@ def _is_never(g: Any) -> bool:
 
 def _subgroup_label(key: Any) -> str:
     """Printed label of a subgroup count key; ``(g, q)`` keys get R ``triplediff`` names."""
-    if isinstance(key, tuple) and len(key) == 2:
-        g, q = key
-        treated = not _is_never(g)
-        try:
-            eligible = float(q) == 1.0
-        except (TypeError, ValueError):
-            return str(key)
-        number = 1 + int(eligible) + 2 * int(treated)
-        state = "treated" if treated else "untreated"
-        part = "eligible" if eligible else "ineligible"
-        return f"{number} ({state}, {part})"
-    return str(key)
+    try:
+        g, q = key if isinstance(key, tuple) else ()
+        eligible = float(q) == 1.0
+    except (TypeError, ValueError):
+        return str(key)
+    treated = not _is_never(g)
+    state = "treated" if treated else "untreated"
+    part = "eligible" if eligible else "ineligible"
+    return f"{1 + int(eligible) + 2 * int(treated)} ({state}, {part})"
+
+
+def _alias(name: str, doc: str | None = None) -> Any:
+    """Read-only property giving the field ``name`` under another name."""
+    return property(lambda self: getattr(self, name), doc=doc or f"Alias of :attr:`{name}`.")
 
 
 class _DDDBase(ResultBase):
@@ -195,10 +168,7 @@ class _DDDBase(ResultBase):
     args: dict[str, Any]
     alpha: float | None
 
-    @property
-    def estimation_params(self) -> dict[str, Any]:
-        """The call settings (``args``, the ModernDiD 0.4.1 name)."""
-        return self.args
+    estimation_params = _alias("args", "The call settings (``args``, the ModernDiD 0.4.1 name).")
 
     @property
     def panel(self) -> bool:
@@ -212,18 +182,12 @@ class _DDDBase(ResultBase):
             return float(self.alpha)
         return float(self.args.get("alpha", 0.05))
 
-
-def _normalise_params(obj: Any, name: str = "args") -> None:
-    value = getattr(obj, name)
-    if value is None:
-        object.__setattr__(obj, name, {})
-    elif not isinstance(value, dict):
-        object.__setattr__(obj, name, dict(value))
-
-
-# ---------------------------------------------------------------------------------------
-# two periods
-# ---------------------------------------------------------------------------------------
+    def _plain_dicts(self, *names: str) -> None:
+        """Store the mappings ``names`` as dicts (``None`` as an empty one)."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, dict):
+                self._set(**{name: {} if value is None else dict(value)})
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -242,41 +206,30 @@ class _DDDTwoPeriod(_DDDBase):
     alpha: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("did_atts", "subgroup_counts", "args"):
-            _normalise_params(self, name)
+        self._plain_dicts("did_atts", "subgroup_counts", "args")
         att = math.nan if self.att is None else float(self.att)
         se = math.nan if self.se is None else float(self.se)
-        object.__setattr__(self, "att", att)
-        object.__setattr__(self, "se", se)
+        self._set(att=att, se=se)
         if self.uci is None or self.lci is None:
             lo, hi = bands(np.array([att]), np.array([se]), normal_quantile(self.alpha_level))
-            if self.lci is None:
-                object.__setattr__(self, "lci", float(lo[0]))
-            if self.uci is None:
-                object.__setattr__(self, "uci", float(hi[0]))
-        object.__setattr__(self, "uci", float(self.uci))  # type: ignore[arg-type]
-        object.__setattr__(self, "lci", float(self.lci))  # type: ignore[arg-type]
-        if self.boots is not None:
-            object.__setattr__(self, "boots", as_array(self.boots, dtype=float))
-        if self.att_inf_func is not None:
-            object.__setattr__(self, "att_inf_func", as_array(self.att_inf_func, dtype=float))
-
-    # -- derived quantities ------------------------------------------------------------
+            self._set(lci=lo[0] if self.lci is None else self.lci,
+                      uci=hi[0] if self.uci is None else self.uci)
+        self._set(uci=float(self.uci), lci=float(self.lci))  # type: ignore[arg-type]
+        self._as_arrays(["boots", "att_inf_func"], float)
 
     @property
     def boot(self) -> bool:
         """Whether the standard error comes from the multiplier bootstrap."""
         return bool(param(self.args, "boot", "bootstrap", default=self.boots is not None))
 
-    @property
-    def influence_func(self) -> np.ndarray | None:
-        """Alias of :attr:`att_inf_func`."""
-        return self.att_inf_func
+    influence_func = _alias("att_inf_func")
 
     @property
     def p_value(self) -> float:
         """Two-sided normal p-value of ``att / se`` (``NaN`` without a standard error)."""
-        return _p_value(self.att, self.se)
+        if is_missing(self.att) or not self.se > 0.0:
+            return math.nan
+        return 2.0 * (1.0 - NormalDist().cdf(abs(self.att / self.se)))
 
     def confidence_interval(self) -> tuple[float, float]:
         """``(lci, uci)``, the stored confidence interval."""
@@ -285,19 +238,6 @@ class _DDDTwoPeriod(_DDDBase):
     def _critical(self) -> float:
         implied = _implied_critical(np.array([self.att]), np.array([self.se]), np.array([self.uci]))
         return normal_quantile(self.alpha_level) if implied is None else implied
-
-    # -- printing and export -----------------------------------------------------------
-
-    def _table(self) -> Table:
-        ((band, star),) = band_cells(np.array([self.lci]), np.array([self.uci]))
-        headers = [
-            "ATT",
-            "Std. Error",
-            "Pr(>|t|)",
-            f"[{level_label(self.alpha_level)} Conf. Int.]",
-        ]
-        rows = [[fmt_num(self.att), fmt_num(self.se), fmt_num(self.p_value), band]]
-        return Table(headers, rows, ["r", "r", "r", "l"], [star])
 
     def _report(self) -> Report:
         extra: list[Section] = []
@@ -320,31 +260,17 @@ class _DDDTwoPeriod(_DDDBase):
         if self.boots is not None:
             params.setdefault("boot", True)
             params.setdefault("biters", int(np.asarray(self.boots).shape[0]))
-        sections = _ddd_sections(
-            params,
-            panel=self._panel,
-            staggered=False,
-            alpha=self.alpha_level,
-            critical_value=self._critical(),
-            uniform=False,
-            n_units=self.n_units,
-            extra_sections=extra,
-        )
+        sections = _ddd_sections(params, panel=self._panel, staggered=False, n_units=self.n_units,
+                                 extra_sections=extra, alpha=self.alpha_level,
+                                 critical_value=self._critical(), uniform=False)
+        table = single_effect_table(self.att, self.se, self.confidence_interval(),
+                                    self.alpha_level, {"Pr(>|t|)": self.p_value})
         heading = f"{_method_prefix(self.args)} estimation for the ATT:"
-        return Report(
-            "Triple Difference-in-Differences",
-            [Block.of_table(self._table(), heading)],
-            sections,
-            _REFERENCE,
-        )
+        return Report("Triple Difference-in-Differences", [Block.of_table(table, heading)],
+                      sections, _REFERENCE)
 
     def _columns(self) -> dict[str, Any]:
-        return {
-            "att": np.array([self.att], dtype=float),
-            "se": np.array([self.se], dtype=float),
-            "ci_lower": np.array([self.lci], dtype=float),
-            "ci_upper": np.array([self.uci], dtype=float),
-        }
+        return single_effect_columns(self.att, self.se, self.confidence_interval())
 
 
 _TWO_PERIOD_DOC = """{title}
@@ -412,11 +338,6 @@ _document(DDDPanelResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
 _document(DDDRCResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
 
 
-# ---------------------------------------------------------------------------------------
-# staggered adoption
-# ---------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
     att: np.ndarray
@@ -441,78 +362,38 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
     moments: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _normalise_params(self)
-        cls = type(self).__name__
+        self._plain_dicts("args")
         att = np.atleast_1d(as_array(self.att, dtype=float))
-        se = np.atleast_1d(as_array(self.se, dtype=float))
-        groups = np.atleast_1d(as_array(self.groups))
-        times = np.atleast_1d(as_array(self.times))
         n_cells = att.shape[0]
-        for name, arr in (("att", att), ("se", se), ("groups", groups), ("times", times)):
-            if arr.ndim != 1 or arr.shape[0] != n_cells:
-                raise InvalidOptionError(
-                    f"{cls}.{name} must be 1-D with one entry per cell ({n_cells}), "
-                    f"got shape {arr.shape}"
-                )
-        for name, value in (("att", att), ("se", se), ("groups", groups), ("times", times)):
-            object.__setattr__(self, name, value)
-        object.__setattr__(
-            self, "glist", np.unique(groups) if self.glist is None else as_array(self.glist)
-        )
-        object.__setattr__(
-            self, "tlist", np.unique(times) if self.tlist is None else as_array(self.tlist)
-        )
-        stored: dict[str, np.ndarray | None] = {}
+        self._set_cells(n_cells, att=att, se=np.atleast_1d(as_array(self.se, dtype=float)),
+                        groups=np.atleast_1d(as_array(self.groups)),
+                        times=np.atleast_1d(as_array(self.times)))
+        self._set(glist=np.unique(self.groups) if self.glist is None else as_array(self.glist),
+                  tlist=np.unique(self.times) if self.tlist is None else as_array(self.tlist))
         for name in ("uci", "lci"):
-            value = getattr(self, name)
-            band = None if value is None else np.atleast_1d(as_array(value, dtype=float))
-            if band is not None and band.shape != (n_cells,):
-                raise InvalidOptionError(
-                    f"{cls}.{name} must have one entry per cell ({n_cells}), got shape {band.shape}"
-                )
-            stored[name] = band
+            if getattr(self, name) is not None:
+                band = np.atleast_1d(as_array(getattr(self, name), dtype=float))
+                if band.shape != (n_cells,):
+                    raise InvalidOptionError(
+                        f"{type(self).__name__}.{name} must have one entry per cell "
+                        f"({n_cells}), got shape {band.shape}"
+                    )
+                self._set(**{name: band})
         # critical value: given, else implied by the stored bands, else the normal quantile
-        if self.critical_value is None:
-            upper = stored["uci"]
-            implied = None if upper is None else _implied_critical(att, se, upper)
+        crit = self.critical_value
+        if crit is None:
+            implied = None if self.uci is None else _implied_critical(att, self.se, self.uci)
             crit = normal_quantile(self.alpha_level) if implied is None else implied
-        else:
-            crit = float(self.critical_value)
-        object.__setattr__(self, "critical_value", crit)
-        lo, hi = bands(att, se, crit)
-        object.__setattr__(self, "uci", hi if stored["uci"] is None else stored["uci"])
-        object.__setattr__(self, "lci", lo if stored["lci"] is None else stored["lci"])
-        for name in ("inf_func_mat", "vcov_analytical", "unit_weights"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, as_array(getattr(self, name), dtype=float))
-        for name in ("unit_groups", "unit_clusters", "unit_partition"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, as_array(getattr(self, name)))
+        lo, hi = bands(att, self.se, float(crit))
+        self._set(critical_value=float(crit), uci=hi if self.uci is None else self.uci,
+                  lci=lo if self.lci is None else self.lci)
+        self._as_arrays(["inf_func_mat", "vcov_analytical", "unit_weights"], float)
+        self._as_arrays(["unit_groups", "unit_clusters", "unit_partition"])
 
-    # -- aliases and derived quantities -------------------------------------------------
-
-    @property
-    def att_gt(self) -> np.ndarray:
-        """Alias of :attr:`att` (the ``MPResult`` name)."""
-        return self.att
-
-    @property
-    def se_gt(self) -> np.ndarray:
-        """Alias of :attr:`se` (the ``MPResult`` name)."""
-        return self.se
-
-    @property
-    def influence_func(self) -> np.ndarray | None:
-        """Alias of :attr:`inf_func_mat` (``n_units x n_cells``)."""
-        return self.inf_func_mat
-
-    @property
-    def n_units(self) -> int | None:
-        """Alias of :attr:`n` (units; observations for repeated cross-sections)."""
-        return self.n
-
-    def _level(self) -> float:
-        return self.alpha_level
+    att_gt = _alias("att", "Alias of :attr:`att` (the ``MPResult`` name).")
+    se_gt = _alias("se", "Alias of :attr:`se` (the ``MPResult`` name).")
+    influence_func = _alias("inf_func_mat", "Alias of :attr:`inf_func_mat` (``n x n_cells``).")
+    n_units = _alias("n", "Alias of :attr:`n` (units; observations for repeated cross-sections).")
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """The stored bands ``(lci, uci)``.
@@ -524,71 +405,49 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
         assert self.lci is not None and self.uci is not None
         return self.lci, self.uci
 
-    # -- printing and export -----------------------------------------------------------
-
-    def _cohort_partition_counts(self) -> dict[Any, tuple[int, int] | int] | None:
-        """Cohort -> (eligible, ineligible) counts (or a total without partitions)."""
+    def _count_section(self) -> list[Section]:
+        """Units per cohort, as (eligible, ineligible) counts or a total without partitions."""
+        counts: dict[Any, str] = {}
+        subgroups = self.args.get("subgroup_counts")
         if self.unit_groups is not None:
             ug = np.asarray(self.unit_groups)
             up = None if self.unit_partition is None else np.asarray(self.unit_partition)
-            out: dict[Any, tuple[int, int] | int] = {}
             for g in np.unique(ug):
                 in_g = ug == g
                 if up is None or up.shape != ug.shape:
-                    out[g] = int(in_g.sum())
+                    counts[g] = str(int(in_g.sum()))
                 else:
                     n_el = int((in_g & (up == 1)).sum())
-                    out[g] = (n_el, int(in_g.sum()) - n_el)
-            return out
-        counts = self.args.get("subgroup_counts")
-        if isinstance(counts, Mapping) and counts:
+                    counts[g] = f"{n_el} eligible, {int(in_g.sum()) - n_el} ineligible"
+        elif isinstance(subgroups, Mapping) and all(
+            isinstance(key, tuple) and len(key) == 2 for key in subgroups
+        ):
             pairs: dict[Any, list[int]] = {}
-            for key, value in counts.items():
-                if not (isinstance(key, tuple) and len(key) == 2):
-                    return None
-                g, q = key
-                slot = pairs.setdefault(g, [0, 0])
-                slot[0 if float(q) == 1.0 else 1] += int(value)
-            return {g: (v[0], v[1]) for g, v in sorted(pairs.items(), key=lambda kv: kv[0])}
-        return None
-
-    def _count_section(self) -> list[Section]:
-        counts = self._cohort_partition_counts()
+            for (g, q), value in subgroups.items():
+                pairs.setdefault(g, [0, 0])[0 if float(q) == 1.0 else 1] += int(value)
+            for g, (n_el, n_inel) in sorted(pairs.items(), key=lambda kv: kv[0]):
+                counts[g] = f"{n_el} eligible, {n_inel} ineligible"
         if not counts:
             return []
-        items = []
-        for g, value in counts.items():
-            label = "Never treated" if _is_never(g) else f"Cohort {fmt_label(g)}"
-            if isinstance(value, tuple):
-                items.append((label, f"{value[0]} eligible, {value[1]} ineligible"))
-            else:
-                items.append((label, str(value)))
+        items = [("Never treated" if _is_never(g) else f"Cohort {fmt_label(g)}", text)
+                 for g, text in counts.items()]
         items.sort(key=lambda kv: kv[0] != "Never treated")
         title = "Units per Cohort" if self._panel else "Observations per Cohort"
         return [(title, items)]
 
     def _report(self) -> Report:
-        sections = _ddd_sections(
-            self.args,
-            panel=self._panel,
-            staggered=True,
-            alpha=self.alpha_level,
-            critical_value=self.critical_value,
-            uniform=self.uniform_bands,
-            n_units=self.n,
-            n_groups=int(np.unique(self.groups).size) if self.groups.size else 0,
-            extra_sections=self._count_section(),
-        )
+        sections = _ddd_sections(self.args, panel=self._panel, staggered=True, n_units=self.n,
+                                 extra_sections=self._count_section(), alpha=self.alpha_level,
+                                 critical_value=self.critical_value, uniform=self.uniform_bands,
+                                 n_groups=int(np.unique(self.groups).size))
         heading = f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
         if self.att.size:
-            block = Block.of_table(self._gt_table(), heading)
+            block = Block.of_table(self._gt_table(self.alpha_level), heading)
         else:
-            block = Block(
-                heading, " No group-time cells were estimated.", "<p>No group-time cells.</p>"
-            )
-        return Report(
-            "Triple Difference-in-Differences, staggered adoption", [block], sections, _REFERENCE
-        )
+            block = Block(heading, " No group-time cells were estimated.",
+                          "<p>No group-time cells.</p>")
+        return Report("Triple Difference-in-Differences, staggered adoption", [block], sections,
+                      _REFERENCE)
 
 
 _MULTI_DOC = """{title}
@@ -656,11 +515,6 @@ class DDDMultiPeriodRCResult(_DDDMultiPeriod):
 
 _document(DDDMultiPeriodResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
 _document(DDDMultiPeriodRCResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
-
-
-# ---------------------------------------------------------------------------------------
-# aggregation
-# ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -732,32 +586,27 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
     _reference: ClassVar[str] = _REFERENCE
 
     def __post_init__(self) -> None:
-        _normalise_params(self)
+        self._plain_dicts("args")
         kind = _ddd_type(self.aggregation_type)
         if kind not in _AGG_TYPES:
             raise InvalidOptionError(
                 f"aggregation_type must be one of {_AGG_TYPES}, got {self.aggregation_type!r}"
             )
-        object.__setattr__(self, "aggregation_type", kind)
-        object.__setattr__(self, "overall_att", float(self.overall_att))
-        se = math.nan if self.overall_se is None else float(self.overall_se)
-        object.__setattr__(self, "overall_se", se)
+        self._set(aggregation_type=kind, overall_att=float(self.overall_att),
+                  overall_se=math.nan if self.overall_se is None else float(self.overall_se))
         if self.crit_val is not None:
             cv = as_array(self.crit_val, dtype=float)
-            object.__setattr__(self, "crit_val", float(cv) if cv.ndim == 0 else cv)
+            self._set(crit_val=float(cv) if cv.ndim == 0 else cv)
         if self.egt is not None:
-            ev = np.atleast_1d(as_array(self.egt))
-            object.__setattr__(self, "egt", ev)
-            n_ev = ev.shape[0]
+            self._set(egt=np.atleast_1d(as_array(self.egt)))
+            n_ev = self.egt.shape[0]
             self._set_per_event(("att_egt", "se_egt"), n_ev)
             if isinstance(self.crit_val, np.ndarray) and self.crit_val.shape != (n_ev,):
                 raise InvalidOptionError(
                     f"DDDAggResult.crit_val must be a scalar or have one entry per event "
                     f"({n_ev}), got shape {self.crit_val.shape}"
                 )
-        for name in ("inf_func", "inf_func_overall", "vcov_analytical"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, as_array(getattr(self, name), dtype=float))
+        self._as_arrays(["inf_func", "inf_func_overall", "vcov_analytical"], float)
 
     @classmethod
     def from_aggte(cls, agg: AGGTEResult, aggregation_type: str | None = None) -> DDDAggResult:
@@ -786,12 +635,11 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         if not isinstance(agg, AGGTEResult):
             raise TypeError(f"from_aggte expects an AGGTEResult, got {type(agg).__name__}")
         kind = _ddd_type(agg.aggregation_type)
-        if aggregation_type is not None:
-            if _ddd_type(aggregation_type) != kind:
-                raise InvalidOptionError(
-                    f"aggregation_type {aggregation_type!r} does not match the aggregation "
-                    f"{agg.aggregation_type!r}"
-                )
+        if aggregation_type is not None and _ddd_type(aggregation_type) != kind:
+            raise InvalidOptionError(
+                f"aggregation_type {aggregation_type!r} does not match the aggregation "
+                f"{agg.aggregation_type!r}"
+            )
         crit: float | np.ndarray | None = None
         if agg.critical_values is not None:
             cv = np.asarray(agg.critical_values, dtype=float)
@@ -803,40 +651,18 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         args = dict(agg.estimation_params)
         if agg.call_info:
             args.setdefault("call_info", dict(agg.call_info))
-        return cls(
-            overall_att=agg.overall_att,
-            overall_se=agg.overall_se,
-            aggregation_type=kind,
-            egt=agg.event_times,
-            att_egt=agg.att_by_event,
-            se_egt=agg.se_by_event,
-            crit_val=crit,
-            inf_func=agg.influence_func,
-            inf_func_overall=agg.influence_func_overall,
-            args=args,
-            vcov_analytical=agg.vcov_analytical,
-            alpha=agg.alpha,
-            min_event_time=agg.min_event_time,
-            max_event_time=agg.max_event_time,
-            balanced_event_threshold=agg.balanced_event_threshold,
-        )
+        same = ("overall_att", "overall_se", "vcov_analytical", "alpha", "min_event_time",
+                "max_event_time", "balanced_event_threshold")
+        return cls(aggregation_type=kind, egt=agg.event_times, att_egt=agg.att_by_event,
+                   se_egt=agg.se_by_event, crit_val=crit, inf_func=agg.influence_func,
+                   inf_func_overall=agg.influence_func_overall, args=args,
+                   **{name: getattr(agg, name) for name in same})
 
-    # -- aliases and derived quantities -------------------------------------------------
-
-    @property
-    def event_times(self) -> np.ndarray | None:
-        """Alias of :attr:`egt`."""
-        return self.egt
-
-    @property
-    def att_by_event(self) -> np.ndarray | None:
-        """Alias of :attr:`att_egt`."""
-        return self.att_egt
-
-    @property
-    def se_by_event(self) -> np.ndarray | None:
-        """Alias of :attr:`se_egt`."""
-        return self.se_egt
+    event_times = _alias("egt")
+    att_by_event = _alias("att_egt")
+    se_by_event = _alias("se_egt")
+    influence_func = _alias("inf_func")
+    influence_func_overall = _alias("inf_func_overall")
 
     @property
     def critical_values(self) -> np.ndarray | None:
@@ -847,16 +673,6 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         if self.crit_val is None:
             return np.full(n_ev, normal_quantile(self.alpha_level))
         return np.broadcast_to(np.asarray(self.crit_val, dtype=float), (n_ev,)).copy()
-
-    @property
-    def influence_func(self) -> np.ndarray | None:
-        """Alias of :attr:`inf_func`."""
-        return self.inf_func
-
-    @property
-    def influence_func_overall(self) -> np.ndarray | None:
-        """Alias of :attr:`inf_func_overall`."""
-        return self.inf_func_overall
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Bands of the disaggregated effects, ``att_egt -/+ crit_val * se_egt``.
@@ -870,24 +686,9 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
             return np.empty(0), np.empty(0)
         return self._event_bands()
 
-    def _info_sections(
-        self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
-    ) -> list[Section]:
-        return _ddd_sections(
-            self.args,
-            panel=bool(param(self.args, "panel", default=True)),
-            staggered=True,
-            alpha=self.alpha_level,
-            critical_value=critical_value,
-            uniform=uniform,
-            n_units=None,
-            extra_details=extra_details,
-        )
-
-
-# ---------------------------------------------------------------------------------------
-# construction from the estimator's fit
-# ---------------------------------------------------------------------------------------
+    def _info_sections(self, **info: Any) -> list[Section]:
+        panel = bool(param(self.args, "panel", default=True))
+        return _ddd_sections(self.args, panel=panel, staggered=True, n_units=None, **info)
 
 
 def build_ddd_result(
@@ -927,50 +728,21 @@ def build_ddd_result(
     influence = getattr(fit, "influence", None)
     counts = dict(getattr(fit, "subgroup_counts", None) or {})
     if fit.two_period:
-        two_cls = DDDPanelResult if panel else DDDRCResult
-        return two_cls(
-            att=float(att[0]),
-            se=float(se[0]),
-            uci=float(hi[0]),
-            lci=float(lo[0]),
-            boots=None,
+        return (DDDPanelResult if panel else DDDRCResult)(
+            att=float(att[0]), se=float(se[0]), uci=float(hi[0]), lci=float(lo[0]), boots=None,
             att_inf_func=None if influence is None else np.asarray(influence)[:, 0],
-            did_atts={},
-            subgroup_counts=counts,
-            args=args,
-            n_units=n_units,
-            alpha=alpha,
+            did_atts={}, subgroup_counts=counts, args=args, n_units=n_units, alpha=alpha,
         )
     if counts:
         args.setdefault("subgroup_counts", counts)
     cohorts = getattr(data, "cohorts", None)
     periods = getattr(data, "periods", None)
-    multi_cls = DDDMultiPeriodResult if panel else DDDMultiPeriodRCResult
-    return multi_cls(
-        att=att,
-        se=se,
-        uci=hi,
-        lci=lo,
-        groups=np.array([c.group for c in fit.cells]),
+    return (DDDMultiPeriodResult if panel else DDDMultiPeriodRCResult)(
+        att=att, se=se, uci=hi, lci=lo, groups=np.array([c.group for c in fit.cells]),
         times=np.array([c.time for c in fit.cells]),
         glist=None if cohorts is None else np.asarray(cohorts),
-        tlist=None if periods is None else np.asarray(periods),
-        inf_func_mat=influence,
-        n=n_units,
-        args=args,
-        critical_value=crit,
-        vcov_analytical=getattr(fit, "vcov", None),
-        alpha=alpha,
-        moments=getattr(fit, "moments", None),
+        tlist=None if periods is None else np.asarray(periods), inf_func_mat=influence,
+        n=n_units, args=args, critical_value=crit, vcov_analytical=getattr(fit, "vcov", None),
+        alpha=alpha, moments=getattr(fit, "moments", None),
     )
 
-
-for _cls in (
-    DDDPanelResult,
-    DDDRCResult,
-    DDDMultiPeriodResult,
-    DDDMultiPeriodRCResult,
-    DDDAggResult,
-):
-    _cls._fields = tuple(f.name for f in dataclasses.fields(_cls))
-del _cls

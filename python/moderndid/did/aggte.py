@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,31 +24,7 @@ from moderndid.did.results import AGGREGATION_TYPES, AGGTEResult, MPResult
 from moderndid.errors import InvalidOptionError, MissingValuesError
 
 
-@dataclass
-class _Basis:
-    """Index arithmetic of the z basis for one fit."""
-
-    moments: Moments
-
-    @property
-    def dim(self) -> int:
-        return self.moments.gram.shape[0]
-
-    def cell_vector(self, cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        c = np.zeros(self.dim)
-        c[cells] = weights
-        return c
-
-    def cohort_column(self, group: float) -> int:
-        j = int(np.flatnonzero(self.moments.cohorts == group)[0])
-        return self.moments.n_cells + j
-
-    def pg(self, group: float) -> float:
-        """R `did`'s ``pg``: the weighted share of units in cohort ``group``."""
-        return float(self.moments.zsum[self.cohort_column(group)] / self.moments.n_units)
-
-
-def _share_weighted(basis: _Basis, vectors: list[np.ndarray], estimates: np.ndarray,
+def _share_weighted(moments: Moments, vectors: list[np.ndarray], estimates: np.ndarray,
                     groups: np.ndarray) -> tuple[float, np.ndarray]:
     """Combine estimates with weights ``P(G = g)`` and add the estimated-weights term.
 
@@ -60,15 +35,16 @@ def _share_weighted(basis: _Basis, vectors: list[np.ndarray], estimates: np.ndar
 
     the second part being R `did`'s ``wif`` written in the z basis.
     """
-    pg = np.array([basis.pg(g) for g in groups])
+    n = moments.n_units
+    cols = [moments.n_cells + int(np.flatnonzero(moments.cohorts == g)[0]) for g in groups]
+    pg = np.array([float(moments.zsum[col] / n) for col in cols])  # R `did`'s pg
     total = pg.sum()
     estimate = float(pg @ estimates / total)
-    n = basis.moments.n_units
-    c = np.zeros(basis.dim)
+    c = np.zeros(moments.gram.shape[0])
     for j, vec in enumerate(vectors):
         c += pg[j] / total * vec
         dev = (estimates[j] - estimate) / (total * n)
-        c[basis.cohort_column(groups[j])] += dev
+        c[cols[j]] += dev
         c[-1] -= dev * pg[j]
     return estimate, c
 
@@ -168,19 +144,22 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
     groups = np.asarray(groups, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
     valid = np.isfinite(att)
-    if not valid.all():
-        if not na_rm:
-            bad = np.flatnonzero(~valid)[0]
-            raise MissingValuesError(
-                f"ATT(g,t) is NA for {int((~valid).sum())} cell(s) (first: g={groups[bad]:g}, "
-                f"t={times[bad]:g}); pass na_rm=True to aggregate the others"
-            )
-    basis = _Basis(moments)
+    if not valid.all() and not na_rm:
+        bad = np.flatnonzero(~valid)[0]
+        raise MissingValuesError(
+            f"ATT(g,t) is NA for {int((~valid).sum())} cell(s) (first: g={groups[bad]:g}, "
+            f"t={times[bad]:g}); pass na_rm=True to aggregate the others"
+        )
     idx = np.arange(att.size)
 
+    def cell_vector(cells: Any, weight: float) -> np.ndarray:
+        c = np.zeros(moments.gram.shape[0])
+        c[cells] = weight
+        return c
+
     def share_weighted(cells: np.ndarray) -> tuple[float, np.ndarray]:
-        vectors = [basis.cell_vector(np.array([k]), np.ones(1)) for k in cells]
-        return _share_weighted(basis, vectors, att[cells], groups[cells])
+        vectors = [cell_vector(k, 1.0) for k in cells]
+        return _share_weighted(moments, vectors, att[cells], groups[cells])
 
     labels: np.ndarray | None = None
     vectors: list[np.ndarray] = []
@@ -196,9 +175,9 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
                 continue
             labels_list.append(g)
             estimates.append(float(att[cells].mean()))
-            vectors.append(basis.cell_vector(cells, np.full(cells.size, 1.0 / cells.size)))
+            vectors.append(cell_vector(cells, 1.0 / cells.size))
         labels = np.array(labels_list)
-        overall, c_overall = _share_weighted(basis, vectors, np.array(estimates), labels)
+        overall, c_overall = _share_weighted(moments, vectors, np.array(estimates), labels)
     else:  # dynamic (by event time) or calendar (by period): cohort-share weighted cells
         if type == "dynamic":
             event = times - groups
@@ -244,9 +223,10 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
         z = float(stats.norm.ppf(1 - alpha / 2))
         crit = z
         if want_cband:
-            band_draws = draws if draws is not None else _gaussian_draws(
-                vcov, biters or moments.biters or 1000, random_state)
-            band_draws = band_draws @ cmat if draws is not None else band_draws
+            if draws is not None:
+                band_draws = draws @ cmat
+            else:
+                band_draws = _gaussian_draws(vcov, biters or moments.biters or 1000, random_state)
             usable = np.isfinite(se_events)
             value = uniform_critical_value(band_draws[:, usable], se_events[usable], alpha) \
                 if usable.any() else np.nan
@@ -260,13 +240,9 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
             # pointwise intervals are used and the result says so.
         if labels.size and np.all(np.mod(labels, 1) == 0):
             labels = labels.astype(np.int64)
-        result_kwargs.update(
-            event_times=labels,
-            att_by_event=np.array(estimates),
-            se_by_event=se_events,
-            critical_values=np.full(len(labels), crit),
-            vcov_analytical=vcov,
-        )
+        result_kwargs.update(event_times=labels, att_by_event=np.array(estimates),
+                             se_by_event=se_events, critical_values=np.full(len(labels), crit),
+                             vcov_analytical=vcov)
     params.update(boot=boot, bootstrap=boot, cband=cband_used, uniform_bands=cband_used,
                   alpha=alpha)
     return AGGTEResult(

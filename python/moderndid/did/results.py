@@ -19,7 +19,6 @@ and :func:`info_sections`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -75,20 +74,9 @@ def _label_of(value: Any, labels: Mapping[str, str]) -> str:
     return labels.get(str(value).lower(), str(value))
 
 
-_CONTROL_GROUP_LABELS = {
-    "nevertreated": "Never Treated",
-    "notyettreated": "Not Yet Treated",
-}
-_EST_METHOD_LABELS = {
-    "dr": "Doubly Robust",
-    "ipw": "Inverse Probability Weighting",
-    "reg": "Outcome Regression",
-}
-
-
-# ---------------------------------------------------------------------------------------
-# pieces shared with the triple-differences results
-# ---------------------------------------------------------------------------------------
+_CONTROL_GROUP_LABELS = {"nevertreated": "Never Treated", "notyettreated": "Not Yet Treated"}
+_EST_METHOD_LABELS = {"dr": "Doubly Robust", "ipw": "Inverse Probability Weighting",
+                      "reg": "Outcome Regression"}
 
 
 def info_sections(
@@ -126,58 +114,42 @@ def info_sections(
     list of Section
         ``Data Info``, ``Estimation Details`` and ``Inference``.
     """
+
+    def add(lines: list[tuple[str, str]], key: str, value: Any, fmt: Any = str) -> None:
+        if value is not None:
+            lines.append((key, fmt(value)))
+
     data: list[tuple[str, str]] = []
-    yname = param(params, "yname")
-    if yname is not None:
-        data.append(("Outcome", str(yname)))
+    add(data, "Outcome", param(params, "yname"))
     data.append(("Control Group", _label_of(param(params, "control_group"), _CONTROL_GROUP_LABELS)))
     antic = param(params, "anticipation", "anticipation_periods", default=0)
     data.append(("Anticipation Periods", fmt_label(antic)))
     panel = param(params, "panel")
     if panel is not None:
-        if not panel:
-            kind = "Repeated cross-sections"
-        elif param(params, "allow_unbalanced_panel", default=False):
-            kind = "Panel (unbalanced allowed)"
-        else:
-            kind = "Balanced panel"
-        data.append(("Data Type", kind))
-    units = n_units if n_units is not None else param(params, "n_units")
-    if units is not None:
-        data.append(("Units", fmt_label(units)))
-    n_obs = param(params, "n_obs")
-    if n_obs is not None:
-        data.append(("Observations", fmt_label(n_obs)))
-    n_periods = param(params, "n_periods")
-    if n_periods is not None:
-        data.append(("Time Periods", fmt_label(n_periods)))
-    if n_groups is not None:
-        data.append(("Treated Cohorts", str(n_groups)))
+        unbalanced = param(params, "allow_unbalanced_panel", default=False)
+        kind = "Panel (unbalanced allowed)" if unbalanced else "Balanced panel"
+        data.append(("Data Type", kind if panel else "Repeated cross-sections"))
+    add(data, "Units", n_units if n_units is not None else param(params, "n_units"), fmt_label)
+    add(data, "Observations", param(params, "n_obs"), fmt_label)
+    add(data, "Time Periods", param(params, "n_periods"), fmt_label)
+    add(data, "Treated Cohorts", n_groups)
 
-    details: list[tuple[str, str]] = []
     est = param(params, "est_method", "estimation_method")
-    details.append(("Estimation Method", _label_of(est, _EST_METHOD_LABELS)))
+    details = [("Estimation Method", _label_of(est, _EST_METHOD_LABELS))]
     xformla = param(params, "xformla")
     details.append(("Covariates", str(xformla) if xformla not in (None, "", "~1") else "None"))
-    base = param(params, "base_period")
-    if base is not None:
-        details.append(("Base Period", str(base).capitalize()))
-    weights = param(params, "weightsname")
-    if weights is not None:
-        details.append(("Sampling Weights", str(weights)))
+    add(details, "Base Period", param(params, "base_period"), lambda b: str(b).capitalize())
+    add(details, "Sampling Weights", param(params, "weightsname"))
     details.extend(extra_details)
-    engine = param(params, "engine")
-    if engine is not None:
-        details.append(("Engine", str(engine)))
+    add(details, "Engine", param(params, "engine"))
 
-    inference: list[tuple[str, str]] = [("Significance Level", f"{float(alpha):g}")]
-    boot = bool(param(params, "boot", "bootstrap", default=False))
-    if boot:
+    inference = [("Significance Level", f"{float(alpha):g}")]
+    if param(params, "boot", "bootstrap", default=False):
         biters = param(params, "biters")
         suffix = f" ({fmt_label(biters)} draws)" if biters is not None else ""
         inference.append(("Standard Errors", "Multiplier bootstrap" + suffix))
         seed = param(params, "random_state")
-        if seed is not None and isinstance(seed, (int, np.integer)):
+        if isinstance(seed, (int, np.integer)):
             inference.append(("Random State", str(int(seed))))
     else:
         inference.append(("Standard Errors", "Analytical"))
@@ -185,11 +157,9 @@ def info_sections(
     band_kind = "Simultaneous (uniform)" if uniform else "Pointwise"
     inference.append(("Confidence Bands", band_kind + cv))
     clusters = param(params, "clustervars")
-    if isinstance(clusters, str):
-        clusters = [clusters]
+    clusters = [clusters] if isinstance(clusters, str) else clusters
     if clusters:
         inference.append(("Clustered On", ", ".join(str(c) for c in clusters)))
-
     return [("Data Info", data), ("Estimation Details", details), ("Inference", inference)]
 
 
@@ -207,9 +177,21 @@ def _band_table(labels: Mapping[str, Any], estimate: str, att: np.ndarray, se: n
     return Table(headers, rows, ["r"] * (len(labels) + 2) + ["l"], [b[1] for b in cells])
 
 
-# ---------------------------------------------------------------------------------------
-# group-time effects
-# ---------------------------------------------------------------------------------------
+def single_effect_table(att: float, se: float, band: tuple[float, float], alpha: float,
+                        extra: Mapping[str, float] | None = None) -> Table:
+    """Table of one effect: ATT, standard error, the ``extra`` columns and the interval."""
+    extra = extra or {}
+    ((cell, star),) = band_cells(np.array([band[0]]), np.array([band[1]]))
+    headers = ["ATT", "Std. Error", *extra, f"[{level_label(alpha)} Conf. Int.]"]
+    row = [fmt_num(att), fmt_num(se), *(fmt_num(v) for v in extra.values()), cell]
+    return Table(headers, [row], ["r"] * (len(row) - 1) + ["l"], [star])
+
+
+def single_effect_columns(att: float, se: float, band: tuple[float, float]) -> dict[str, Any]:
+    """``to_df`` columns of one effect: ``att``, ``se``, ``ci_lower``, ``ci_upper``."""
+    values = (att, se, *band)
+    return {k: np.array([v], dtype=float)
+            for k, v in zip(("att", "se", "ci_lower", "ci_upper"), values, strict=True)}
 
 
 class GroupTimeResultBase(ResultBase):
@@ -230,16 +212,25 @@ class GroupTimeResultBase(ResultBase):
         @property
         def estimation_params(self) -> dict[str, Any]: ...
         def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]: ...
-        def _level(self) -> float: ...  # significance level in effect
 
     @property
     def uniform_bands(self) -> bool:
         """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
         return _uniform_bands(self.estimation_params)
 
-    def _gt_table(self) -> Table:
+    def _set_cells(self, n: int, **arrays: np.ndarray) -> None:
+        """Store arrays that must be 1-D with one entry per cell (``n``)."""
+        for name, arr in arrays.items():
+            if arr.ndim != 1 or arr.shape[0] != n:
+                raise InvalidOptionError(
+                    f"{type(self).__name__}.{name} must be 1-D with one entry per cell ({n}), "
+                    f"got shape {arr.shape}"
+                )
+        self._set(**arrays)
+
+    def _gt_table(self, alpha: float) -> Table:
         return _band_table({"Group": self.groups, "Time": self.times}, "ATT(g,t)", self.att_gt,
-                           self.se_gt, self.confidence_bands(), self._level(), self.uniform_bands)
+                           self.se_gt, self.confidence_bands(), alpha, self.uniform_bands)
 
     def _columns(self) -> dict[str, Any]:
         groups, times = self.groups, self.times
@@ -253,16 +244,9 @@ class GroupTimeResultBase(ResultBase):
             status = ["Post" if t >= g else "Pre" for g, t in zip(groups, times, strict=True)]
         except TypeError:
             status = [None] * len(times)
-        return {
-            "group": groups,
-            "time": times,
-            "att": self.att_gt,
-            "se": self.se_gt,
-            "ci_lower": lo,
-            "ci_upper": hi,
-            "event_time": event_time,
-            "treatment_status": status,
-        }
+        return {"group": groups, "time": times, "att": self.att_gt, "se": self.se_gt,
+                "ci_lower": lo, "ci_upper": hi, "event_time": event_time,
+                "treatment_status": status}
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -344,32 +328,14 @@ class MPResult(GroupTimeResultBase):
     moments: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        groups = as_array(self.groups)
-        times = as_array(self.times)
         att = as_array(self.att_gt, dtype=float)
-        se = as_array(self.se_gt, dtype=float)
-        n = att.shape[0] if att.ndim else 1
-        for name, arr in (("groups", groups), ("times", times), ("se_gt", se)):
-            if arr.ndim != 1 or arr.shape[0] != n:
-                raise InvalidOptionError(
-                    f"MPResult.{name} must be 1-D with one entry per cell ({n}), "
-                    f"got shape {arr.shape}"
-                )
-        object.__setattr__(self, "groups", groups)
-        object.__setattr__(self, "times", times)
-        object.__setattr__(self, "att_gt", att)
-        object.__setattr__(self, "se_gt", se)
-        if self.vcov_analytical is not None:
-            object.__setattr__(self, "vcov_analytical", as_array(self.vcov_analytical, float))
-        if self.influence_func is not None:
-            object.__setattr__(self, "influence_func", as_array(self.influence_func))
+        self._set_cells(att.shape[0] if att.ndim else 1, groups=as_array(self.groups),
+                        times=as_array(self.times), se_gt=as_array(self.se_gt, dtype=float))
+        self._set(att_gt=att)
         if self.estimation_params is None:
-            object.__setattr__(self, "estimation_params", {})
-
-    # -- derived quantities ------------------------------------------------------------
-
-    def _level(self) -> float:
-        return self.alpha
+            self._set(estimation_params={})
+        self._as_arrays(["vcov_analytical"], float)
+        self._as_arrays(["influence_func"])
 
     def _critical(self) -> float:
         cv = self.critical_value
@@ -385,8 +351,6 @@ class MPResult(GroupTimeResultBase):
         """
         return bands(self.att_gt, self.se_gt, self._critical())
 
-    # -- printing and export -----------------------------------------------------------
-
     def _pretest_line(self) -> str:
         if self.wald_pvalue is None:
             return "No pre-treatment periods to test"
@@ -396,28 +360,13 @@ class MPResult(GroupTimeResultBase):
         return line
 
     def _report(self) -> Report:
-        table = self._gt_table()
+        table = self._gt_table(self.alpha)
         text = table.to_text() if self.att_gt.size else " No group-time cells were estimated."
-        sections = info_sections(
-            self.estimation_params,
-            alpha=self.alpha,
-            critical_value=self._critical(),
-            uniform=self.uniform_bands,
-            n_units=self.n_units,
-            n_groups=int(np.unique(self.groups).size) if self.groups.size else 0,
-        )
-        return Report(
-            "Group-Time Average Treatment Effects",
-            [Block(None, text, table.to_html())],
-            sections,
-            _REFERENCE,
-            footer=self._pretest_line(),
-        )
-
-
-# ---------------------------------------------------------------------------------------
-# aggregations
-# ---------------------------------------------------------------------------------------
+        sections = info_sections(self.estimation_params, alpha=self.alpha,
+                                 critical_value=self._critical(), uniform=self.uniform_bands,
+                                 n_units=self.n_units, n_groups=int(np.unique(self.groups).size))
+        return Report("Group-Time Average Treatment Effects", [Block(None, text, table.to_html())],
+                      sections, _REFERENCE, footer=self._pretest_line())
 
 
 class AggregateResultBase(ResultBase):
@@ -467,9 +416,7 @@ class AggregateResultBase(ResultBase):
                     f"{type(self).__name__}.{name} must have one entry per event ({n}), "
                     f"got shape {arr.shape}"
                 )
-            object.__setattr__(self, name, arr)
-
-    # -- derived quantities ------------------------------------------------------------
+            self._set(**{name: arr})
 
     @property
     def alpha_level(self) -> float:
@@ -491,11 +438,8 @@ class AggregateResultBase(ResultBase):
         tuple of float
             ``(lower, upper)``, ``NaN`` when the standard error is missing.
         """
-        lo, hi = bands(
-            np.array([self.overall_att], dtype=float),
-            np.array([self.overall_se], dtype=float),
-            normal_quantile(self.alpha_level),
-        )
+        lo, hi = bands(np.array([self.overall_att], dtype=float),
+                       np.array([self.overall_se], dtype=float), normal_quantile(self.alpha_level))
         return float(lo[0]), float(hi[0])
 
     def _event_critical(self) -> np.ndarray:
@@ -515,29 +459,6 @@ class AggregateResultBase(ResultBase):
         assert self.att_by_event is not None
         return bands(self.att_by_event, self._event_se(), self._event_critical())
 
-    def _has_events(self) -> bool:
-        return (
-            self.aggregation_type != "simple"
-            and self.event_times is not None
-            and self.att_by_event is not None
-        )
-
-    # -- printing and export -----------------------------------------------------------
-
-    def _overall_table(self) -> Table:
-        lo, hi = self.overall_confidence_interval()
-        ((band, star),) = band_cells(np.array([lo]), np.array([hi]))
-        headers = ["ATT", "Std. Error", f"[{level_label(self.alpha_level)} Conf. Int.]"]
-        rows = [[fmt_num(self.overall_att), fmt_num(self.overall_se), band]]
-        return Table(headers, rows, ["r", "r", "l"], [star])
-
-    def _event_table(self) -> Table:
-        assert self.event_times is not None and self.att_by_event is not None
-        label = self._labels[self.aggregation_type].label_header
-        return _band_table({label: self.event_times}, "Estimate", self.att_by_event,
-                           self._event_se(), self._event_bands(), self.alpha_level,
-                           self.uniform_bands)
-
     def _aggregation_details(self) -> list[tuple[str, str]]:
         out = [("Aggregation", self._labels[self.aggregation_type].description)]
         if self.aggregation_type in EVENT_STUDY_TYPES:
@@ -546,60 +467,48 @@ class AggregateResultBase(ResultBase):
                 hi = "Inf" if self.max_event_time is None else fmt_label(self.max_event_time)
                 out.append(("Event Window", f"[{lo}, {hi}]"))
             if self.balanced_event_threshold is not None:
-                out.append(
-                    (
-                        "Balanced Cohorts",
-                        f"observed for event times 0..{fmt_label(self.balanced_event_threshold)}",
-                    )
-                )
+                e = fmt_label(self.balanced_event_threshold)
+                out.append(("Balanced Cohorts", f"observed for event times 0..{e}"))
         return out
 
-    def _info_sections(
-        self, critical_value: float | None, uniform: bool, extra_details: list[tuple[str, str]]
-    ) -> list[Section]:
-        return info_sections(
-            self.estimation_params,
-            alpha=self.alpha_level,
-            critical_value=critical_value,
-            uniform=uniform,
-            extra_details=extra_details,
-        )
+    def _info_sections(self, **info: Any) -> list[Section]:
+        """The settings sections, given :func:`info_sections`'s keyword arguments."""
+        return info_sections(self.estimation_params, **info)
 
     def _report(self) -> Report:
         crit: float | None = normal_quantile(self.alpha_level)
         labels = self._labels[self.aggregation_type]
-        blocks = [Block.of_table(self._overall_table(), labels.overall_heading)]
-        if self._has_events():
+        overall = single_effect_table(self.overall_att, self.overall_se,
+                                      self.overall_confidence_interval(), self.alpha_level)
+        blocks = [Block.of_table(overall, labels.overall_heading)]
+        events = (self.aggregation_type != "simple" and self.event_times is not None
+                  and self.att_by_event is not None)
+        if events:
+            assert self.event_times is not None and self.att_by_event is not None
             cvals = self._event_critical()
             finite = cvals[np.isfinite(cvals)]
             crit = float(finite[0]) if finite.size else None
-            blocks.append(Block.of_table(self._event_table(), labels.table_heading))
-        sections = self._info_sections(
-            crit, self.uniform_bands and self._has_events(), self._aggregation_details()
-        )
+            table = _band_table({labels.label_header: self.event_times}, "Estimate",
+                                self.att_by_event, self._event_se(), self._event_bands(),
+                                self.alpha_level, self.uniform_bands)
+            blocks.append(Block.of_table(table, labels.table_heading))
+        sections = self._info_sections(alpha=self.alpha_level, critical_value=crit,
+                                       uniform=self.uniform_bands and events,
+                                       extra_details=self._aggregation_details())
         return Report(self._title + labels.title_suffix, blocks, sections, self._reference)
 
     def _columns(self) -> dict[str, Any]:
         if self.aggregation_type == "simple":
-            lo_o, hi_o = self.overall_confidence_interval()
-            return {
-                "att": np.array([self.overall_att], dtype=float),
-                "se": np.array([self.overall_se], dtype=float),
-                "ci_lower": np.array([lo_o]),
-                "ci_upper": np.array([hi_o]),
-            }
+            return single_effect_columns(self.overall_att, self.overall_se,
+                                         self.overall_confidence_interval())
         if self.event_times is None or self.att_by_event is None:
             raise InvalidOptionError(
                 f"this {self.aggregation_type!r} aggregation holds no per-event estimates"
             )
         lo, hi = self._event_bands()
-        cols: dict[str, Any] = {
-            self._labels[self.aggregation_type].column: self.event_times,
-            "att": self.att_by_event,
-            "se": self._event_se(),
-            "ci_lower": lo,
-            "ci_upper": hi,
-        }
+        cols: dict[str, Any] = {self._labels[self.aggregation_type].column: self.event_times,
+                                "att": self.att_by_event, "se": self._event_se(),
+                                "ci_lower": lo, "ci_upper": hi}
         if self.aggregation_type in EVENT_STUDY_TYPES:
             cols["treatment_status"] = [
                 None if is_missing(e) else ("Post" if e >= 0 else "Pre") for e in self.event_times
@@ -680,14 +589,11 @@ class AGGTEResult(AggregateResultBase):
                 f"aggregation_type must be one of {AGGREGATION_TYPES}, "
                 f"got {self.aggregation_type!r}"
             )
-        if self.estimation_params is None:
-            object.__setattr__(self, "estimation_params", {})
-        if self.call_info is None:
-            object.__setattr__(self, "call_info", {})
+        self._set(**{k: {} for k in ("estimation_params", "call_info") if getattr(self, k) is None})
         if self.event_times is not None:
-            ev = as_array(self.event_times)
-            object.__setattr__(self, "event_times", ev)
-            self._set_per_event(("att_by_event", "se_by_event", "critical_values"), ev.shape[0])
+            self._as_arrays(["event_times"])
+            self._set_per_event(("att_by_event", "se_by_event", "critical_values"),
+                                self.event_times.shape[0])
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Bands of the disaggregated effects, ``att -/+ critical_values * se``.
@@ -700,15 +606,6 @@ class AGGTEResult(AggregateResultBase):
         if self.att_by_event is None or self.se_by_event is None:
             return np.empty(0), np.empty(0)
         return self._event_bands()
-
-
-MPResult._fields = tuple(f.name for f in dataclasses.fields(MPResult))
-AGGTEResult._fields = tuple(f.name for f in dataclasses.fields(AGGTEResult))
-
-
-# ---------------------------------------------------------------------------------------
-# exporters
-# ---------------------------------------------------------------------------------------
 
 
 def _result(result: Any) -> ResultBase:
