@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from moderndid.errors import InvalidOptionError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
     import pyarrow as pa
@@ -449,6 +451,13 @@ class ResultBase:
         """Set fields of the frozen dataclass (from ``__post_init__``)."""
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    def _check_length(self, name: str, arr: np.ndarray, n: int, what: str) -> None:
+        """Raise unless the field ``name``'s array ``arr`` has shape ``(n,)``."""
+        if arr.shape != (n,):
+            raise InvalidOptionError(
+                f"{type(self).__name__}.{name} must {what} ({n}), got shape {arr.shape}"
+            )
 
     def _as_arrays(self, names: Sequence[str], dtype: Any = None) -> None:
         """Convert the fields ``names`` that are not ``None`` to numpy arrays."""

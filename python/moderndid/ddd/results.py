@@ -82,13 +82,9 @@ _LABELS["eventstudy"] = _LABELS["eventstudy"]._replace(
 _AGG_TYPES = tuple(_LABELS)
 
 
-def _est_method(params: Mapping[str, Any]) -> str | None:
+def _est_method(params: Mapping[str, Any]) -> str:
     est = param(params, "est_method", "estimation_method")
-    return est.lower() if isinstance(est, str) else None
-
-
-def _method_prefix(params: Mapping[str, Any]) -> str:
-    return _EST_PREFIX.get(_est_method(params) or "", "DDD")
+    return est.lower() if isinstance(est, str) else ""
 
 
 def _algorithm_details(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -265,7 +261,7 @@ class _DDDTwoPeriod(_DDDBase):
                                  critical_value=self._critical(), uniform=False)
         table = single_effect_table(self.att, self.se, self.confidence_interval(),
                                     self.alpha_level, {"Pr(>|t|)": self.p_value})
-        heading = f"{_method_prefix(self.args)} estimation for the ATT:"
+        heading = f"{_EST_PREFIX.get(_est_method(self.args), 'DDD')} estimation for the ATT:"
         return Report("Triple Difference-in-Differences", [Block.of_table(table, heading)],
                       sections, _REFERENCE)
 
@@ -324,18 +320,17 @@ class DDDRCResult(_DDDTwoPeriod):
     _panel: ClassVar[bool] = False
 
 
-def _document(cls: type[_DDDBase], template: str, title: str) -> None:
-    """Fill a panel / repeated cross-section class's docstring from the shared template."""
-    data, unit = (
-        ("panel data", "unit") if cls._panel else ("repeated cross-sections", "observation")
-    )
-    cls.__doc__ = template.format(
-        title=f"{title} estimated from {data}.", name=cls.__name__, unit=unit, units=f"{unit}s"
-    )
+def _document(template: str, title: str, *classes: type[_DDDBase]) -> None:
+    """Fill the panel / repeated cross-section classes' docstrings from the shared template."""
+    for cls in classes:
+        data, unit = (
+            ("panel data", "unit") if cls._panel else ("repeated cross-sections", "observation")
+        )
+        cls.__doc__ = template.format(title=f"{title} estimated from {data}.",
+                                      name=cls.__name__, unit=unit, units=f"{unit}s")
 
 
-_document(DDDPanelResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
-_document(DDDRCResult, _TWO_PERIOD_DOC, "Two-period triple-differences ATT")
+_document(_TWO_PERIOD_DOC, "Two-period triple-differences ATT", DDDPanelResult, DDDRCResult)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -373,11 +368,7 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
         for name in ("uci", "lci"):
             if getattr(self, name) is not None:
                 band = np.atleast_1d(as_array(getattr(self, name), dtype=float))
-                if band.shape != (n_cells,):
-                    raise InvalidOptionError(
-                        f"{type(self).__name__}.{name} must have one entry per cell "
-                        f"({n_cells}), got shape {band.shape}"
-                    )
+                self._check_length(name, band, n_cells, "have one entry per cell")
                 self._set(**{name: band})
         # critical value: given, else implied by the stored bands, else the normal quantile
         crit = self.critical_value
@@ -440,7 +431,7 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
                                  extra_sections=self._count_section(), alpha=self.alpha_level,
                                  critical_value=self.critical_value, uniform=self.uniform_bands,
                                  n_groups=int(np.unique(self.groups).size))
-        heading = f"{_method_prefix(self.args)} estimation for the ATT(g,t):"
+        heading = f"{_EST_PREFIX.get(_est_method(self.args), 'DDD')} estimation for the ATT(g,t):"
         if self.att.size:
             block = Block.of_table(self._gt_table(self.alpha_level), heading)
         else:
@@ -513,8 +504,8 @@ class DDDMultiPeriodRCResult(_DDDMultiPeriod):
     _panel: ClassVar[bool] = False
 
 
-_document(DDDMultiPeriodResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
-_document(DDDMultiPeriodRCResult, _MULTI_DOC, "Staggered triple-differences ATT(g, t)")
+_document(_MULTI_DOC, "Staggered triple-differences ATT(g, t)", DDDMultiPeriodResult,
+          DDDMultiPeriodRCResult)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -601,11 +592,9 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
             self._set(egt=np.atleast_1d(as_array(self.egt)))
             n_ev = self.egt.shape[0]
             self._set_per_event(("att_egt", "se_egt"), n_ev)
-            if isinstance(self.crit_val, np.ndarray) and self.crit_val.shape != (n_ev,):
-                raise InvalidOptionError(
-                    f"DDDAggResult.crit_val must be a scalar or have one entry per event "
-                    f"({n_ev}), got shape {self.crit_val.shape}"
-                )
+            if isinstance(self.crit_val, np.ndarray):
+                self._check_length("crit_val", self.crit_val, n_ev,
+                                   "be a scalar or have one entry per event")
         self._as_arrays(["inf_func", "inf_func_overall", "vcov_analytical"], float)
 
     @classmethod
@@ -669,10 +658,8 @@ class DDDAggResult(AggregateResultBase, _DDDBase):
         """Critical value of each disaggregated band (``None`` for ``simple``)."""
         if self.egt is None:
             return None
-        n_ev = self.egt.shape[0]
-        if self.crit_val is None:
-            return np.full(n_ev, normal_quantile(self.alpha_level))
-        return np.broadcast_to(np.asarray(self.crit_val, dtype=float), (n_ev,)).copy()
+        crit = normal_quantile(self.alpha_level) if self.crit_val is None else self.crit_val
+        return np.broadcast_to(np.asarray(crit, dtype=float), self.egt.shape[:1]).copy()
 
     def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]:
         """Bands of the disaggregated effects, ``att_egt -/+ crit_val * se_egt``.

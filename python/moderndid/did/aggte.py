@@ -167,19 +167,11 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
     if type == "simple":
         overall, c_overall = share_weighted(
             idx[valid & (groups <= times) & (times <= groups + max_e)])
-    elif type == "group":
-        labels_list = []
-        for g in np.unique(groups):
-            cells = idx[valid & (groups == g) & (g <= times) & (times <= g + max_e)]
-            if cells.size == 0:
-                continue
-            labels_list.append(g)
-            estimates.append(float(att[cells].mean()))
-            vectors.append(cell_vector(cells, 1.0 / cells.size))
-        labels = np.array(labels_list)
-        overall, c_overall = _share_weighted(moments, vectors, np.array(estimates), labels)
-    else:  # dynamic (by event time) or calendar (by period): cohort-share weighted cells
-        if type == "dynamic":
+    else:
+        if type == "group":
+            candidates = [(g, idx[valid & (groups == g) & (g <= times) & (times <= g + max_e)])
+                          for g in np.unique(groups)]
+        elif type == "dynamic":
             event = times - groups
             include = valid.copy()
             eseq = np.unique(event)
@@ -191,23 +183,23 @@ def aggregate(moments: Moments, groups: Any, times: Any, att: Any,
         else:
             candidates = [(t, idx[valid & (times == t) & (groups <= t)])
                           for t in np.unique(times[times >= groups.min()])]
-        labels_list = []
-        for label, cells in candidates:
-            if cells.size == 0:
-                continue
-            est, vec = share_weighted(cells)
-            labels_list.append(label)
+        candidates = [(label, cells) for label, cells in candidates if cells.size]
+        labels = np.array([label for label, _ in candidates])
+        for _, cells in candidates:
+            if type == "group":  # a cohort's cells weigh equally
+                est, vec = float(att[cells].mean()), cell_vector(cells, 1.0 / cells.size)
+            else:  # by event time or period: cohort-share weighted cells
+                est, vec = share_weighted(cells)
             estimates.append(est)
             vectors.append(vec)
-        labels = np.array(labels_list)
-        if type == "dynamic":  # the overall effect averages the post-treatment event times
-            post = labels >= 0
-            if not post.any():
+        if type == "group":  # cohorts weighted by their shares
+            overall, c_overall = _share_weighted(moments, vectors, np.array(estimates), labels)
+        else:  # the mean of the post-treatment event times, or of every period
+            post = labels >= 0 if type == "dynamic" else np.ones(labels.size, dtype=bool)
+            if not post.any() and type == "dynamic":
                 raise InvalidOptionError("no post-treatment event times in the requested window")
-        else:  # ... or every period
-            post = np.ones(labels.size, dtype=bool)
-        overall = float(np.mean(np.array(estimates)[post]))
-        c_overall = np.mean(np.array(vectors)[post], axis=0)
+            overall = float(np.mean(np.array(estimates)[post]))
+            c_overall = np.mean(np.array(vectors)[post], axis=0)
 
     if random_state is None:
         # Draws aggte makes itself reuse the fit's seed, so results reproduce by default.

@@ -56,13 +56,13 @@ __all__ = ["AGGTEResult", "MPResult", "to_arrow", "to_df"]
 _REFERENCE = "Reference: Callaway and Sant'Anna (2021)"
 
 
-def _uniform_bands(params: Mapping[str, Any]) -> bool:
-    """Whether simultaneous (bootstrap uniform) bands were computed."""
+def _uniform_bands(self: Any) -> bool:
+    """Whether the bands are simultaneous (bootstrap uniform) bands."""
+    params = self.estimation_params
     if "cband" in params:
         return bool(params["cband"])
-    if "uniform_bands" in params:  # ModernDiD 0.4.1 spelling
-        return bool(params["uniform_bands"]) and bool(params.get("bootstrap", False))
-    return False
+    # ModernDiD 0.4.1 spelling
+    return bool(params.get("uniform_bands", False)) and bool(params.get("bootstrap", False))
 
 
 def _label_of(value: Any, labels: Mapping[str, str]) -> str:
@@ -189,9 +189,8 @@ def single_effect_table(att: float, se: float, band: tuple[float, float], alpha:
 
 def single_effect_columns(att: float, se: float, band: tuple[float, float]) -> dict[str, Any]:
     """``to_df`` columns of one effect: ``att``, ``se``, ``ci_lower``, ``ci_upper``."""
-    values = (att, se, *band)
     return {k: np.array([v], dtype=float)
-            for k, v in zip(("att", "se", "ci_lower", "ci_upper"), values, strict=True)}
+            for k, v in zip(("att", "se", "ci_lower", "ci_upper"), (att, se, *band), strict=True)}
 
 
 class GroupTimeResultBase(ResultBase):
@@ -213,19 +212,12 @@ class GroupTimeResultBase(ResultBase):
         def estimation_params(self) -> dict[str, Any]: ...
         def confidence_bands(self) -> tuple[np.ndarray, np.ndarray]: ...
 
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether :attr:`critical_value` is a simultaneous (uniform) band value."""
-        return _uniform_bands(self.estimation_params)
+    uniform_bands = property(_uniform_bands)
 
     def _set_cells(self, n: int, **arrays: np.ndarray) -> None:
         """Store arrays that must be 1-D with one entry per cell (``n``)."""
         for name, arr in arrays.items():
-            if arr.ndim != 1 or arr.shape[0] != n:
-                raise InvalidOptionError(
-                    f"{type(self).__name__}.{name} must be 1-D with one entry per cell ({n}), "
-                    f"got shape {arr.shape}"
-                )
+            self._check_length(name, arr, n, "be 1-D with one entry per cell")
         self._set(**arrays)
 
     def _gt_table(self, alpha: float) -> Table:
@@ -409,14 +401,10 @@ class AggregateResultBase(ResultBase):
         """Store the fields ``names`` as float arrays of length ``n`` (a scalar is repeated)."""
         for name in names:
             arr = as_array(getattr(self, name), dtype=float)
-            if arr is not None and arr.ndim == 0:
-                arr = np.full(n, float(arr))
-            if arr is not None and arr.shape != (n,):
-                raise InvalidOptionError(
-                    f"{type(self).__name__}.{name} must have one entry per event ({n}), "
-                    f"got shape {arr.shape}"
-                )
-            self._set(**{name: arr})
+            if arr is not None:
+                arr = np.full(n, float(arr)) if arr.ndim == 0 else arr
+                self._check_length(name, arr, n, "have one entry per event")
+                self._set(**{name: arr})
 
     @property
     def alpha_level(self) -> float:
@@ -425,10 +413,7 @@ class AggregateResultBase(ResultBase):
             return float(self.alpha)
         return float(self.estimation_params.get("alpha", 0.05))
 
-    @property
-    def uniform_bands(self) -> bool:
-        """Whether the disaggregated bands are simultaneous (uniform) bands."""
-        return _uniform_bands(self.estimation_params)
+    uniform_bands = property(_uniform_bands)
 
     def overall_confidence_interval(self) -> tuple[float, float]:
         """Pointwise normal interval of the overall ATT.
