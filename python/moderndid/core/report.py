@@ -55,19 +55,8 @@ Section = tuple[str, list[tuple[str, str]]]
 
 
 def as_array(x: Any, dtype: Any = None) -> Any:
-    """Return ``x`` as a host numpy array.
-
-    Parameters
-    ----------
-    x : array-like or None
-        Values; a CuPy array is copied to the host. ``None`` passes through.
-    dtype : data-type, optional
-        Passed to :func:`numpy.asarray`.
-
-    Returns
-    -------
-    numpy.ndarray or None
-    """
+    """``x`` as a host numpy array of ``dtype`` (a CuPy array is copied to the host);
+    ``None`` passes through."""
     if x is None:
         return None
     if hasattr(x, "__cuda_array_interface__") and hasattr(x, "get"):
@@ -76,21 +65,8 @@ def as_array(x: Any, dtype: Any = None) -> Any:
 
 
 def param(params: Mapping[str, Any], *names: str, default: Any = None) -> Any:
-    """Return the first of ``names`` present in ``params``.
-
-    Parameters
-    ----------
-    params : mapping
-        Call settings of a result.
-    *names : str
-        Spellings of one setting (moderndid's first, then ModernDiD 0.4.1's).
-    default : Any, optional
-        Returned when no spelling is present.
-
-    Returns
-    -------
-    Any
-    """
+    """The value in the call settings ``params`` of the first of ``names`` present (the
+    spellings of one setting: moderndid's first, then ModernDiD 0.4.1's), else ``default``."""
     for name in names:
         if name in params:
             return params[name]
@@ -98,16 +74,7 @@ def param(params: Mapping[str, Any], *names: str, default: Any = None) -> Any:
 
 
 def is_missing(x: Any) -> bool:
-    """Whether ``x`` is ``None`` or a NaN number.
-
-    Parameters
-    ----------
-    x : Any
-
-    Returns
-    -------
-    bool
-    """
+    """Whether ``x`` is ``None`` or a NaN number."""
     if x is None:
         return True
     try:
@@ -117,19 +84,8 @@ def is_missing(x: Any) -> bool:
 
 
 def fmt_num(x: Any, digits: int = 4) -> str:
-    """Write a number in fixed point, ``NA`` when missing (never ``-0.0000``).
-
-    Parameters
-    ----------
-    x : Any
-        A number, ``None`` or NaN.
-    digits : int, default 4
-        Digits after the decimal point.
-
-    Returns
-    -------
-    str
-    """
+    """Write a number in fixed point with ``digits`` decimals, ``NA`` when missing (never
+    ``-0.0000``)."""
     if is_missing(x):
         return "NA"
     s = f"{float(x):.{digits}f}"
@@ -137,18 +93,8 @@ def fmt_num(x: Any, digits: int = 4) -> str:
 
 
 def fmt_label(x: Any) -> str:
-    """Write a group, period or event-time label; integral values print without decimals.
-
-    Parameters
-    ----------
-    x : Any
-        A label (number or text), ``None`` or NaN.
-
-    Returns
-    -------
-    str
-        ``NA`` when missing, ``Inf`` / ``-Inf`` for infinities.
-    """
+    """Write a group, period or event-time label (number or text): integral values without
+    decimals, ``NA`` when missing, ``Inf`` / ``-Inf`` for infinities."""
     if is_missing(x):
         return "NA"
     if isinstance(x, (np.integer, int)):
@@ -165,50 +111,20 @@ def fmt_label(x: Any) -> str:
 
 
 def level_label(alpha: float) -> str:
-    """Confidence level of a significance level, e.g. ``"95%"`` for 0.05.
-
-    Parameters
-    ----------
-    alpha : float
-
-    Returns
-    -------
-    str
-    """
+    """Confidence level of a significance level, e.g. ``"95%"`` for 0.05."""
     level = round(100.0 * (1.0 - float(alpha)), 6)
     return f"{level:g}%"
 
 
 def normal_quantile(alpha: float) -> float:
-    """Two-sided normal critical value, the ``1 - alpha / 2`` quantile.
-
-    Parameters
-    ----------
-    alpha : float
-
-    Returns
-    -------
-    float
-    """
+    """Two-sided normal critical value, the ``1 - alpha / 2`` quantile."""
     return NormalDist().inv_cdf(1.0 - float(alpha) / 2.0)
 
 
 def bands(att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
           ) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper band ``att -/+ crit * se``.
-
-    Parameters
-    ----------
-    att, se : numpy.ndarray
-        Estimates and standard errors.
-    crit : float or numpy.ndarray
-        One critical value, or one per estimate.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(lower, upper)``, NaN wherever an input is missing.
-    """
+    """Lower and upper band ``att -/+ crit * se`` (``crit``: one critical value or one per
+    estimate), NaN wherever an input is missing."""
     att = np.asarray(att, dtype=float)
     se = np.asarray(se, dtype=float)
     crit_arr = np.broadcast_to(np.asarray(crit, dtype=float), att.shape)
@@ -218,18 +134,8 @@ def bands(att: np.ndarray, se: np.ndarray, crit: np.ndarray | float
 
 
 def band_cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[str, bool]]:
-    """Aligned ``[lo, hi]`` cells of a table and whether each band excludes zero.
-
-    Parameters
-    ----------
-    lo, hi : numpy.ndarray
-        Lower and upper limits.
-
-    Returns
-    -------
-    list of (str, bool)
-        The cell text (``NA`` when a limit is missing) and the significance star.
-    """
+    """Aligned ``[lo, hi]`` cells of a table (``NA`` when a limit is missing) and whether
+    each band excludes zero (the significance star)."""
     lo_s = [fmt_num(v) for v in lo]
     hi_s = [fmt_num(v) for v in hi]
     ok = [not (is_missing(a) or is_missing(b)) for a, b in zip(lo, hi, strict=True)]
@@ -266,12 +172,7 @@ class Table:
         self.stars = self.stars or [False] * len(self.rows)
 
     def to_text(self) -> str:
-        """Render as a box-drawn text table.
-
-        Returns
-        -------
-        str
-        """
+        """Render as a box-drawn text table."""
         rows = [list(row) for row in self.rows]
         if any(self.stars):  # the significance star goes after the last (band) column
             for row, star in zip(rows, self.stars, strict=True):
@@ -296,12 +197,7 @@ class Table:
         return "\n".join(lines)
 
     def to_html(self) -> str:
-        """Render as an HTML ``<table>``.
-
-        Returns
-        -------
-        str
-        """
+        """Render as an HTML ``<table>``."""
         esc = html.escape
         head = "".join(f"<th>{esc(h)}</th>" for h in self.headers)
         body = []
@@ -336,17 +232,7 @@ class Block:
 
     @classmethod
     def of_table(cls, table: Table, heading: str | None = None) -> Block:
-        """A block showing ``table``.
-
-        Parameters
-        ----------
-        table : Table
-        heading : str, optional
-
-        Returns
-        -------
-        Block
-        """
+        """A block showing ``table`` under an optional ``heading``."""
         return cls(heading, table.to_text(), table.to_html())
 
 
@@ -375,12 +261,7 @@ class Report:
     footer: str | None = None
 
     def to_text(self) -> str:
-        """Render the fixed-width text summary.
-
-        Returns
-        -------
-        str
-        """
+        """Render the fixed-width text summary."""
         lines = [HEAVY_RULE, f" {self.title}", HEAVY_RULE]
         for i, block in enumerate(self.blocks):
             lines += [""] if i == 0 else ["", ""]
@@ -398,12 +279,7 @@ class Report:
         return "\n".join(lines)
 
     def to_html(self) -> str:
-        """Render the HTML summary (without the enclosing ``<div>``).
-
-        Returns
-        -------
-        str
-        """
+        """Render the HTML summary (without the enclosing ``<div>``)."""
         esc = html.escape
         parts = [f"<h4>{esc(self.title)}</h4>"]
         for block in self.blocks:

@@ -109,17 +109,9 @@ def _cohort_trends(n_cohorts: int) -> NDArray:
     return np.concatenate([[0.0], STATE_TREND * (1.0 + steps)])
 
 
-def _simulate(
-    n: int,
-    dgp_type: int,
-    cohorts: NDArray,
-    n_periods: int,
-    n_covariates: int,
-    att_base: float,
-    panel: bool,
-    confounding: bool,
-    random_state: _Seed,
-) -> dict[str, Any]:
+def _simulate(n: int, dgp_type: int, cohorts: NDArray, n_periods: int, n_covariates: int,
+              att_base: float, panel: bool, confounding: bool, random_state: _Seed
+              ) -> dict[str, Any]:
     """Shared simulator: long (and, panel only, wide) data plus per-unit draws."""
     pd = _import_pandas()
     rng = np.random.default_rng(random_state)
@@ -184,15 +176,9 @@ def _simulate(
         y += slope_t * time
         mask = post[code, time - 1] & treated
         y += np.where(mask, att[code, time - 1] + effect_dev, 0.0)
-    return {
-        "data": pd.DataFrame(_long_columns(units, y, x, cluster, time), copy=False),
-        "data_wide": data_wide,
-        "group": group,
-        "partition": partition,
-        "effect_dev": effect_dev,
-        "time_unit": time,
-        "att": att,
-    }
+    return {"data": pd.DataFrame(_long_columns(units, y, x, cluster, time), copy=False),
+            "data_wide": data_wide, "group": group, "partition": partition,
+            "effect_dev": effect_dev, "time_unit": time, "att": att}
 
 
 def _att_config(cohorts: NDArray, n_periods: int, att_base: float, att: NDArray) -> dict:
@@ -304,16 +290,10 @@ def gen_ddd_2periods(
     if not panel:
         treated &= sim["time_unit"] == 2
     oracle = float(att + sim["effect_dev"][treated].mean()) if treated.any() else math.nan
-    return {
-        "data": data,
-        "true_att": att,
-        "oracle_att": oracle,
-        "efficiency_bound": _efficiency_bound(dgp_type, panel, confounding),
-        "subgroup_labels": dict(_SUBGROUP_LABELS),
-        "dgp_type": dgp_type,
-        "panel": panel,
-        "confounding": confounding,
-    }
+    return {"data": data, "true_att": att, "oracle_att": oracle,
+            "efficiency_bound": _efficiency_bound(dgp_type, panel, confounding),
+            "subgroup_labels": dict(_SUBGROUP_LABELS), "dgp_type": dgp_type, "panel": panel,
+            "confounding": confounding}
 
 
 def _cell_probabilities(x4: NDArray, dgp_type: int, confounding: bool) -> dict[int, NDArray]:
@@ -427,14 +407,8 @@ def gen_ddd_mult_periods(
         g: (float(((group == g) & (partition == 1)).sum() / n_et) if n_et else math.nan)
         for g in (2, 3)
     }
-    return {
-        "data": out.pop("data"),
-        "data_wide": out.pop("data_wide"),
-        "es_0_oracle": es0,
-        "prob_g2_p1": shares[2],
-        "prob_g3_p1": shares[3],
-        **out,
-    }
+    return {"data": out.pop("data"), "data_wide": out.pop("data_wide"), "es_0_oracle": es0,
+            "prob_g2_p1": shares[2], "prob_g3_p1": shares[3], **out}
 
 
 def gen_ddd_scalable(
@@ -510,17 +484,9 @@ def gen_ddd_scalable(
                       confounding, random_state)[0]
 
 
-def _staggered(
-    n: int,
-    dgp_type: int,
-    n_periods: int,
-    n_cohorts: int,
-    n_covariates: int,
-    att_base: float,
-    panel: Any,
-    confounding: Any,
-    random_state: _Seed,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def _staggered(n: int, dgp_type: int, n_periods: int, n_cohorts: int, n_covariates: int,
+               att_base: float, panel: Any, confounding: Any, random_state: _Seed
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Checked arguments -> (the public result of the staggered designs, the raw simulation)."""
     n = _check_int("n", n, 1)
     dgp_type = _check_dgp(dgp_type)
@@ -533,15 +499,8 @@ def _staggered(
     cohorts = _cohort_periods(n_periods, n_cohorts)
     sim = _simulate(n, dgp_type, cohorts, n_periods, n_covariates, att_base, panel, confounding,
                     random_state)
-    out = {
-        "data": sim["data"],
-        "data_wide": sim["data_wide"],
-        "att_config": _att_config(cohorts, n_periods, att_base, sim["att"]),
-        "cohort_values": cohorts.copy(),
-        "n_periods": n_periods,
-        "n_covariates": n_covariates,
-        "dgp_type": dgp_type,
-        "panel": panel,
-        "confounding": confounding,
-    }
+    out = {"data": sim["data"], "data_wide": sim["data_wide"],
+           "att_config": _att_config(cohorts, n_periods, att_base, sim["att"]),
+           "cohort_values": cohorts.copy(), "n_periods": n_periods, "n_covariates": n_covariates,
+           "dgp_type": dgp_type, "panel": panel, "confounding": confounding}
     return out, sim

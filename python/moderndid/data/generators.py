@@ -381,37 +381,21 @@ def gen_did_scalable(
         y += att[code, time - 1]
         data_wide = None
     data = pd.DataFrame(_long_columns({"group": group}, y, x, cluster, time), copy=False)
-    return {
-        "data": data,
-        "data_wide": data_wide,
-        "att_config": _att_config(cohorts, T, att_base, att),
-        "cohort_values": cohorts.copy(),
-        "n_periods": T,
-        "n_covariates": K,
-        "dgp_type": dgp_type,
-        "panel": bool(panel),
-    }
+    return {"data": data, "data_wide": data_wide,
+            "att_config": _att_config(cohorts, T, att_base, att), "cohort_values": cohorts.copy(),
+            "n_periods": T, "n_covariates": K, "dgp_type": dgp_type, "panel": bool(panel)}
 
 
 def _att_config(cohorts: NDArray, n_periods: int, att_base: float, att: NDArray) -> dict:
-    true_att = {
-        (int(g), t): float(att[c + 1, t - 1])
-        for c, g in enumerate(cohorts)
-        for t in range(1, n_periods + 1)
-    }
-    event_times = sorted({t - int(g) for g in cohorts for t in range(1, n_periods + 1)})
-    true_att_event = {
-        e: (att_base * (1.0 + _ATT_SLOPE * e) if e >= 0 else 0.0) for e in event_times
-    }
-    true_att_group = {
-        int(g): float(np.mean(att[c + 1, int(g) - 1 :])) for c, g in enumerate(cohorts)
-    }
+    periods = range(1, n_periods + 1)
+    event_times = sorted({t - int(g) for g in cohorts for t in periods})
     return {
-        "att_base": att_base,
-        "dynamic": True,
-        "slope": _ATT_SLOPE,
+        "att_base": att_base, "dynamic": True, "slope": _ATT_SLOPE,
         "formula": "ATT(g, t) = att_base * (1 + 0.1 * (t - g)) for t >= g, else 0",
-        "true_att": true_att,
-        "true_att_event": true_att_event,
-        "true_att_group": true_att_group,
+        "true_att": {(int(g), t): float(att[c + 1, t - 1])
+                     for c, g in enumerate(cohorts) for t in periods},
+        "true_att_event": {e: (att_base * (1.0 + _ATT_SLOPE * e) if e >= 0 else 0.0)
+                           for e in event_times},
+        "true_att_group": {int(g): float(np.mean(att[c + 1, int(g) - 1 :]))
+                           for c, g in enumerate(cohorts)},
     }

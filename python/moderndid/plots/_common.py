@@ -85,12 +85,9 @@ def half_widths(se: np.ndarray, crit: np.ndarray | float) -> np.ndarray:
 def event_half_widths(result: Any, n: int, alpha: float) -> np.ndarray:
     """Half-widths of an aggregation's ``n`` intervals: ``critical_values * se_by_event``
     (the normal quantile without critical values; NaN without standard errors)."""
-    se = result.se_by_event
-    se = np.full(n, np.nan) if se is None else as_float(se, "se_by_event", n)
     cvals = getattr(result, "critical_values", None)
-    crit = np.full(n, normal_quantile(alpha)) if cvals is None else as_float(
-        cvals, "critical_values", n)
-    return half_widths(se, crit)
+    crit = as_float(normal_quantile(alpha) if cvals is None else cvals, "critical_values", n)
+    return half_widths(as_float(result.se_by_event, "se_by_event", n), crit)
 
 
 def figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
