@@ -255,7 +255,7 @@ class _DDDTwoPeriod(_DDDBase):
         params = dict(self.args)
         if self.boots is not None:
             params.setdefault("boot", True)
-            params.setdefault("biters", int(np.asarray(self.boots).shape[0]))
+            params.setdefault("biters", int(self.boots.shape[0]))
         sections = _ddd_sections(params, panel=self._panel, staggered=False, n_units=self.n_units,
                                  extra_sections=extra, alpha=self.alpha_level,
                                  critical_value=self._critical(), uniform=False)
@@ -401,8 +401,7 @@ class _DDDMultiPeriod(GroupTimeResultBase, _DDDBase):
         counts: dict[Any, str] = {}
         subgroups = self.args.get("subgroup_counts")
         if self.unit_groups is not None:
-            ug = np.asarray(self.unit_groups)
-            up = None if self.unit_partition is None else np.asarray(self.unit_partition)
+            ug, up = self.unit_groups, self.unit_partition
             for g in np.unique(ug):
                 in_g = ug == g
                 if up is None or up.shape != ug.shape:

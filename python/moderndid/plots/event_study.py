@@ -211,7 +211,7 @@ def plot_event_study(
                 continue
             phase = "Post-treatment" if post else "Pre-treatment"
             if multi:
-                    marker, label = _MARKERS[i % len(_MARKERS)], f"{names[i]}: {phase.lower()}"
+                marker, label = _MARKERS[i % len(_MARKERS)], f"{names[i]}: {phase.lower()}"
             else:
                 marker, label = (POST_MARKER if post else PRE_MARKER), phase
             handle = draw_points(ax, event[sel] + offset, att[sel], half[sel],
