@@ -178,13 +178,10 @@ def uniform_critical_value(draws: Any, se: Any, alpha: float) -> float:
     if not 0.0 < float(alpha) < 1.0:
         raise InvalidOptionError(f"alpha must be in (0, 1), got {alpha!r}.")
     keep = np.isfinite(scale)
-    if not keep.any() or arr.shape[0] == 0:
+    if not keep.any():
         return float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.abs(arr[:, keep] / scale[keep])
     t = np.where(np.isnan(t), -np.inf, t)  # max(..., na.rm = TRUE)
     t_max = t.max(axis=1)
-    t_max = t_max[np.isfinite(t_max)]
-    if t_max.size == 0:
-        return float("nan")
-    return float(quantile_type1(t_max, 1.0 - float(alpha)))
+    return float(quantile_type1(t_max[np.isfinite(t_max)], 1.0 - float(alpha)))  # NaN if empty
