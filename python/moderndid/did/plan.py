@@ -4,7 +4,7 @@ Each engine gathers the same small statistics (rows, missing values per column, 
 range, fractional identifiers, the covariates' cross-product, distinct periods and raw
 cohorts, units per cohort) in its own way; the functions here turn them into the
 decisions and the messages, so that the in-memory, Spark and Dask paths refuse, warn,
-recode and count alike. :data:`PLANNER` hands them to the engines
+recode and count alike. This module is the planner handed to the engines
 (:class:`moderndid.engine.protocol.Planner`).
 """
 
@@ -350,20 +350,3 @@ def cohort_labels(raw: np.ndarray, periods: np.ndarray, plan: CohortPlan,
                   spec: DidSpec) -> list[float]:
     """The recoded cohort values (``inf`` = never treated) present in the data."""
     return sorted(set(cohort_recoding(raw, periods, plan, spec).values()))
-
-
-class DidPlanner:
-    """The planner handed to engines (:class:`moderndid.engine.protocol.Planner`)."""
-
-    plan_panel = staticmethod(plan_panel)
-    duplicate_row_error = staticmethod(duplicate_row_error)
-    varying_error = staticmethod(varying_error)
-    check_columns = staticmethod(check_columns)
-    check_statistics = staticmethod(check_statistics)
-    group_coding = staticmethod(group_coding)
-    cohort_plan = staticmethod(cohort_plan)
-    cohort_labels = staticmethod(cohort_labels)
-    metadata = staticmethod(metadata)
-
-
-PLANNER = DidPlanner()
