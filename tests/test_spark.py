@@ -437,9 +437,9 @@ def test_jarless_reductions_give_the_same_numbers(frames, monkeypatch):
 
 def test_jarless_executor_with_fit_att_gt(spark, frames):
     """SparkExecutor(jvm_aggregators=False) driven by fit_att_gt directly."""
+    from moderndid.did import plan as PLANNER
     from moderndid.did.att_gt import build_mp_result, validate_options
     from moderndid.did.fit import fit_att_gt
-    from moderndid.did import plan as PLANNER
     from moderndid.did.preprocess import DidSpec
     from moderndid.spark.executor import SparkExecutor
     from moderndid.spark.prepare import prepare_spark

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from moderndid.core.multipliers import seed_from_random_state
-from moderndid.did.fit import FitOptions, FitOutput, fit_att_gt
 from moderndid.did import plan
+from moderndid.did.fit import FitOptions, FitOutput, fit_att_gt
 from moderndid.did.preprocess import normalize_clustervars, prepare_did
 from moderndid.did.results import MPResult
 from moderndid.engine.executor import LocalExecutor

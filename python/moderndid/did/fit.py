@@ -214,8 +214,8 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
     """
     keys: dict[Any, int] = {}
     for c, key in enumerate(state.logit_keys):
-        if key is not None and key not in keys:
-            keys[key] = c
+        if key is not None:
+            keys.setdefault(key, c)
     k = len(names)
     # Damped Newton: a step that lowers the log-likelihood is halved (rare-treatment samples
     # make plain Newton steps from the intercept-only start overshoot).
@@ -234,7 +234,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             state.gammas[key] = start
     # With an intercept only, the weighted share is the exact maximum-likelihood fit.
     state.active_logits = [] if k == 1 else list(keys)
-    close = {key for key in keys if _start_is_exact(summary, key) and key in intercept_only}
+    # a pooled start that is one partition's converged fit on all the logit's rows is exact
+    close = {key for key in intercept_only
+             if summary.sums[f"lok/{key!r}"][0] == 1 == summary.sums[f"lparts/{key!r}"][0]}
     iteration = 0
     while state.active_logits:
         iteration += 1
@@ -303,13 +305,6 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             return step
         state.active_logits = still
     return None
-
-
-def _start_is_exact(summary: Partial, key: Any) -> bool:
-    """Whether the pooled start is one partition's converged fit on all the logit's rows."""
-    fitted = summary.sums.get(f"lok/{key!r}")
-    with_rows = summary.sums.get(f"lparts/{key!r}")
-    return fitted is not None and with_rows is not None and fitted[0] == 1 == with_rows[0]
 
 
 def _pooled_start(summary: Partial, key: Any) -> np.ndarray | None:
