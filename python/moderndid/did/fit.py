@@ -181,8 +181,7 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
                              keyed=state.clustered or state.collect_influence,
                              bootstrap=BootstrapRequest(opts.seed, opts.biters)
                              if state.native_bootstrap else None)
-    moments = _moments(moments_partial, state, data)
-    return _inference(cells, att, moments, opts, moments_partial, data)
+    return _inference(att, moments_partial, state, opts, data)
 
 
 def _timed(executor: Executor, kernel: Any, state: FitState, description: str,
@@ -347,27 +346,21 @@ def _finalize_cell(state: FitState, c: int, sums: Partial) -> tuple[CellFinal | 
                      params=state.params(c)), ""
 
 
-def _moments(part: Partial, state: FitState, data: DidData) -> Moments:
-    n_cells = len(state.cells)
-    zsum = part.sums["zsum"]
-    n_clusters = None
-    boot = part.sums.get("boot")
+def _inference(att: np.ndarray, part: Partial, state: FitState, opts: FitOptions,
+               data: DidData) -> FitOutput:
+    """The moments of the units' rows ``z`` (from the moments pass), then the cells' SEs,
+    bands and pre-test."""
+    cells, boot, n_clusters = state.cells, part.sums.get("boot"), None
     if state.clustered:
         keys, zc = part.keyed["cluster"]
-        gram = zc.T @ zc
-        n_clusters = int(keys.size)
-        if state.boot:
-            # one multiplier per cluster (R `did` 2.3: cluster sums)
+        gram, n_clusters = zc.T @ zc, int(keys.size)
+        if state.boot:  # one multiplier per cluster (R `did` 2.3: cluster sums)
             boot = bootstrap_sums(state.seed, keys, zc, state.biters)
     else:
         gram = part.sums["gram"]
-    return Moments(gram=gram, zsum=zsum, boot=boot, n_units=data.n_units, n_cells=n_cells,
-                   cohorts=data.cohorts, n_clusters=n_clusters, seed=state.seed,
-                   biters=state.biters)
-
-
-def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOptions,
-               part: Partial, data: DidData) -> FitOutput:
+    moments = Moments(gram=gram, zsum=part.sums["zsum"], boot=boot, n_units=data.n_units,
+                      n_cells=len(cells), cohorts=data.cohorts, n_clusters=n_clusters,
+                      seed=state.seed, biters=state.biters)
     C = len(cells)
     vcov = moments.gram[:C, :C].copy()
     se_analytic = np.sqrt(np.clip(np.diag(vcov), 0.0, None))

@@ -50,16 +50,11 @@ def check_columns(roles: Sequence[tuple[Any, str]], available: Sequence[str],
         if column not in available:
             raise ColumnNotFoundError(column, role, available)
     for column, role in roles:
-        if role in NUMERIC_ROLES:
-            label = describe(column)
-            if label not in NUMERIC_LABELS:
-                raise ColumnTypeError(
-                    f"{role} column {column!r} must be numeric, but has type {label}")
-        elif role in KEY_ROLES:
-            label = describe(column)
-            if label not in KEY_LABELS:
-                raise ColumnTypeError(f"{role} column {column!r} must hold integers or "
-                                      f"strings, but has type {label}")
+        if role in NUMERIC_ROLES and (label := describe(column)) not in NUMERIC_LABELS:
+            raise ColumnTypeError(f"{role} column {column!r} must be numeric, but has type {label}")
+        if role in KEY_ROLES and (label := describe(column)) not in KEY_LABELS:
+            raise ColumnTypeError(f"{role} column {column!r} must hold integers or strings, but "
+                                  f"has type {label}")
 
 
 MAGNITUDE_LIMIT = 1e100
@@ -178,9 +173,8 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     if periods.size < 2:
         raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
     T_ = periods.size
-    k = len(covariates)
     layout = PanelLayout(periods=periods, recode=recode, complete_only=False, kind="panel",
-                         n_covariates=k, clustered=cols.clustered)
+                         n_covariates=len(covariates), clustered=cols.clustered)
     if plan.period_cutoff is None:
         units = recoded_histogram(histogram, recode)
     else:
