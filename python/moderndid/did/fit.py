@@ -411,7 +411,7 @@ def cell_inference(se_analytic: np.ndarray, degenerate: np.ndarray, moments: Mom
 def _wald_pretest(cells: list[Cell], att: np.ndarray, vcov: np.ndarray,
                   se: np.ndarray) -> tuple[float | None, float | None]:
     """Wald test that every pre-treatment ATT(g, t) (t < g) is zero (R `did`)."""
-    pre = np.array([cell.pre and np.isfinite(se[c]) for c, cell in enumerate(cells)])
+    pre = np.array([cell.time < cell.group and np.isfinite(se[c]) for c, cell in enumerate(cells)])
     if not pre.any():
         return None, None
     v = vcov[np.ix_(pre, pre)]

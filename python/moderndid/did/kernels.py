@@ -108,21 +108,6 @@ def logit_key(kind: str, cell: Cell, time_varying_x: bool) -> tuple:
     return (*subgroups, min(cell.t_idx, cell.b_idx), max(cell.t_idx, cell.b_idx))
 
 
-# ----------------------------------------------------------------------------- cell rows
-
-
-def _cohort_ranges(part: dict[str, np.ndarray], cell: Cell) -> list[tuple[int, int]]:
-    """Row ranges of the cell's cohorts (rows are sorted by ``G``)."""
-    g_sorted = part["G"]
-    ranges = []
-    for cohort in dict.fromkeys((cell.group, *cell.controls)):
-        lo = int(np.searchsorted(g_sorted, cohort, side="left"))
-        hi = int(np.searchsorted(g_sorted, cohort, side="right"))
-        if hi > lo:
-            ranges.append((lo, hi))
-    return ranges
-
-
 def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
     """Concatenate row ranges (slices, so no index arrays are built)."""
     if len(ranges) == 1:
@@ -132,11 +117,15 @@ def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
 
 def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, CellData]:
     """Gather one cell's arrays from a partition (indices of its rows, and the arrays)."""
-    x = part["x"]
-    ranges = _cohort_ranges(part, cell)
+    x, G = part["x"], part["G"]
+    # row ranges of the cell's cohorts (rows are sorted by G)
+    bounds = [(int(np.searchsorted(G, cohort, side="left")),
+               int(np.searchsorted(G, cohort, side="right")))
+              for cohort in dict.fromkeys((cell.group, *cell.controls))]
+    ranges = [(lo, hi) for lo, hi in bounds if hi > lo]
     idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
            else np.empty(0, dtype=np.int64))
-    g = part["G"][idx]
+    g = G[idx]
     treated = g == cell.group
     keep = None  # rows of the gathered cohorts in the cell's periods and subgroups
     if "tidx" in part:
@@ -166,9 +155,6 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
         idx = idx[keep]
         data = CellData(y=data.y[keep], D=data.D[keep], w=data.w[keep], x=data.x[keep])
     return idx, data
-
-
-# ----------------------------------------------------------------------------- passes
 
 
 def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
