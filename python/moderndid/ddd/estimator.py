@@ -178,10 +178,10 @@ def _two_period_coding(table: pa.Table, spec: DidSpec) -> tuple[pa.Table, bool]:
     g = numeric_column(table, spec.gname, "group (gname)")
     # eligibility values are checked with the other columns when the data are prepared
     two_period, group_map = group_coding(spec, np.unique(t), np.unique(g), {0.0, 1.0})
-    for raw, first_treated in group_map.items():
+    for raw, first_treated in group_map.items():  # at most one
         g = np.where(g == raw, first_treated, g)
-        index = table.schema.get_field_index(spec.gname)
-        table = table.set_column(index, spec.gname, pa.array(g))
+        table = table.set_column(table.schema.get_field_index(spec.gname), spec.gname,
+                                 pa.array(g))
     return table, two_period
 
 
@@ -204,8 +204,7 @@ def _subgroup_counts_local(data: DidData) -> Counter[tuple[float, float]]:
 
 def check_subgroups(counts: dict[tuple[float, float], int], pname: str) -> None:
     """Every cohort (and the never treated) needs eligible and ineligible units."""
-    cohorts = sorted({g for g, _ in counts})
-    for g in cohorts:
+    for g in sorted({g for g, _ in counts}):
         for q, label in ((1.0, "eligible"), (0.0, "ineligible")):
             if counts.get((g, q), 0) == 0:
                 who = "never-treated units" if math.isinf(g) else f"cohort {g:g}"

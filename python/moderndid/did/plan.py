@@ -37,13 +37,9 @@ KEY_ROLES = ("unit id (idname)", "cluster (clustervars)")
 
 def check_columns(roles: Sequence[tuple[Any, str]], available: Sequence[str],
                   describe: Callable[[str], str]) -> None:
-    """Refuse a call whose columns are not in the data or not of a usable type.
-
-    ``roles`` are (column, role) in the call's order (:func:`column_roles`); ``describe``
-    gives the type of a column of the data in the engine-neutral vocabulary of
-    :func:`moderndid.core.frames.type_label` (``integer``, ``float``, ``string``,
-    ``date``, ...), so that the message is the same on every engine.
-    """
+    """Refuse columns absent from the data or of an unusable type. ``describe`` gives a
+    column's type in the vocabulary of :func:`moderndid.core.frames.type_label`, so that
+    the message is the same on every engine."""
     for column, role in roles:
         if not isinstance(column, str):
             raise ColumnTypeError(f"{role} must be a column name (str), got {column!r}")
@@ -302,34 +298,24 @@ def metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: Coh
     if cohorts.size == 0:
         raise DataStructureError("no treated cohort is left to estimate: every unit is never "
                                  "treated (group 0) or was dropped")
-    check_group_sizes(kind, periods, counts, names, spec)
-    return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
-                   covariate_names=names, partitions=[], clustered=clustered,
-                   x_time_varying=xtv, cohort_counts=counts)
-
-
-def check_group_sizes(kind: str, periods: np.ndarray, counts: Mapping[float, int],
-                      names: list[str], spec: DidSpec) -> None:
-    """R `did`'s small-group rule: fewer than (covariates + 5) units in a cohort warns; a
-    never-treated comparison group that small is refused.
-
-    ``counts`` are units per recoded cohort after balancing (observations over all periods
-    for repeated cross sections, which count as observations per period).
-    """
+    # R `did`'s small-group rule: fewer than (covariates + 5) units in a cohort warns; a
+    # never-treated comparison group that small is refused
     required = len(names) - 1 + 5
     per_period = periods.size if kind == "rc" else 1
     small = {g: c / per_period for g, c in counts.items() if c and c / per_period < required}
-    if not small:
-        return
     if math.inf in small and spec.control_group == "nevertreated":
         raise DataStructureError(
             f"the never-treated group has only about {small[math.inf]:g} units; at least "
             f"{required} are needed with these covariates (try control_group='notyettreated')"
         )
-    listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
-                       for g, s in sorted(small.items()))
-    warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
-              "estimates for them may be unreliable")
+    if small:
+        listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
+                           for g, s in sorted(small.items()))
+        warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
+                  "estimates for them may be unreliable")
+    return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
+                   covariate_names=names, partitions=[], clustered=clustered,
+                   x_time_varying=xtv, cohort_counts=counts)
 
 
 def cohort_recoding(raw: Iterable[float], periods: np.ndarray, plan: CohortPlan,
