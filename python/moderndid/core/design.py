@@ -155,13 +155,9 @@ class CovariateDesign:
 
 
 def categorical_columns(formula: Formula | None, schema: pa.Schema) -> list[str]:
-    """The columns whose distinct values a formula's dummies need: those that feed a
-    categorical factor (a ``C(...)`` term, or a column of strings or booleans).
-
-    Decided from the types alone (the formula is tried on one placeholder row), so every
-    engine decides it before reading the data. Columns absent from ``schema`` are left to
-    the column checks, which name them.
-    """
+    """The columns that feed a categorical factor (``C(...)``, strings, booleans), whose
+    distinct values the dummies need. Decided from the types alone (the formula is tried on
+    one placeholder row), so every engine decides it before reading the data."""
     if formula is None:
         return []
     columns = formula_columns(formula)
@@ -179,14 +175,9 @@ def categorical_columns(formula: Formula | None, schema: pa.Schema) -> list[str]
 
 def covariate_design(formula: Formula | None, schema: pa.Schema,
                      levels: pa.Table | None = None) -> CovariateDesign:
-    """Build the :class:`CovariateDesign` of ``formula`` for data of ``schema``.
-
-    ``levels`` holds the distinct rows (without missing values) of the formula's
-    :func:`categorical_columns`, from every row of the data. Raises
-    :class:`InvalidOptionError` for more than :data:`MAX_LEVELS` distinct categorical
-    rows, the same on every engine. A formula without an intercept gets one. (Transforms
-    that need the whole column are refused by :func:`parse_rhs`.)
-    """
+    """The :class:`CovariateDesign` of ``formula`` for data of ``schema``; ``levels`` holds
+    the distinct rows (without missing values) of its :func:`categorical_columns`, from
+    every row of the data."""
     if formula is None:
         return CovariateDesign((), (), ("(Intercept)",), None)
     simple = _plain_numeric(formula, schema)

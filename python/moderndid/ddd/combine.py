@@ -54,16 +54,10 @@ def plan_ddd(cells: list[Cell]) -> DDDPlan:
 
 
 def combine(plan: DDDPlan, moments: Moments) -> tuple[np.ndarray, list[int]]:
-    """Weights of the comparisons in every reported cell (GMM across comparison cohorts):
-    the ``(reported, comparisons)`` matrix, and the pooled cells (those that combine
-    several comparison cohorts).
-
-    For a cell with several comparison cohorts, each cohort's DDD has influence function
-    ``phi_c``; with ``Omega`` their (centred) covariance (from the comparisons' ``moments``),
-    the weights are ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. The cell's influence function is
-    the same combination of the ``phi_c``, so its variance (and the bootstrap and the
-    aggregations) follows from the transformed moments (:func:`transform_moments`).
-    """
+    """The ``(reported, comparisons)`` weight matrix, and the pooled cells: those with
+    several comparison cohorts, whose DDDs (influence functions ``phi_c``, centred
+    covariance ``Omega`` from the comparisons' ``moments``) get the GMM weights
+    ``Omega^{-1} 1 / (1' Omega^{-1} 1)``."""
     n_comp = len(plan.comparisons)
     gram = moments.gram[:n_comp, :n_comp]
     zsum = moments.zsum[:n_comp]

@@ -115,13 +115,9 @@ def logit_loglik(x: np.ndarray, D: np.ndarray, w: np.ndarray, gamma: np.ndarray)
 
 def local_logit(x: np.ndarray, D: np.ndarray, w: np.ndarray, max_iter: int = 30,
                 tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray] | None:
-    """Weighted logit fitted by Newton's method on one partition's rows.
-
-    Returns the coefficients and the information matrix at them, or ``None`` when the rows
-    cannot identify the fit (one class only, a singular design, no convergence). Used only
-    for a starting value: the driver averages these local fits, weighted by their
-    information matrices, and the global Newton iterations take it from there.
-    """
+    """Weighted logit fitted by Newton's method on one partition's rows (a starting value
+    for the global fit): the coefficients and the information matrix at them, or ``None``
+    when the rows cannot identify the fit (one class only, singular, no convergence)."""
     wd, wsum = float(w @ D), float(w.sum())
     if not 0.0 < wd < wsum:
         return None

@@ -324,11 +324,8 @@ def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
 
 
 def bootstrap_sums(seed: int, keys: np.ndarray, z: np.ndarray, biters: int) -> np.ndarray:
-    """``sum_i v_ib z_i`` for draws b = 0..biters-1 with counter-based Mammen multipliers.
-
-    Uses the two-point structure: ``v = low + (high - low) * 1{high}``, so the sum is one
-    affine step from the sum of ``z`` over the units drawn high.
-    """
+    """``sum_i v_ib z_i`` for draws b = 0..biters-1 with counter-based Mammen multipliers,
+    as ``low * sum_i z_i + (high - low) * sum_{i drawn high} z_i``."""
     total = z.sum(axis=0)
     out = np.empty((biters, z.shape[1]))
     for start in range(0, biters, BOOTSTRAP_BLOCK):

@@ -122,13 +122,10 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
                ordered: dict[str, tuple[str, str]], cols: RowColumns,
                count_units: Callable[[PanelLayout], dict[tuple[float, float, int], int]],
                raise_flag: Callable[[int], None]) -> PanelPlan:
-    """Validate the statistics of the blocks, recode cohorts, count units: the metadata and
-    the layout that every pass uses to read the blocks.
-
-    ``info`` holds the non-payload fields of every block row (:data:`BLOCK_SCHEMA`);
+    """Validate the blocks' statistics (``info``: their non-payload fields), recode
+    cohorts and count units: the metadata and the layout every pass reads the blocks with.
     ``count_units(layout)`` recounts units on the executors when periods are cut off;
-    ``raise_flag(flags)`` raises the typed error for problem flags, naming a unit.
-    """
+    ``raise_flag(flags)`` raises the typed error for problem flags, naming a unit."""
     if not any(r["rows"] for r in info):  # an empty input has no blocks at all
         check_statistics(spec, [], 0, [], 1.0, 1.0, {}, None, covariates)
     xx = None

@@ -45,11 +45,8 @@ from moderndid.errors import DataStructureError, InvalidOptionError
 
 
 def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
-    """Return the clustering variables other than the unit id (R `did` convention).
-
-    R `did` accepts ``clustervars`` with the unit id and at most one other variable; the
-    unit id is always a clustering level in panels, so only the other variable matters.
-    """
+    """The clustering variables other than the unit id, always a clustering level (R `did`
+    accepts the unit id and at most one other variable)."""
     if clustervars is None:
         return []
     if isinstance(clustervars, str):
@@ -71,11 +68,8 @@ def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
 
 
 def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1) -> DidData:
-    """Validate ``data`` for `att_gt` and build its partitioned unit table.
-
-    Every refusal, warning and cohort decision is the planner's (:mod:`moderndid.did.plan`),
-    taken from the statistics the distributed engines gather; only the arrays are built here.
-    """
+    """Validate ``data`` for `att_gt` and build its partitioned unit table; every refusal,
+    warning and cohort decision is the planner's (:mod:`moderndid.did.plan`)."""
     needed = [spec.yname, spec.tname, spec.gname, spec.idname, spec.weightsname,
               *spec.clustervars, *formula_columns(parse_rhs(spec.xformla))]
     table = to_arrow_table(data, [c for c in needed if isinstance(c, str)])
