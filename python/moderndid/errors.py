@@ -36,8 +36,7 @@ class ColumnNotFoundError(ModernDiDError, KeyError):
         shown = repr(available[:_MAX_LISTED])[:-1]
         if len(available) > _MAX_LISTED:
             shown += f", ... ({len(available) - _MAX_LISTED} more)"
-        msg = f"{role} column {column!r} is not in the data.{hint} Columns: {shown}]"
-        super().__init__(msg)
+        super().__init__(f"{role} column {column!r} is not in the data.{hint} Columns: {shown}]")
         self.column = column
         self.role = role
 
