@@ -96,14 +96,10 @@ MAX_LEVELS = 1_000  # distinct rows of a formula's categorical columns, gathered
 
 @dataclass(frozen=True)
 class CovariateDesign:
-    """A covariate formula ready to evaluate on any subset of the rows.
-
-    Every engine builds it once, from the input's schema and the distinct values of the
-    columns that feed categorical factors (gathered from all rows), and evaluates it on
-    each partition, so that dummies, their reference level and every transform are the
-    same on every engine. ``spec`` is None for a plain sum of numeric columns, evaluated
-    without formulaic.
-    """
+    """A covariate formula ready to evaluate on any subset of the rows: built once from the
+    schema and the categorical columns' distinct values (from all rows), so that dummies and
+    their reference level are the same on every partition and engine. ``spec`` is None for
+    a plain sum of numeric columns, evaluated without formulaic."""
 
     columns: tuple[str, ...]  # data columns the formula reads
     categorical: tuple[str, ...]  # those that feed categorical factors (may be strings)
@@ -308,12 +304,10 @@ RANK_TOLERANCE = 1e-7
 def collinear_terms(xx: np.ndarray, tol: float = RANK_TOLERANCE) -> list[int]:
     """Indices of the design columns that are linear combinations of earlier ones.
 
-    Columns are taken in order, as R's ``lm`` does: a column is kept when its residual,
-    after projecting on the columns kept before it, is longer than ``tol`` times the
-    column itself; otherwise it is reported (a constant or all-zero column after the
-    intercept is reported too). Computed from the cross-product ``xx = X'X`` alone (an
-    in-order Cholesky that skips dependent columns), so every engine can run it on the
-    summed cross-products, and no pivoting tie can change which column is named.
+    Columns are taken in order, as R's ``lm`` does: a column is kept when its residual on
+    the columns kept before it is longer than ``tol`` times the column itself. Computed from
+    ``xx = X'X`` alone (an in-order Cholesky that skips dependent columns), so every engine
+    runs it on summed cross-products and no pivoting tie can change which column is named.
     """
     k = xx.shape[0]
     kept: list[int] = []

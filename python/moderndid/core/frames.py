@@ -20,14 +20,10 @@ from moderndid.errors import (
 
 
 def to_arrow_table(data: Any, needed: Sequence[str] | None = None) -> pa.Table:
-    """Convert a pandas / polars DataFrame, pyarrow Table / RecordBatch or any object
-    exporting the Arrow PyCapsule stream interface to a pyarrow Table.
-
-    A pandas column that Arrow cannot type (numbers mixed with text) raises
-    :class:`ColumnTypeError` only if it is in ``needed`` (the columns the caller reads);
-    otherwise it is left out. Other objects raise :class:`UnsupportedInputError`,
-    duplicated column names :class:`DataStructureError`.
-    """
+    """A pandas / polars DataFrame, pyarrow Table / RecordBatch or any Arrow stream
+    exporter as a pyarrow Table. A pandas column that Arrow cannot type (numbers mixed with
+    text) is refused only if it is in ``needed`` (the columns the caller reads), else left
+    out."""
     if isinstance(data, pa.Table):
         table = data
     elif isinstance(data, pa.RecordBatch):

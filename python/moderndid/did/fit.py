@@ -252,10 +252,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
         step = _timed(executor, logit_and_cell_sums_pass if speculate else logit_pass, state,
                       f"moderndid att_gt: logit iteration {iteration}"
                       + (" + estimator sums" if speculate else ""))
-        still = []
-        largest = 0.0
-        # whether every key took a plain Newton step (no reset, no damping) below ACCEPT_STEP
-        final = True
+        # final: whether every key took a plain Newton step (no reset, no damping) below
+        # ACCEPT_STEP
+        still, largest, final = [], 0.0, True
         for key in state.active_logits:
             loglik = float(step.sums[f"ll/{key!r}"][0])
             if key in intercept_only:
@@ -313,9 +312,8 @@ def _pooled_start(summary: Partial, key: Any) -> np.ndarray | None:
     iterations stop after one confirming step; with many, it is within O(1/n) of it.
     """
     hess = summary.sums.get(f"lH/{key!r}")
-    if hess is None or summary.sums[f"lok/{key!r}"][0] < 1:
-        return None
-    if np.linalg.cond(hess) > 1.0 / np.finfo(float).eps:
+    if (hess is None or summary.sums[f"lok/{key!r}"][0] < 1
+            or np.linalg.cond(hess) > 1.0 / np.finfo(float).eps):
         return None
     start = np.linalg.solve(hess, summary.sums[f"lHg/{key!r}"])
     return start if np.isfinite(start).all() else None

@@ -227,11 +227,8 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, spec, n_partitions):
 
 
 def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, q, n_partitions):
-    """Observation table of an unbalanced panel; rows arrive sorted by (unit, period).
-
-    As R `did` does, cells use the repeated cross-section estimators on the observations
-    and each unit's influence function is the sum over its observations.
-    """
+    """Observation table of an unbalanced panel (rows sorted by unit and period): as in
+    R `did`, cells use the repeated cross-section estimators, summed by unit."""
     n_units = uid.size
     unit_keys = keys_from_values(uid)
     unit_clusters = None if cluster is None else keys_from_values(cluster[starts])
