@@ -254,7 +254,7 @@ def test_no_never_treated_units(frames, control_group):
 def test_unbalanced_panel_group_sizes_are_units(spark, frames):
     """The small-group check counts units (not units / periods) for unbalanced panels, as
     in memory: no 'Small groups' warning for mpdta's 20-unit 2004 cohort (prepare only)."""
-    from moderndid.did.plan import PLANNER
+    from moderndid.did import plan as PLANNER
     from moderndid.did.preprocess import DidSpec, prepare_did
     from moderndid.spark.prepare import prepare_spark
 
@@ -437,9 +437,9 @@ def test_jarless_reductions_give_the_same_numbers(frames, monkeypatch):
 
 def test_jarless_executor_with_fit_att_gt(spark, frames):
     """SparkExecutor(jvm_aggregators=False) driven by fit_att_gt directly."""
+    from moderndid.did import plan as PLANNER
     from moderndid.did.att_gt import build_mp_result, validate_options
     from moderndid.did.fit import fit_att_gt
-    from moderndid.did.plan import PLANNER
     from moderndid.did.preprocess import DidSpec
     from moderndid.spark.executor import SparkExecutor
     from moderndid.spark.prepare import prepare_spark

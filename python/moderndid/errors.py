@@ -27,9 +27,8 @@ class ColumnNotFoundError(ModernDiDError, KeyError):
 
     def __init__(self, column: str, role: str, available: Iterable[str]):
         available = list(available)
-        by_lower: dict[str, str] = {}  # near misses ignoring case ("Year" -> "year")
-        for name in available:
-            by_lower.setdefault(name.lower(), name)
+        # near misses ignoring case ("Year" -> "year"), the first of equal names
+        by_lower = {name.lower(): name for name in reversed(available)}
         close = [by_lower[c]
                  for c in difflib.get_close_matches(column.lower(), list(by_lower), n=3)]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -37,8 +36,7 @@ class ColumnNotFoundError(ModernDiDError, KeyError):
         shown = repr(available[:_MAX_LISTED])[:-1]
         if len(available) > _MAX_LISTED:
             shown += f", ... ({len(available) - _MAX_LISTED} more)"
-        msg = f"{role} column {column!r} is not in the data.{hint} Columns: {shown}]"
-        super().__init__(msg)
+        super().__init__(f"{role} column {column!r} is not in the data.{hint} Columns: {shown}]")
         self.column = column
         self.role = role
 

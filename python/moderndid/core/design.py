@@ -96,14 +96,10 @@ MAX_LEVELS = 1_000  # distinct rows of a formula's categorical columns, gathered
 
 @dataclass(frozen=True)
 class CovariateDesign:
-    """A covariate formula ready to evaluate on any subset of the rows.
-
-    Every engine builds it once, from the input's schema and the distinct values of the
-    columns that feed categorical factors (gathered from all rows), and evaluates it on
-    each partition, so that dummies, their reference level and every transform are the
-    same on every engine. ``spec`` is None for a plain sum of numeric columns, evaluated
-    without formulaic.
-    """
+    """A covariate formula ready to evaluate on any subset of the rows: built once from the
+    schema and the categorical columns' distinct values (from all rows), so that dummies and
+    their reference level are the same on every partition and engine. ``spec`` is None for
+    a plain sum of numeric columns, evaluated without formulaic."""
 
     columns: tuple[str, ...]  # data columns the formula reads
     categorical: tuple[str, ...]  # those that feed categorical factors (may be strings)
@@ -155,13 +151,9 @@ class CovariateDesign:
 
 
 def categorical_columns(formula: Formula | None, schema: pa.Schema) -> list[str]:
-    """The columns whose distinct values a formula's dummies need: those that feed a
-    categorical factor (a ``C(...)`` term, or a column of strings or booleans).
-
-    Decided from the types alone (the formula is tried on one placeholder row), so every
-    engine decides it before reading the data. Columns absent from ``schema`` are left to
-    the column checks, which name them.
-    """
+    """The columns that feed a categorical factor (``C(...)``, strings, booleans), whose
+    distinct values the dummies need. Decided from the types alone (the formula is tried on
+    one placeholder row), so every engine decides it before reading the data."""
     if formula is None:
         return []
     columns = formula_columns(formula)
@@ -179,14 +171,9 @@ def categorical_columns(formula: Formula | None, schema: pa.Schema) -> list[str]
 
 def covariate_design(formula: Formula | None, schema: pa.Schema,
                      levels: pa.Table | None = None) -> CovariateDesign:
-    """Build the :class:`CovariateDesign` of ``formula`` for data of ``schema``.
-
-    ``levels`` holds the distinct rows (without missing values) of the formula's
-    :func:`categorical_columns`, from every row of the data. Raises
-    :class:`InvalidOptionError` for more than :data:`MAX_LEVELS` distinct categorical
-    rows, the same on every engine. A formula without an intercept gets one. (Transforms
-    that need the whole column are refused by :func:`parse_rhs`.)
-    """
+    """The :class:`CovariateDesign` of ``formula`` for data of ``schema``; ``levels`` holds
+    the distinct rows (without missing values) of its :func:`categorical_columns`, from
+    every row of the data."""
     if formula is None:
         return CovariateDesign((), (), ("(Intercept)",), None)
     simple = _plain_numeric(formula, schema)
@@ -317,12 +304,10 @@ RANK_TOLERANCE = 1e-7
 def collinear_terms(xx: np.ndarray, tol: float = RANK_TOLERANCE) -> list[int]:
     """Indices of the design columns that are linear combinations of earlier ones.
 
-    Columns are taken in order, as R's ``lm`` does: a column is kept when its residual,
-    after projecting on the columns kept before it, is longer than ``tol`` times the
-    column itself; otherwise it is reported (a constant or all-zero column after the
-    intercept is reported too). Computed from the cross-product ``xx = X'X`` alone (an
-    in-order Cholesky that skips dependent columns), so every engine can run it on the
-    summed cross-products, and no pivoting tie can change which column is named.
+    Columns are taken in order, as R's ``lm`` does: a column is kept when its residual on
+    the columns kept before it is longer than ``tol`` times the column itself. Computed from
+    ``xx = X'X`` alone (an in-order Cholesky that skips dependent columns), so every engine
+    runs it on summed cross-products and no pivoting tie can change which column is named.
     """
     k = xx.shape[0]
     kept: list[int] = []

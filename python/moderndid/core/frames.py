@@ -20,14 +20,10 @@ from moderndid.errors import (
 
 
 def to_arrow_table(data: Any, needed: Sequence[str] | None = None) -> pa.Table:
-    """Convert a pandas / polars DataFrame, pyarrow Table / RecordBatch or any object
-    exporting the Arrow PyCapsule stream interface to a pyarrow Table.
-
-    A pandas column that Arrow cannot type (numbers mixed with text) raises
-    :class:`ColumnTypeError` only if it is in ``needed`` (the columns the caller reads);
-    otherwise it is left out. Other objects raise :class:`UnsupportedInputError`,
-    duplicated column names :class:`DataStructureError`.
-    """
+    """A pandas / polars DataFrame, pyarrow Table / RecordBatch or any Arrow stream
+    exporter as a pyarrow Table. A pandas column that Arrow cannot type (numbers mixed with
+    text) is refused only if it is in ``needed`` (the columns the caller reads), else left
+    out."""
     if isinstance(data, pa.Table):
         table = data
     elif isinstance(data, pa.RecordBatch):
@@ -152,10 +148,7 @@ def type_label(kind: Any) -> str:
         (t.is_large_list, "list"), (t.is_struct, "struct"), (t.is_map, "map"),
         (t.is_null, "null"),
     )
-    for check, label in checks:
-        if check(kind):
-            return label
-    return str(kind)
+    return next((label for check, label in checks if check(kind)), str(kind))
 
 
 def pandas_type_label(dtype: Any) -> str:
@@ -170,10 +163,7 @@ def pandas_type_label(dtype: Any) -> str:
     checks = ((api.is_bool_dtype, "boolean"), (api.is_integer_dtype, "integer"),
               (api.is_float_dtype, "float"), (api.is_datetime64_any_dtype, "timestamp"),
               (api.is_timedelta64_dtype, "duration"), (api.is_string_dtype, "string"))
-    for check, label in checks:
-        if check(dtype):
-            return label
-    return str(dtype)
+    return next((label for check, label in checks if check(dtype)), str(dtype))
 
 
 _SPARK_LABELS = {
@@ -190,39 +180,27 @@ _SPARK_LABELS = {
 def spark_type_label(dtype: Any) -> str:
     """A Spark SQL data type in the vocabulary of :func:`type_label` (by class name, so
     that this module does not import pyspark)."""
-    label = _SPARK_LABELS.get(type(dtype).__name__)
-    return label if label is not None else dtype.simpleString()
+    return _SPARK_LABELS.get(type(dtype).__name__) or dtype.simpleString()
 
 
 def check_no_missing(values: np.ndarray, column: str, role: str) -> None:
     """Raise :class:`MissingValuesError` if a float column holds NaN (or infinities)."""
-    bad = ~np.isfinite(values)
-    if bad.any():
-        n_bad = int(bad.sum())
-        raise MissingValuesError(
-            f"{role} column {column!r} has {n_bad} missing or non-finite value(s); "
-            "drop or impute them first"
-        )
+    if n_bad := int((~np.isfinite(values)).sum()):
+        raise MissingValuesError(f"{role} column {column!r} has {n_bad} missing or non-finite "
+                                 "value(s); drop or impute them first")
 
 
 def key_column(table: pa.Table, column: str, role: str) -> np.ndarray:
-    """Return an identifier column (ids, clusters) as a numpy array.
-
-    The planner has refused other types than those that
-    :func:`moderndid.core.multipliers.keys_from_values` hashes, and nulls; float
-    identifiers must be finite integers (they are hashed as int64: 1.5 and 1.0 must not
-    both exist as ids), else :class:`ColumnTypeError` names the column.
-    """
+    """An identifier column (ids, clusters) of a type that
+    :func:`moderndid.core.multipliers.keys_from_values` hashes; float ids must be finite
+    integers (hashed as int64: 1.5 and 1.0 must not both be ids)."""
     arr = table.column(column)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
     values = arr.to_numpy(zero_copy_only=False)
     if values.dtype.kind == "f":
         check_no_missing(values, column, role)
-        bad = (values != np.round(values)) | (np.abs(values) >= 2.0**63)
-        if bad.any():
-            raise ColumnTypeError(
-                f"{role} column {column!r} holds non-integer numbers: identifiers must be "
-                "integers or strings"
-            )
+        if ((values != np.round(values)) | (np.abs(values) >= 2.0**63)).any():
+            raise ColumnTypeError(f"{role} column {column!r} holds non-integer numbers: "
+                                  "identifiers must be integers or strings")
     return np.asarray(values)

@@ -25,7 +25,6 @@ from moderndid.did.fit import Moments
 class DDDPlan:
     """Comparisons to estimate and how reported cells combine them."""
 
-    reported: list[Cell]
     comparisons: list[Cell]
     # Per reported cell: one entry per comparison cohort, each a list of (sign, comparison).
     recipes: list[list[list[tuple[float, int]]]]
@@ -51,32 +50,18 @@ def plan_ddd(cells: list[Cell]) -> DDDPlan:
             per_cohort.append([(1.0, within), (1.0, eligible), (-1.0, ineligible)])
         recipes.append(per_cohort)
     comparisons = sorted(index, key=index.__getitem__)
-    return DDDPlan(reported=cells, comparisons=comparisons, recipes=recipes)
+    return DDDPlan(comparisons=comparisons, recipes=recipes)
 
 
-@dataclass
-class Combination:
-    """Reported cells as linear combinations of the comparisons."""
-
-    matrix: np.ndarray  # (reported, comparisons)
-    pooled: list[int]  # reported cells that combine several comparison cohorts (GMM)
-
-
-def combine(plan: DDDPlan, moments: Moments) -> Combination:
-    """Weights of the comparisons in every reported cell (GMM across comparison cohorts):
-    the ``(reported, comparisons)`` matrix, and the pooled cells.
-
-    For a cell with several comparison cohorts, each cohort's DDD has influence function
-    ``phi_c``; with ``Omega`` their (centred) covariance (from the comparisons' ``moments``),
-    the weights are ``Omega^{-1} 1 / (1' Omega^{-1} 1)``. The cell's influence function is
-    the same combination of the ``phi_c``, so its variance (and the bootstrap and the
-    aggregations) follows from the transformed moments (:func:`transform_moments`).
-    """
+def combine(plan: DDDPlan, moments: Moments) -> tuple[np.ndarray, list[int]]:
+    """The ``(reported, comparisons)`` weight matrix, and the pooled cells: those with
+    several comparison cohorts, whose DDDs (influence functions ``phi_c``, centred
+    covariance ``Omega`` from the comparisons' ``moments``) get the GMM weights
+    ``Omega^{-1} 1 / (1' Omega^{-1} 1)``."""
     n_comp = len(plan.comparisons)
     gram = moments.gram[:n_comp, :n_comp]
     zsum = moments.zsum[:n_comp]
-    n_size = moments.n_units
-    matrix = np.zeros((len(plan.reported), n_comp))
+    matrix = np.zeros((len(plan.recipes), n_comp))
     pooled: list[int] = []
     for r, per_cohort in enumerate(plan.recipes):
         if not per_cohort:
@@ -89,12 +74,12 @@ def combine(plan: DDDPlan, moments: Moments) -> Combination:
             matrix[r] = rows[0]
             continue
         sums = rows @ zsum
-        centred = rows @ gram @ rows.T - np.outer(sums, sums) / n_size
+        centred = rows @ gram @ rows.T - np.outer(sums, sums) / moments.n_units
         inv = np.linalg.pinv(centred)
         weights = inv.sum(axis=1) / inv.sum()
         matrix[r] = weights @ rows
         pooled.append(r)
-    return Combination(matrix=matrix, pooled=pooled)
+    return matrix, pooled
 
 
 def transform_moments(moments: Moments, matrix: np.ndarray) -> Moments:

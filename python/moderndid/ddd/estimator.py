@@ -21,8 +21,8 @@ from moderndid.core.frames import numeric_column, to_arrow_table, type_label
 from moderndid.ddd.combine import combine, plan_ddd, transform_moments
 from moderndid.ddd.porting import ddd_r_arguments
 from moderndid.did.att_gt import engine_settings, run_on_engine, validate_call
-from moderndid.did.cells import Cell, build_cells
-from moderndid.did.fit import SE_FLOOR, FitOptions, Moments, cell_inference, fit_att_gt
+from moderndid.did.cells import build_cells
+from moderndid.did.fit import SE_FLOOR, FitOptions, FitOutput, cell_inference, fit_att_gt
 from moderndid.did.plan import check_columns, group_coding
 from moderndid.did.preprocess import prepare_did
 from moderndid.engine.executor import LocalExecutor
@@ -33,18 +33,10 @@ from moderndid.errors import DataStructureError, InvalidOptionError
 
 
 @dataclass
-class DDDFit:
+class DDDFit(FitOutput):
     """Engine-independent output of a DDD fit, before it becomes a result object."""
 
-    cells: list[Cell]
-    att: np.ndarray
-    se: np.ndarray
-    critical_value: float
-    cband: bool
-    vcov: np.ndarray
-    moments: Moments
-    influence: np.ndarray | None
-    two_period: bool
+    two_period: bool = False
 
 
 def ddd(
@@ -186,10 +178,10 @@ def _two_period_coding(table: pa.Table, spec: DidSpec) -> tuple[pa.Table, bool]:
     g = numeric_column(table, spec.gname, "group (gname)")
     # eligibility values are checked with the other columns when the data are prepared
     two_period, group_map = group_coding(spec, np.unique(t), np.unique(g), {0.0, 1.0})
-    for raw, first_treated in group_map.items():
+    for raw, first_treated in group_map.items():  # at most one
         g = np.where(g == raw, first_treated, g)
-        index = table.schema.get_field_index(spec.gname)
-        table = table.set_column(index, spec.gname, pa.array(g))
+        table = table.set_column(table.schema.get_field_index(spec.gname), spec.gname,
+                                 pa.array(g))
     return table, two_period
 
 
@@ -212,8 +204,7 @@ def _subgroup_counts_local(data: DidData) -> Counter[tuple[float, float]]:
 
 def check_subgroups(counts: dict[tuple[float, float], int], pname: str) -> None:
     """Every cohort (and the never treated) needs eligible and ineligible units."""
-    cohorts = sorted({g for g, _ in counts})
-    for g in cohorts:
+    for g in sorted({g for g, _ in counts}):
         for q, label in ((1.0, "eligible"), (0.0, "ineligible")):
             if counts.get((g, q), 0) == 0:
                 who = "never-treated units" if math.isinf(g) else f"cohort {g:g}"
@@ -231,11 +222,11 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     plan = plan_ddd(cells)
     out = fit_att_gt(data, executor, replace(opts, wald_pretest=False),
                      cells=plan.comparisons)
-    combo = combine(plan, out.moments)
-    moments = transform_moments(out.moments, combo.matrix)
-    used = combo.matrix != 0
+    matrix, pooled = combine(plan, out.moments)
+    moments = transform_moments(out.moments, matrix)
+    used = matrix != 0
     comp_na = ~np.isfinite(out.att)
-    att = combo.matrix @ np.where(comp_na, 0.0, out.att)
+    att = matrix @ np.where(comp_na, 0.0, out.att)
     att[(used & comp_na[None, :]).any(axis=1)] = np.nan
     R = len(cells)
     vcov = moments.gram[:R, :R]
@@ -248,7 +239,7 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     # as the Gram matrix here). R's unclustered pooled-cell formula also scales by
     # (S / n)^2, S the units in the cell's cohorts, which understates the SE whenever
     # S < n (docs/ddd.md); that factor is not copied.
-    sample_variance = list(combo.pooled) if moments.n_clusters is None else []
+    sample_variance = pooled if moments.n_clusters is None else []
     if two_period:
         sample_variance.append(0)
     n = data.n_units
@@ -258,11 +249,10 @@ def fit_ddd(data: DidData, executor: Any, opts: FitOptions, two_period: bool) ->
     degenerate = ~np.isfinite(att) | (se <= SE_FLOOR) | np.array([c.is_base for c in cells])
     se[degenerate] = np.nan
     se, crit, cband = cell_inference(se, degenerate, moments, opts)
-    influence = None
-    if out.influence is not None:
-        influence = out.influence @ combo.matrix.T
-    return DDDFit(cells=cells, att=att, se=se, critical_value=crit, cband=cband, vcov=vcov,
-                  moments=moments, influence=influence, two_period=two_period)
+    influence = None if out.influence is None else out.influence @ matrix.T
+    return DDDFit(cells=cells, att=att, se=se, vcov=vcov, critical_value=crit, cband=cband,
+                  wald_stat=None, wald_pvalue=None, moments=moments, influence=influence,
+                  two_period=two_period)
 
 
 def _result(fit: DDDFit, data: DidData, spec: DidSpec, opts: FitOptions, engine: str) -> Any:

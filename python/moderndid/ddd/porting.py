@@ -22,10 +22,9 @@ _DML = ("double machine learning is not implemented here: use est_method='dr' (o
 _PARALLEL = ("ddd runs in one process in memory; to spread the work pass a Spark or Dask "
              "DataFrame (or n_partitions=)")
 
-#: Arguments of R `triplediff` (0.2.4, and ``dname`` / ``learners`` / ``n_folds`` of its
-#: earlier versions) without a counterpart of the same name in :func:`moderndid.ddd`:
-#: the values that ask for nothing (R's defaults; accepted as no-ops) and the advice
-#: given for any other value.
+#: R `triplediff` arguments (0.2.4, and ``dname`` / ``learners`` / ``n_folds`` of earlier
+#: versions) with no namesake in :func:`moderndid.ddd`: the values accepted as no-ops (R's
+#: defaults) and the advice for any other value.
 DDD_R_ARGUMENTS: dict[str, tuple[tuple[Any, ...], str]] = {
     "use_parallel": ((False,), _PARALLEL),
     "cores": ((1, None), _PARALLEL),
@@ -58,11 +57,9 @@ def _nboot(nboot: Any, biters: int | None, default: int | None) -> int | None:
 
 def ddd_r_arguments(extra: dict[str, Any], *, biters: int, known: Iterable[str],
                     distributed: bool) -> int:
-    """Interpret the R arguments ``extra`` passed to :func:`moderndid.ddd`; return
-    ``biters`` (``nboot`` when given). Unknown names (``known``: the parameters of ``ddd``,
-    for suggestions) and R values asking for what ddd does not do raise
-    :class:`InvalidOptionError` saying what to use instead; ``distributed``: the data are
-    a Spark or Dask DataFrame, whose executors return no unit-level influence functions."""
+    """Interpret the R arguments ``extra`` passed to :func:`moderndid.ddd` and return
+    ``biters`` (``nboot`` when given); ``known`` (the parameters of ``ddd``) gives the
+    suggestions for unknown names, ``distributed`` refuses ``inffunc=True``."""
     extra = dict(extra)
     biters_out = _nboot(extra.pop("nboot", None), biters, 1000)
     assert biters_out is not None
@@ -103,13 +100,9 @@ def agg_ddd_r_arguments(extra: dict[str, Any], *, biters: int | None, na_rm: boo
 
 
 def check_agg_cluster(cluster: Any, params: dict[str, Any]) -> None:
-    """``agg_ddd(cluster=...)``: clustering is fixed by the fit; the same variable is fine.
-
-    The aggregations are computed from the fit's Gram matrix, which already sums influence
-    functions within the fit's clusters, so asking for the fit's variable (or the unit id)
-    changes nothing. R `triplediff` (0.2.3+) warns and falls back to unclustered SEs when
-    the variable differs from the one ``ddd`` used; here that is an error naming the fix.
-    """
+    """``agg_ddd(cluster=...)`` may only repeat the fit's clustering: the aggregations use
+    the fit's Gram matrix, already summed within its clusters (R `triplediff` 0.2.3+ warns
+    and falls back to unclustered SEs for another variable; here that is an error)."""
     if cluster is None:
         return
     asked = [cluster] if isinstance(cluster, str) else list(cluster)

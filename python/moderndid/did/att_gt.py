@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from moderndid.core.multipliers import seed_from_random_state
+from moderndid.did import plan
 from moderndid.did.fit import FitOptions, FitOutput, fit_att_gt
-from moderndid.did.plan import PLANNER
 from moderndid.did.preprocess import normalize_clustervars, prepare_did
 from moderndid.did.results import MPResult
 from moderndid.engine.executor import LocalExecutor
@@ -180,7 +180,7 @@ def run_on_engine(engine: Engine, data: Any, spec: DidSpec, settings: EngineSett
                   fit: Callable[[Prepared], T]) -> tuple[T, DidData]:
     """Prepare ``data`` on a distributed engine with the estimators' planner, run ``fit``
     on it, and release what the engine persisted."""
-    prepared = engine.prepare(data, spec, settings, PLANNER)
+    prepared = engine.prepare(data, spec, settings, plan)
     try:
         return fit(prepared), prepared.meta
     finally:

@@ -19,7 +19,6 @@ class Cell:
 
     group: float
     time: float
-    base: float
     t_idx: int
     b_idx: int
     x_idx: int
@@ -31,18 +30,10 @@ class Cell:
     treat_q: int | None = None
     control_q: int | None = None
 
-    @property
-    def pre(self) -> bool:
-        """Whether the cell is a pre-treatment cell (``t < g``), used by the Wald pre-test."""
-        return self.time < self.group
-
 
 def build_cells(periods: np.ndarray, cohorts: np.ndarray, control_group: str,
                 anticipation: float, base_period: str) -> list[Cell]:
-    """List the cells in R `did`'s order (cohort-major, period-minor).
-
-    ``control_group`` and ``base_period`` come checked by ``validate_options``.
-    """
+    """List the cells in R `did`'s order (cohort-major, period-minor)."""
     all_cohorts = [*map(float, cohorts), float("inf")]
     first = 1 if base_period == "varying" else 0
     cells = []
@@ -51,12 +42,11 @@ def build_cells(periods: np.ndarray, cohorts: np.ndarray, control_group: str,
         for ti in range(first, periods.size):
             t = float(periods[ti])
             bi = ti - 1 if base_period == "varying" and t < g else base_g
-            b = float(periods[bi])
             if control_group == "nevertreated":
                 controls: tuple[float, ...] = (float("inf"),)
             else:
-                threshold = max(t, b) + anticipation
+                threshold = max(t, float(periods[bi])) + anticipation
                 controls = tuple(c for c in all_cohorts if c > threshold and c != g)
-            cells.append(Cell(group=g, time=t, base=b, t_idx=ti, b_idx=bi,
+            cells.append(Cell(group=g, time=t, t_idx=ti, b_idx=bi,
                               x_idx=min(ti, bi), controls=controls, is_base=(ti == bi)))
     return cells

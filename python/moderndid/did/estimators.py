@@ -115,13 +115,9 @@ def logit_loglik(x: np.ndarray, D: np.ndarray, w: np.ndarray, gamma: np.ndarray)
 
 def local_logit(x: np.ndarray, D: np.ndarray, w: np.ndarray, max_iter: int = 30,
                 tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray] | None:
-    """Weighted logit fitted by Newton's method on one partition's rows.
-
-    Returns the coefficients and the information matrix at them, or ``None`` when the rows
-    cannot identify the fit (one class only, a singular design, no convergence). Used only
-    for a starting value: the driver averages these local fits, weighted by their
-    information matrices, and the global Newton iterations take it from there.
-    """
+    """Weighted logit fitted by Newton's method on one partition's rows (a starting value
+    for the global fit): the coefficients and the information matrix at them, or ``None``
+    when the rows cannot identify the fit (one class only, singular, no convergence)."""
     wd, wsum = float(w @ D), float(w.sum())
     if not 0.0 < wd < wsum:
         return None
@@ -218,15 +214,14 @@ def _rc_terms(est_method: str, cell: CellData, params: dict[str, Any],
     mu_c1, mu_c0 = cell.x @ params["c1"], cell.x @ params["c0"]
     mu_t1, mu_t0 = cell.x @ params["t1"], cell.x @ params["t0"]
     resid = y - (post * mu_c1 + pre * mu_c0)
-    wd = w1
     return [
         Term(1.0, wt1 * resid, wt1, da={"c1": -wt1}),
         Term(-1.0, wt0 * resid, wt0, da={"c0": -wt0}),
         Term(-1.0, wc1 * resid, wc1, da={"ps": wc1 * resid, "c1": -wc1}, db={"ps": wc1}),
         Term(1.0, wc0 * resid, wc0, da={"ps": wc0 * resid, "c0": -wc0}, db={"ps": wc0}),
-        Term(1.0, wd * (mu_t1 - mu_c1), wd, da={"t1": wd, "c1": -wd}),
+        Term(1.0, w1 * (mu_t1 - mu_c1), w1, da={"t1": w1, "c1": -w1}),
         Term(-1.0, wt1 * (mu_t1 - mu_c1), wt1, da={"t1": wt1, "c1": -wt1}),
-        Term(-1.0, wd * (mu_t0 - mu_c0), wd, da={"t0": wd, "c0": -wd}),
+        Term(-1.0, w1 * (mu_t0 - mu_c0), w1, da={"t0": w1, "c0": -w1}),
         Term(1.0, wt0 * (mu_t0 - mu_c0), wt0, da={"t0": wt0, "c0": -wt0}),
     ]
 

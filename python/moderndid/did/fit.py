@@ -181,8 +181,7 @@ def fit_att_gt(data: DidData, executor: Executor, opts: FitOptions,
                              keyed=state.clustered or state.collect_influence,
                              bootstrap=BootstrapRequest(opts.seed, opts.biters)
                              if state.native_bootstrap else None)
-    moments = _moments(moments_partial, state, data)
-    return _inference(cells, att, moments, opts, moments_partial, data)
+    return _inference(att, moments_partial, state, opts, data)
 
 
 def _timed(executor: Executor, kernel: Any, state: FitState, description: str,
@@ -214,8 +213,8 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
     """
     keys: dict[Any, int] = {}
     for c, key in enumerate(state.logit_keys):
-        if key is not None and key not in keys:
-            keys[key] = c
+        if key is not None:
+            keys.setdefault(key, c)
     k = len(names)
     # Damped Newton: a step that lowers the log-likelihood is halved (rare-treatment samples
     # make plain Newton steps from the intercept-only start overshoot).
@@ -234,7 +233,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
             state.gammas[key] = start
     # With an intercept only, the weighted share is the exact maximum-likelihood fit.
     state.active_logits = [] if k == 1 else list(keys)
-    close = {key for key in keys if _start_is_exact(summary, key) and key in intercept_only}
+    # a pooled start that is one partition's converged fit on all the logit's rows is exact
+    close = {key for key in intercept_only
+             if summary.sums[f"lok/{key!r}"][0] == 1 == summary.sums[f"lparts/{key!r}"][0]}
     iteration = 0
     while state.active_logits:
         iteration += 1
@@ -251,10 +252,9 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
         step = _timed(executor, logit_and_cell_sums_pass if speculate else logit_pass, state,
                       f"moderndid att_gt: logit iteration {iteration}"
                       + (" + estimator sums" if speculate else ""))
-        still = []
-        largest = 0.0
-        # whether every key took a plain Newton step (no reset, no damping) below ACCEPT_STEP
-        final = True
+        # final: whether every key took a plain Newton step (no reset, no damping) below
+        # ACCEPT_STEP
+        still, largest, final = [], 0.0, True
         for key in state.active_logits:
             loglik = float(step.sums[f"ll/{key!r}"][0])
             if key in intercept_only:
@@ -305,13 +305,6 @@ def _fit_logits(executor: Executor, state: FitState, summary: Partial,
     return None
 
 
-def _start_is_exact(summary: Partial, key: Any) -> bool:
-    """Whether the pooled start is one partition's converged fit on all the logit's rows."""
-    fitted = summary.sums.get(f"lok/{key!r}")
-    with_rows = summary.sums.get(f"lparts/{key!r}")
-    return fitted is not None and with_rows is not None and fitted[0] == 1 == with_rows[0]
-
-
 def _pooled_start(summary: Partial, key: Any) -> np.ndarray | None:
     """Information-weighted average of the partitions' own logit fits (None if unusable).
 
@@ -319,9 +312,8 @@ def _pooled_start(summary: Partial, key: Any) -> np.ndarray | None:
     iterations stop after one confirming step; with many, it is within O(1/n) of it.
     """
     hess = summary.sums.get(f"lH/{key!r}")
-    if hess is None or summary.sums[f"lok/{key!r}"][0] < 1:
-        return None
-    if np.linalg.cond(hess) > 1.0 / np.finfo(float).eps:
+    if (hess is None or summary.sums[f"lok/{key!r}"][0] < 1
+            or np.linalg.cond(hess) > 1.0 / np.finfo(float).eps):
         return None
     start = np.linalg.solve(hess, summary.sums[f"lHg/{key!r}"])
     return start if np.isfinite(start).all() else None
@@ -352,27 +344,21 @@ def _finalize_cell(state: FitState, c: int, sums: Partial) -> tuple[CellFinal | 
                      params=state.params(c)), ""
 
 
-def _moments(part: Partial, state: FitState, data: DidData) -> Moments:
-    n_cells = len(state.cells)
-    zsum = part.sums["zsum"]
-    n_clusters = None
-    boot = part.sums.get("boot")
+def _inference(att: np.ndarray, part: Partial, state: FitState, opts: FitOptions,
+               data: DidData) -> FitOutput:
+    """The moments of the units' rows ``z`` (from the moments pass), then the cells' SEs,
+    bands and pre-test."""
+    cells, boot, n_clusters = state.cells, part.sums.get("boot"), None
     if state.clustered:
         keys, zc = part.keyed["cluster"]
-        gram = zc.T @ zc
-        n_clusters = int(keys.size)
-        if state.boot:
-            # one multiplier per cluster (R `did` 2.3: cluster sums)
+        gram, n_clusters = zc.T @ zc, int(keys.size)
+        if state.boot:  # one multiplier per cluster (R `did` 2.3: cluster sums)
             boot = bootstrap_sums(state.seed, keys, zc, state.biters)
     else:
         gram = part.sums["gram"]
-    return Moments(gram=gram, zsum=zsum, boot=boot, n_units=data.n_units, n_cells=n_cells,
-                   cohorts=data.cohorts, n_clusters=n_clusters, seed=state.seed,
-                   biters=state.biters)
-
-
-def _inference(cells: list[Cell], att: np.ndarray, moments: Moments, opts: FitOptions,
-               part: Partial, data: DidData) -> FitOutput:
+    moments = Moments(gram=gram, zsum=part.sums["zsum"], boot=boot, n_units=data.n_units,
+                      n_cells=len(cells), cohorts=data.cohorts, n_clusters=n_clusters,
+                      seed=state.seed, biters=state.biters)
     C = len(cells)
     vcov = moments.gram[:C, :C].copy()
     se_analytic = np.sqrt(np.clip(np.diag(vcov), 0.0, None))
@@ -423,7 +409,7 @@ def cell_inference(se_analytic: np.ndarray, degenerate: np.ndarray, moments: Mom
 def _wald_pretest(cells: list[Cell], att: np.ndarray, vcov: np.ndarray,
                   se: np.ndarray) -> tuple[float | None, float | None]:
     """Wald test that every pre-treatment ATT(g, t) (t < g) is zero (R `did`)."""
-    pre = np.array([cell.pre and np.isfinite(se[c]) for c, cell in enumerate(cells)])
+    pre = np.array([cell.time < cell.group and np.isfinite(se[c]) for c, cell in enumerate(cells)])
     if not pre.any():
         return None, None
     v = vcov[np.ix_(pre, pre)]

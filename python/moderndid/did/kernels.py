@@ -108,74 +108,46 @@ def logit_key(kind: str, cell: Cell, time_varying_x: bool) -> tuple:
     return (*subgroups, min(cell.t_idx, cell.b_idx), max(cell.t_idx, cell.b_idx))
 
 
-# ----------------------------------------------------------------------------- cell rows
-
-
-def _cohort_ranges(part: dict[str, np.ndarray], cell: Cell) -> list[tuple[int, int]]:
-    """Row ranges of the cell's cohorts (rows are sorted by ``G``)."""
-    g_sorted = part["G"]
-    ranges = []
-    for cohort in dict.fromkeys((cell.group, *cell.controls)):
-        lo = int(np.searchsorted(g_sorted, cohort, side="left"))
-        hi = int(np.searchsorted(g_sorted, cohort, side="right"))
-        if hi > lo:
-            ranges.append((lo, hi))
-    return ranges
-
-
 def _gather(values: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
     """Concatenate row ranges (slices, so no index arrays are built)."""
     if len(ranges) == 1:
-        lo, hi = ranges[0]
-        return values[lo:hi]
-    if not ranges:
-        return values[:0]
-    return np.concatenate([values[lo:hi] for lo, hi in ranges])
-
-
-def _row_filter(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.ndarray | None:
-    """Rows of the gathered cohorts that belong to the cell (periods, eligibility)."""
-    keep = None
-    if "tidx" in part:
-        tidx = part["tidx"][idx]
-        keep = (tidx == cell.t_idx) | (tidx == cell.b_idx)
-    if cell.treat_q is not None:
-        g, q = part["G"][idx], part["Q"][idx]
-        ok = ((g == cell.group) & (q == cell.treat_q)) | (
-            np.isin(g, cell.controls) & (q == cell.control_q))
-        keep = ok if keep is None else keep & ok
-    return keep
-
-
-def _treated(part: dict[str, np.ndarray], cell: Cell, idx: np.ndarray) -> np.ndarray:
-    treated = part["G"][idx] == cell.group
-    if cell.treat_q is not None:
-        treated &= part["Q"][idx] == cell.treat_q
-    return treated.astype(np.float64)
+        return values[ranges[0][0]:ranges[0][1]]
+    return np.concatenate([values[lo:hi] for lo, hi in ranges] or [values[:0]])
 
 
 def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, CellData]:
     """Gather one cell's arrays from a partition (indices of its rows, and the arrays)."""
-    x = part["x"]
-    ranges = _cohort_ranges(part, cell)
+    x, G = part["x"], part["G"]
+    # row ranges of the cell's cohorts (rows are sorted by G)
+    bounds = [(int(np.searchsorted(G, cohort, side="left")),
+               int(np.searchsorted(G, cohort, side="right")))
+              for cohort in dict.fromkeys((cell.group, *cell.controls))]
+    ranges = [(lo, hi) for lo, hi in bounds if hi > lo]
     idx = (np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) if ranges
            else np.empty(0, dtype=np.int64))
-    keep = _row_filter(part, cell, idx)
+    g = G[idx]
+    treated = g == cell.group
+    keep = None  # rows of the gathered cohorts in the cell's periods and subgroups
     if "tidx" in part:
+        tidx = part["tidx"][idx]
+        keep = (tidx == cell.t_idx) | (tidx == cell.b_idx)
+    if cell.treat_q is not None:
+        q = part["Q"][idx]
+        treated &= q == cell.treat_q
+        ok = treated | (np.isin(g, cell.controls) & (q == cell.control_q))
+        keep = ok if keep is None else keep & ok
+    D = treated.astype(np.float64)
+    if "tidx" in part:
+        assert keep is not None
         idx = idx[keep]
-        return idx, CellData(
-            y=part["y"][idx],
-            D=_treated(part, cell, idx),
-            w=part["w"][idx],
-            x=x[idx, 0, :],
-            post=(part["tidx"][idx] == cell.t_idx).astype(np.float64),
-        )
+        return idx, CellData(y=part["y"][idx], D=D[keep], w=part["w"][idx], x=x[idx, 0, :],
+                             post=(part["tidx"][idx] == cell.t_idx).astype(np.float64))
     # Balanced panels: cohorts are contiguous row ranges, gathered by slicing.
     xi = cell.x_idx if x.shape[1] > 1 else 0
     y = part["y"]
     data = CellData(
         y=_gather(y[:, cell.t_idx], ranges) - _gather(y[:, cell.b_idx], ranges),
-        D=_treated(part, cell, idx),
+        D=D,
         w=_gather(part["w"], ranges),
         x=_gather(x[:, xi, :], ranges),
     )
@@ -183,9 +155,6 @@ def cell_data(part: dict[str, np.ndarray], cell: Cell) -> tuple[np.ndarray, Cell
         idx = idx[keep]
         data = CellData(y=data.y[keep], D=data.D[keep], w=data.w[keep], x=data.x[keep])
     return idx, data
-
-
-# ----------------------------------------------------------------------------- passes
 
 
 def summary_pass(part: dict[str, np.ndarray], state: FitState) -> Partial:
@@ -355,11 +324,8 @@ def _moments_block(part: dict[str, np.ndarray], state: FitState) -> Partial:
 
 
 def bootstrap_sums(seed: int, keys: np.ndarray, z: np.ndarray, biters: int) -> np.ndarray:
-    """``sum_i v_ib z_i`` for draws b = 0..biters-1 with counter-based Mammen multipliers.
-
-    Uses the two-point structure: ``v = low + (high - low) * 1{high}``, so the sum is one
-    affine step from the sum of ``z`` over the units drawn high.
-    """
+    """``sum_i v_ib z_i`` for draws b = 0..biters-1 with counter-based Mammen multipliers,
+    as ``low * sum_i z_i + (high - low) * sum_{i drawn high} z_i``."""
     total = z.sum(axis=0)
     out = np.empty((biters, z.shape[1]))
     for start in range(0, biters, BOOTSTRAP_BLOCK):

@@ -4,7 +4,7 @@ Each engine gathers the same small statistics (rows, missing values per column, 
 range, fractional identifiers, the covariates' cross-product, distinct periods and raw
 cohorts, units per cohort) in its own way; the functions here turn them into the
 decisions and the messages, so that the in-memory, Spark and Dask paths refuse, warn,
-recode and count alike. :data:`PLANNER` hands them to the engines
+recode and count alike. This module is the planner handed to the engines
 (:class:`moderndid.engine.protocol.Planner`).
 """
 
@@ -37,29 +37,20 @@ KEY_ROLES = ("unit id (idname)", "cluster (clustervars)")
 
 def check_columns(roles: Sequence[tuple[Any, str]], available: Sequence[str],
                   describe: Callable[[str], str]) -> None:
-    """Refuse a call whose columns are not in the data or not of a usable type.
-
-    ``roles`` are (column, role) in the call's order (:func:`column_roles`); ``describe``
-    gives the type of a column of the data in the engine-neutral vocabulary of
-    :func:`moderndid.core.frames.type_label` (``integer``, ``float``, ``string``,
-    ``date``, ...), so that the message is the same on every engine.
-    """
+    """Refuse columns absent from the data or of an unusable type. ``describe`` gives a
+    column's type in the vocabulary of :func:`moderndid.core.frames.type_label`, so that
+    the message is the same on every engine."""
     for column, role in roles:
         if not isinstance(column, str):
             raise ColumnTypeError(f"{role} must be a column name (str), got {column!r}")
         if column not in available:
             raise ColumnNotFoundError(column, role, available)
     for column, role in roles:
-        if role in NUMERIC_ROLES:
-            label = describe(column)
-            if label not in NUMERIC_LABELS:
-                raise ColumnTypeError(
-                    f"{role} column {column!r} must be numeric, but has type {label}")
-        elif role in KEY_ROLES:
-            label = describe(column)
-            if label not in KEY_LABELS:
-                raise ColumnTypeError(f"{role} column {column!r} must hold integers or "
-                                      f"strings, but has type {label}")
+        if role in NUMERIC_ROLES and (label := describe(column)) not in NUMERIC_LABELS:
+            raise ColumnTypeError(f"{role} column {column!r} must be numeric, but has type {label}")
+        if role in KEY_ROLES and (label := describe(column)) not in KEY_LABELS:
+            raise ColumnTypeError(f"{role} column {column!r} must hold integers or strings, but "
+                                  f"has type {label}")
 
 
 MAGNITUDE_LIMIT = 1e100
@@ -131,13 +122,10 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
                ordered: dict[str, tuple[str, str]], cols: RowColumns,
                count_units: Callable[[PanelLayout], dict[tuple[float, float, int], int]],
                raise_flag: Callable[[int], None]) -> PanelPlan:
-    """Validate the statistics of the blocks, recode cohorts, count units: the metadata and
-    the layout that every pass uses to read the blocks.
-
-    ``info`` holds the non-payload fields of every block row (:data:`BLOCK_SCHEMA`);
+    """Validate the blocks' statistics (``info``: their non-payload fields), recode
+    cohorts and count units: the metadata and the layout every pass reads the blocks with.
     ``count_units(layout)`` recounts units on the executors when periods are cut off;
-    ``raise_flag(flags)`` raises the typed error for problem flags, naming a unit.
-    """
+    ``raise_flag(flags)`` raises the typed error for problem flags, naming a unit."""
     if not any(r["rows"] for r in info):  # an empty input has no blocks at all
         check_statistics(spec, [], 0, [], 1.0, 1.0, {}, None, covariates)
     xx = None
@@ -178,9 +166,8 @@ def plan_panel(info: Sequence[Mapping[str, Any]], spec: DidSpec, covariates: lis
     if periods.size < 2:
         raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
     T_ = periods.size
-    k = len(covariates)
     layout = PanelLayout(periods=periods, recode=recode, complete_only=False, kind="panel",
-                         n_covariates=k, clustered=cols.clustered)
+                         n_covariates=len(covariates), clustered=cols.clustered)
     if plan.period_cutoff is None:
         units = recoded_histogram(histogram, recode)
     else:
@@ -308,34 +295,24 @@ def metadata(kind: str, periods: np.ndarray, counts: dict[float, int], plan: Coh
     if cohorts.size == 0:
         raise DataStructureError("no treated cohort is left to estimate: every unit is never "
                                  "treated (group 0) or was dropped")
-    check_group_sizes(kind, periods, counts, names, spec)
-    return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
-                   covariate_names=names, partitions=[], clustered=clustered,
-                   x_time_varying=xtv, cohort_counts=counts)
-
-
-def check_group_sizes(kind: str, periods: np.ndarray, counts: Mapping[float, int],
-                      names: list[str], spec: DidSpec) -> None:
-    """R `did`'s small-group rule: fewer than (covariates + 5) units in a cohort warns; a
-    never-treated comparison group that small is refused.
-
-    ``counts`` are units per recoded cohort after balancing (observations over all periods
-    for repeated cross sections, which count as observations per period).
-    """
+    # R `did`'s small-group rule: fewer than (covariates + 5) units in a cohort warns; a
+    # never-treated comparison group that small is refused
     required = len(names) - 1 + 5
     per_period = periods.size if kind == "rc" else 1
     small = {g: c / per_period for g, c in counts.items() if c and c / per_period < required}
-    if not small:
-        return
     if math.inf in small and spec.control_group == "nevertreated":
         raise DataStructureError(
             f"the never-treated group has only about {small[math.inf]:g} units; at least "
             f"{required} are needed with these covariates (try control_group='notyettreated')"
         )
-    listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
-                       for g, s in sorted(small.items()))
-    warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
-              "estimates for them may be unreliable")
+    if small:
+        listed = ", ".join(f"{'never treated' if math.isinf(g) else f'{g:g}'} ({s:g})"
+                           for g, s in sorted(small.items()))
+        warn_user(f"Small groups (units per cohort, fewer than {required}): {listed}; "
+                  "estimates for them may be unreliable")
+    return DidData(kind=kind, periods=periods, cohorts=cohorts, n_units=n_units, n_obs=n_rows,
+                   covariate_names=names, partitions=[], clustered=clustered,
+                   x_time_varying=xtv, cohort_counts=counts)
 
 
 def cohort_recoding(raw: Iterable[float], periods: np.ndarray, plan: CohortPlan,
@@ -350,20 +327,3 @@ def cohort_labels(raw: np.ndarray, periods: np.ndarray, plan: CohortPlan,
                   spec: DidSpec) -> list[float]:
     """The recoded cohort values (``inf`` = never treated) present in the data."""
     return sorted(set(cohort_recoding(raw, periods, plan, spec).values()))
-
-
-class DidPlanner:
-    """The planner handed to engines (:class:`moderndid.engine.protocol.Planner`)."""
-
-    plan_panel = staticmethod(plan_panel)
-    duplicate_row_error = staticmethod(duplicate_row_error)
-    varying_error = staticmethod(varying_error)
-    check_columns = staticmethod(check_columns)
-    check_statistics = staticmethod(check_statistics)
-    group_coding = staticmethod(group_coding)
-    cohort_plan = staticmethod(cohort_plan)
-    cohort_labels = staticmethod(cohort_labels)
-    metadata = staticmethod(metadata)
-
-
-PLANNER = DidPlanner()

@@ -19,6 +19,7 @@ Rows within a partition are sorted by ``G`` so a cohort is a contiguous slice.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,17 +40,13 @@ from moderndid.did.plan import (
     varying_error,
 )
 from moderndid.engine.panel_plan import plan_covariates
-from moderndid.engine.protocol import CohortPlan
 from moderndid.engine.spec import NUMERIC_ROLES, DidData, DidSpec
 from moderndid.errors import DataStructureError, InvalidOptionError
 
 
 def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
-    """Return the clustering variables other than the unit id (R `did` convention).
-
-    R `did` accepts ``clustervars`` with the unit id and at most one other variable; the
-    unit id is always a clustering level in panels, so only the other variable matters.
-    """
+    """The clustering variables other than the unit id, always a clustering level (R `did`
+    accepts the unit id and at most one other variable)."""
     if clustervars is None:
         return []
     if isinstance(clustervars, str):
@@ -71,11 +68,8 @@ def normalize_clustervars(clustervars: Any, idname: str | None) -> list[str]:
 
 
 def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1) -> DidData:
-    """Validate ``data`` for `att_gt` and build its partitioned unit table.
-
-    Every refusal, warning and cohort decision is the planner's (:mod:`moderndid.did.plan`),
-    taken from the statistics the distributed engines gather; only the arrays are built here.
-    """
+    """Validate ``data`` for `att_gt` and build its partitioned unit table; every refusal,
+    warning and cohort decision is the planner's (:mod:`moderndid.did.plan`)."""
     needed = [spec.yname, spec.tname, spec.gname, spec.idname, spec.weightsname,
               *spec.clustervars, *formula_columns(parse_rhs(spec.xformla))]
     table = to_arrow_table(data, [c for c in needed if isinstance(c, str)])
@@ -123,29 +117,6 @@ def prepare_did(data: Any, spec: DidSpec, n_partitions: int = 1) -> DidData:
     if spec.panel:
         # before the cohort decisions and their warnings, as the distributed engines do
         _check_panel_rows(ids, t, g, w, cluster, q, spec)
-    g, keep, plan = _recode_cohorts(g, t, spec)
-    if not keep.all():
-        y, t, g, w, x = y[keep], t[keep], g[keep], w[keep], x[keep]
-        ids = ids[keep] if ids is not None else None
-        cluster = cluster[keep] if cluster is not None else None
-        q = q[keep] if q is not None else None
-    periods = np.unique(t)
-    if periods.size < 2:
-        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
-    build = _panel_table if spec.panel else _rc_table
-    kind, partitions, unit_g, n_obs, xtv = build(y, t, g, w, x, ids, cluster, q, periods, spec,
-                                                 n_partitions)
-    prepared = metadata(kind, periods, _cohort_counts(unit_g), plan, list(design.names),
-                        n_rows=n_obs, n_units=unit_g.size, clustered=cluster is not None,
-                        xtv=xtv, spec=spec)
-    prepared.partitions = partitions
-    return prepared
-
-
-def _recode_cohorts(g: np.ndarray, t: np.ndarray, spec: DidSpec
-                    ) -> tuple[np.ndarray, np.ndarray, CohortPlan]:
-    """Apply the planner's cohort recoding to the rows: cohorts (``inf`` = never treated),
-    the rows to keep, and the plan."""
     periods = np.unique(t)
     raw, inverse = np.unique(g, return_inverse=True)
     plan = cohort_plan(raw, periods, spec)
@@ -157,31 +128,44 @@ def _recode_cohorts(g: np.ndarray, t: np.ndarray, spec: DidSpec
     if not keep.any():
         raise DataStructureError("no rows are left after dropping cohorts treated in the "
                                  "first period")
-    return g, keep, plan
+    if not keep.all():
+        y, t, g, w, x = y[keep], t[keep], g[keep], w[keep], x[keep]
+        ids, cluster, q = (None if a is None else a[keep] for a in (ids, cluster, q))
+    periods = np.unique(t)
+    if periods.size < 2:
+        raise DataStructureError(f"time column {spec.tname!r} has fewer than two periods")
+    build = _panel_table if spec.panel else _rc_table
+    kind, partitions, unit_g, n_obs, xtv = build(y, t, g, w, x, ids, cluster, q, periods, spec,
+                                                 n_partitions)
+    values, counts = np.unique(unit_g, return_counts=True)
+    prepared = metadata(kind, periods, dict(zip(values.tolist(), counts.tolist(), strict=True)),
+                        plan, list(design.names), n_rows=n_obs, n_units=unit_g.size,
+                        clustered=cluster is not None, xtv=xtv, spec=spec)
+    prepared.partitions = partitions
+    return prepared
 
 
-def _units(ids: np.ndarray, tpos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Distinct unit ids, each row's unit index, and the order sorting the rows by (unit,
-    period), None when they already are (the common layout needs no sort and no copies)."""
+def _units(ids: np.ndarray, t: np.ndarray, periods: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable[[Any], Any]]:
+    """Distinct unit ids, each row's unit index and period index, and a function putting
+    rows in (unit, period) order (the identity when they already are: the common layout
+    needs no sort and no copies)."""
+    tpos = np.searchsorted(periods, t)
     if ids.dtype.kind in "iuf" and ids.size > 1:
         same = ids[1:] == ids[:-1]
         if (ids[1:] >= ids[:-1]).all() and (tpos[1:][same] > tpos[:-1][same]).all():
             change = np.concatenate([[True], ~same])
-            return ids[change], np.cumsum(change) - 1, None
+            return ids[change], np.cumsum(change) - 1, tpos, lambda values: values
     uid, unit = np.unique(ids, return_inverse=True)
-    return uid, unit, np.lexsort((tpos, unit))
+    order = np.lexsort((tpos, unit))
+    return uid, unit, tpos, lambda values: None if values is None else values[order]
 
 
 def _check_panel_rows(ids, t, g, w, cluster, q, spec: DidSpec) -> None:
     """One row per unit and period, and group, weights, cluster and eligibility constant
     within units; the errors (the planner's) name the smallest offending unit."""
     periods = np.unique(t)
-    tpos = np.searchsorted(periods, t)
-    uid, unit, order = _units(ids, tpos)
-
-    def take(values: np.ndarray) -> np.ndarray:
-        return values if order is None else values[order]
-
+    uid, unit, tpos, take = _units(ids, t, periods)
     unit_s, tpos_s = take(unit), take(tpos)
     dup = (unit_s[1:] == unit_s[:-1]) & (tpos_s[1:] == tpos_s[:-1])
     if dup.any():
@@ -206,12 +190,7 @@ def _check_panel_rows(ids, t, g, w, cluster, q, spec: DidSpec) -> None:
 def _panel_table(y, t, g, w, x, ids, cluster, q, periods, spec, n_partitions):
     """Partitions of a panel: (kind, partitions, cohort of each unit, observations,
     whether covariates vary over time)."""
-    tpos = np.searchsorted(periods, t)
-    uid, unit, order = _units(ids, tpos)
-
-    def take(values: np.ndarray | None) -> Any:
-        return values if order is None or values is None else values[order]
-
+    uid, unit, tpos, take = _units(ids, t, periods)
     n_units, n_periods = uid.size, periods.size
     counts = np.bincount(unit, minlength=n_units)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -248,11 +227,8 @@ def _panel_table(y, t, g, w, x, ids, cluster, q, periods, spec, n_partitions):
 
 
 def _unbalanced_table(y, tpos, g, w, x, unit, starts, uid, cluster, q, n_partitions):
-    """Observation table of an unbalanced panel; rows arrive sorted by (unit, period).
-
-    As R `did` does, cells use the repeated cross-section estimators on the observations
-    and each unit's influence function is the sum over its observations.
-    """
+    """Observation table of an unbalanced panel (rows sorted by unit and period): as in
+    R `did`, cells use the repeated cross-section estimators, summed by unit."""
     n_units = uid.size
     unit_keys = keys_from_values(uid)
     unit_clusters = None if cluster is None else keys_from_values(cluster[starts])
@@ -293,11 +269,6 @@ def _rc_table(y, t, g, w, x, ids, cluster, q, periods, spec, n_partitions):
     if q is not None:
         cols["Q"] = q
     return "rc", split_partitions(cols, n_partitions), g, n, False
-
-
-def _cohort_counts(g: np.ndarray) -> dict[float, int]:
-    values, counts = np.unique(g, return_counts=True)
-    return {float(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
 def split_partitions(cols: dict[str, np.ndarray], n_partitions: int
