@@ -1,31 +1,26 @@
 """SparkExecutor: runs the core's partition kernels with ``mapInArrow``, reduces in the JVM.
 
-Each pass maps every partition of the persisted unit table to a handful of rows holding its
-``Partial`` (named flat arrays), then reduces those rows inside Spark as an observed
-aggregation (one stage): with the moderndid jar, by the Scala ``ArraySum`` / ``ArrayMax``
-aggregators; without it, by Spark SQL's ``aggregate`` / ``zip_with`` over the collected rows.
-Keyed sums (per cluster) are grouped by name and key in an explicitly sized shuffle. Only
-the reduced arrays (KBs) reach the Python driver.
+Each pass maps every partition of the persisted unit table to a few rows holding its
+``Partial`` and reduces them inside Spark as an observed aggregation (one stage): by the
+jar's Scala ``ArraySum`` / ``ArrayMax`` aggregators, or without the jar by Spark SQL's
+``aggregate`` / ``zip_with``. Keyed sums (per cluster) are grouped by name and key in an
+explicitly sized shuffle. Only the reduced arrays (KBs) reach the Python driver.
 
-Every reduction is deterministic: Spark merges the partials in the order their tasks end
-(observed metrics aggregated over all attempts, as before pyspark 4.1 or with
-``spark.sql.legacy.observeMetricsAggregateAllAttempts``; shuffle fetches on a cluster), and
-a floating-point sum depends on the order of its terms. So each partial row carries its
-partition (``spark_partition_id()``, column ``part``, computed in the mapping stage) and
-the sums are added in ascending partition order, by the Scala aggregators (a buffer per
-partition) or by a Spark SQL fold over the partials sorted by partition: a rerun, a
-retried task or a slow executor gives the same digits.
+Spark merges partials in the order their tasks end, and a floating-point sum depends on
+the order of its terms, so each partial row carries its partition (column ``part``) and
+the sums are added in ascending partition order: a rerun, a retried task or a slow
+executor gives the same digits.
 
-With the jar, the multiplier bootstrap also runs in the JVM: the moments pass sends the
-units' ``(key, z)`` blocks from the Python worker to the Scala ``MammenBootstrap``
-aggregator in the same stage, which draws the multipliers (bit-identical to NumPy's) and
-sums them; only the ``(draws x K)`` sums leave the executors.
+With the jar, the multiplier bootstrap also runs in the JVM: the units' ``(key, z)``
+blocks go to the Scala ``MammenBootstrap`` aggregator in the same stage, which draws the
+multipliers (bit-identical to NumPy's); only the ``(draws x K)`` sums leave the executors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -137,51 +132,40 @@ def _bootstrap_rows(keys: np.ndarray, z: np.ndarray) -> pa.RecordBatch:
 
 def partial_from_flat(layout: str, sums: Any, maxima: Any) -> Partial:
     """Split the reduced flat arrays back into named arrays."""
+    out = Partial()
+    into = {"sum": out.sums, "max": out.maxima}
     flat = {"sum": np.asarray(sums if sums is not None else [], dtype=np.float64),
             "max": np.asarray(maxima if maxima is not None else [], dtype=np.float64)}
-    offset = {"sum": 0, "max": 0}
-    out: dict[str, dict[str, np.ndarray]] = {"sum": {}, "max": {}}
+    offset = dict.fromkeys(flat, 0)
     for kind, name, shape in json.loads(layout):
-        size = int(np.prod(shape)) if shape else 1
-        out[kind][name] = flat[kind][offset[kind]: offset[kind] + size].reshape(shape)
+        size = math.prod(shape)
+        into[kind][name] = flat[kind][offset[kind]: offset[kind] + size].reshape(shape)
         offset[kind] += size
-    if offset["sum"] != flat["sum"].size or offset["max"] != flat["max"].size:
+    if any(offset[kind] != flat[kind].size for kind in flat):
         raise RuntimeError("internal error: reduced arrays do not match their layout")
-    return Partial(sums=out["sum"], maxima=out["max"])
+    return out
 
 
 def partial_from_rows(rows: list[Any]) -> Partial:
     """Rebuild a combined Partial from reduced rows ``(kind, name, key, shape, value)``."""
-    sums: dict[str, np.ndarray] = {}
-    maxima: dict[str, np.ndarray] = {}
+    out = Partial()
     keyed_rows: dict[str, list[tuple[int, np.ndarray]]] = {}
     for kind, name, key, shape, value in rows:
         arr = np.asarray(value, dtype=np.float64)
         if kind == "keyed":
             keyed_rows.setdefault(name, []).append((key, arr))
-        elif kind == "max":
-            maxima[name] = arr.reshape(shape)
         else:
-            sums[name] = arr.reshape(shape)
-    keyed = {}
+            (out.maxima if kind == "max" else out.sums)[name] = arr.reshape(shape)
     for name, items in keyed_rows.items():
         items.sort(key=lambda kv: np.uint64(np.int64(kv[0])))
         keys = np.array([k for k, _ in items], dtype=np.int64).view(np.uint64)
-        keyed[name] = (keys, np.vstack([v for _, v in items]))
-    return Partial(sums=sums, keyed=keyed, maxima=maxima)
+        out.keyed[name] = (keys, np.vstack([v for _, v in items]))
+    return out
 
 
 JVM_BOOTSTRAP_CONF = "spark.moderndid.jvmBootstrap"
 # The column of the partial rows holding their partition (spark_partition_id()).
 PART = "part"
-
-
-def _conf_flag(spark: Any, name: str, default: bool) -> bool:
-    """A boolean session setting; anything but true/false is refused by name."""
-    value = str(spark.conf.get(name, str(default).lower())).strip().lower()
-    if value not in ("true", "false"):
-        raise InvalidOptionError(f"the Spark setting {name} must be true or false, not {value!r}")
-    return value == "true"
 
 
 class SparkExecutor:
@@ -208,7 +192,13 @@ class SparkExecutor:
         self.n_partitions = n_partitions
         # The Scala MammenBootstrap aggregator draws and sums the bootstrap in the JVM
         # unless the session turns it off (JVM_BOOTSTRAP_CONF; see docs/distributed.md).
-        native = jvm_aggregators and _conf_flag(spark, JVM_BOOTSTRAP_CONF, True)
+        native = False
+        if jvm_aggregators:
+            value = str(spark.conf.get(JVM_BOOTSTRAP_CONF, "true")).strip().lower()
+            if value not in ("true", "false"):
+                raise InvalidOptionError(f"the Spark setting {JVM_BOOTSTRAP_CONF} must be true "
+                                         f"or false, not {value!r}")
+            native = value == "true"
         self.capabilities = frozenset([NATIVE_BOOTSTRAP] if native else [])
 
     def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True,
@@ -235,7 +225,7 @@ class SparkExecutor:
                     f"{driver_version}: install the same version on every node"
                 )
             batch_list = list(batches)
-            if not batch_list or sum(b.num_rows for b in batch_list) == 0:
+            if sum(b.num_rows for b in batch_list) == 0:
                 return
             part = to_partition(pa.Table.from_batches(batch_list))
             partial = kernel(part, state)
