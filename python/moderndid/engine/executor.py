@@ -8,8 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from moderndid.engine.partial import Partial, combine_all
 
 logger = logging.getLogger("moderndid")
@@ -58,22 +56,17 @@ class LocalExecutor:
     partitions : list of mapping
         The partitions of the prepared table. Each maps array names to arrays whose first
         axis indexes the partition's rows (units or observations).
-    xp : module, default numpy
-        Array module the kernels compute with (``numpy``, or ``cupy`` for GPUs).
     """
 
-    def __init__(self, partitions: Sequence[PartitionArrays], xp: Any = np):
+    def __init__(self, partitions: Sequence[PartitionArrays]):
         self.partitions = partitions
-        self.xp = xp
         self.n_partitions = len(partitions)
         self.capabilities: frozenset[str] = frozenset()
 
     def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True,
             bootstrap: BootstrapRequest | None = None) -> Partial:
-        """Apply ``kernel`` to each partition in turn and combine the partials.
-
-        ``keyed`` (see :class:`Executor`) does not change anything here.
-        """
+        """Apply ``kernel`` to each partition in turn and combine the partials (``keyed``
+        changes nothing here)."""
         if bootstrap is not None:
             raise ValueError("internal error: the local executor has no native bootstrap")
         start = time.perf_counter()
