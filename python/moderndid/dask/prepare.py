@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import dask
@@ -143,16 +144,14 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
                                     for t, o in zip(tables, offsets, strict=True)])
     logger.info("att_gt: row tables: %.2f s", time.perf_counter() - start)
 
-    counts: dict[float, int] = {}
-    subgroups = {(g, q): 0 for g in labels for q in (0.0, 1.0)} if spec.pname else {}
+    counts: Counter[float] = Counter()
+    subgroups = Counter({(g, q): 0 for g in labels for q in (0.0, 1.0)} if spec.pname else {})
     for summary in summaries:
-        for g, n in summary["counts"].items():
-            counts[g] = counts.get(g, 0) + n
-        for key, n in summary["subgroups"].items():
-            subgroups[key] = subgroups.get(key, 0) + n
+        counts.update(summary["counts"])
+        subgroups.update(summary["subgroups"])
     meta, to_partition = rc_metadata(planner, spec, periods, plan, labels, counts, covariates)
     executor = DaskExecutor(tables, to_partition, scheduler)
-    return Prepared(meta, executor, executor.release, two_period, subgroups)
+    return Prepared(meta, executor, executor.release, two_period, dict(subgroups))
 
 
 def _missing(values: pd.Series) -> int:

@@ -149,10 +149,7 @@ def build_blocks(table: pa.Table, cols: RowColumns,
         return pa.RecordBatch.from_pylist([{**stats, "periods": [], "histogram": [], "units": 0,
                                             "flags": 0, "xtv": False, "payload": b""}],
                                           schema=BLOCK_SCHEMA)
-    empty_stats = {"rows": 0, "missing": [0] * len(cols.checked), "wmin": np.inf,
-                   "wmax": -np.inf, "fractional": [0] * len(cols.fractional),
-                   "max_abs": [0.0] * len(cols.checked),
-                   "xx": [0.0] * len(stats["xx"])}
+    empty_stats = row_statistics(table.slice(0, 0), cols)  # of the later blocks
     periods = np.unique(table.column("t").to_numpy(zero_copy_only=False).astype(np.float64))
     units = units_from_rows(table, periods, list(cols.covariates), cols.clustered)
     rows = []

@@ -62,15 +62,12 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
     ids = table.column("id").to_numpy(zero_copy_only=False)
     uid, unit = np.unique(ids, return_inverse=True)
     n = uid.size
-    t = table.column("t").to_numpy(zero_copy_only=False).astype(np.float64)
-    tpos = np.searchsorted(periods, t)
-    col = {name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
-           for name in ("y", "G", "w")}
+    tpos = np.searchsorted(periods, _floats(table, "t"))
+    col = {name: _floats(table, name) for name in ("y", "G", "w")}
     cluster = (keys_from_values(table.column("cluster").to_numpy(zero_copy_only=False))
                .view(np.int64) if has_cluster else np.zeros(n_rows, dtype=np.int64))
-    Q = (table.column("Q").to_numpy(zero_copy_only=False).astype(np.float64)
-         if "Q" in table.column_names else np.zeros(n_rows))
-    x = np.empty((n_rows, max(k, 0)))
+    Q = _floats(table, "Q") if "Q" in table.column_names else np.zeros(n_rows)
+    x = np.empty((n_rows, k))
     for j, name in enumerate(covariates):
         x[:, j] = table.column(name).to_numpy(zero_copy_only=False)
 
@@ -147,28 +144,17 @@ def partition_from_arrays(arrays: dict[str, np.ndarray], kind: str,
     x = np.concatenate([np.ones((*x.shape[:2], 1)), x], axis=2)  # intercept first
     if kind == "panel":
         order = np.argsort(G, kind="stable")
-        part = {"y": y[order], "G": G[order], "w": w[order], "x": x[order], "key": key[order],
-                "Q": Q[order]}
+        part = {"y": y, "G": G, "w": w, "x": x, "key": key, "Q": Q}
         if clustered:
-            part["cluster"] = cluster[order]
-        return part
+            part["cluster"] = cluster
+        return {name: values[order] for name, values in part.items()}
     # Unbalanced panel: observations are the observed (unit, period) entries.
-    observed = ~np.isnan(y)
-    unit, tidx = np.nonzero(observed)
-    xo = x[unit, tidx if x.shape[1] > 1 else 0]
+    unit, tidx = np.nonzero(~np.isnan(y))
     order = np.argsort(G[unit], kind="stable")
-    part = {
-        "y": y[unit, tidx][order],
-        "tidx": tidx[order].astype(np.int64),
-        "G": G[unit][order],
-        "w": w[unit][order],
-        "x": xo[order][:, None, :],
-        "unit": unit[order],
-        "Q": Q[unit][order],
-        "unit_G": G,
-        "unit_w": w,
-        "unit_key": key,
-    }
+    part = {"y": y[unit, tidx], "tidx": tidx.astype(np.int64), "G": G[unit], "w": w[unit],
+            "x": x[unit, tidx if x.shape[1] > 1 else 0][:, None, :], "unit": unit, "Q": Q[unit]}
+    part = {name: values[order] for name, values in part.items()}
+    part.update(unit_G=G, unit_w=w, unit_key=key)
     if clustered:
         part["unit_cluster"] = cluster
     return part
@@ -178,7 +164,7 @@ def partition_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[s
                         clustered: bool, has_id: bool) -> dict[str, np.ndarray]:
     """Kernel partition of repeated cross sections from raw rows (no unit table needed)."""
     n = table.num_rows
-    G = table.column("G").to_numpy(zero_copy_only=False).astype(np.float64)
+    G = _floats(table, "G")
     x = np.ones((n, 1, len(covariates) + 1))
     for j, name in enumerate(covariates):
         x[:, 0, j + 1] = table.column(name).to_numpy(zero_copy_only=False)
@@ -186,19 +172,16 @@ def partition_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[s
         key = keys_from_values(table.column("id").to_numpy(zero_copy_only=False))
     else:
         key = table.column("rowkey").to_numpy().view(np.uint64)
-    t = table.column("t").to_numpy(zero_copy_only=False).astype(np.float64)
     order = np.argsort(G, kind="stable")
-    part = {
-        "y": table.column("y").to_numpy(zero_copy_only=False).astype(np.float64)[order],
-        "tidx": np.searchsorted(periods, t).astype(np.int64)[order],
-        "G": G[order],
-        "w": table.column("w").to_numpy(zero_copy_only=False).astype(np.float64)[order],
-        "x": x[order],
-        "key": key[order],
-    }
+    tidx = np.searchsorted(periods, _floats(table, "t")).astype(np.int64)
+    part = {"y": _floats(table, "y"), "tidx": tidx,
+            "G": G, "w": _floats(table, "w"), "x": x, "key": key}
     if clustered:
-        part["cluster"] = keys_from_values(
-            table.column("cluster").to_numpy(zero_copy_only=False))[order]
+        part["cluster"] = keys_from_values(table.column("cluster").to_numpy(zero_copy_only=False))
     if "Q" in table.column_names:
-        part["Q"] = table.column("Q").to_numpy(zero_copy_only=False).astype(np.float64)[order]
-    return part
+        part["Q"] = _floats(table, "Q")
+    return {name: values[order] for name, values in part.items()}
+
+
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
