@@ -48,7 +48,8 @@ from moderndid.spark.session import spark_schema as arrow_spark_schema
 
 logger = logging.getLogger("moderndid")
 
-_SETTINGS = [("est_method", "string"), ("control_group", "string"), ("inference", "string")]
+SETTING_NAMES = ("est_method", "control_group", "inference")
+_SETTINGS = [(name, "string") for name in SETTING_NAMES]
 GROUP_TIME_COLUMNS = [
     ("group", "double"), ("time", "double"), ("event_time", "double"), ("att", "double"),
     ("se", "double"), ("ci_lower", "double"), ("ci_upper", "double"),
@@ -205,10 +206,8 @@ def _keyword_arguments(function: SqlFunction, arguments: Mapping[str, Any]
         value = _python_value(value)
         if name == "clustervars" and isinstance(value, str):  # or an array
             value = [part.strip() for part in value.split(",") if part.strip()]
-        if function.aggregate is not None and name in _AGGREGATION_ONLY:
-            aggregate[name] = value
-        else:
-            estimate[name] = value
+        aggregated = function.aggregate is not None and name in _AGGREGATION_ONLY
+        (aggregate if aggregated else estimate)[name] = value
     return estimate, aggregate
 
 
@@ -286,8 +285,7 @@ def group_time_rows(result: Any) -> pa.Table:
                                             "ci_lower", "ci_upper", "treatment_status")}
     status = columns.pop("treatment_status")
     critical = float(getattr(result, "critical_value", math.nan))
-    settings = zip(("est_method", "control_group", "inference"), _settings(result),
-                   strict=True)
+    settings = zip(SETTING_NAMES, _settings(result), strict=True)
     return pa.table({**columns, "critical_value": [critical] * n,
                      "post": [None if s is None else s == "Post" for s in status],
                      **{name: [value] * n for name, value in settings}})
@@ -298,7 +296,7 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
     kind = "dynamic" if agg.aggregation_type in EVENT_STUDY_TYPES else agg.aggregation_type
     level = AGGREGATION_LABELS[kind].column
     table = agg.to_arrow()
-    est_method, control_group, inference = _settings(fit)
+    settings = dict(zip(SETTING_NAMES, _settings(fit), strict=True))
     z = normal_quantile(agg.alpha)
     overall_se = float(agg.overall_se)
     rows = [{
@@ -306,7 +304,7 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
         "att": float(agg.overall_att), "se": overall_se,
         "ci_lower": float(agg.overall_att) - z * overall_se,
         "ci_upper": float(agg.overall_att) + z * overall_se, "critical_value": z,
-        "post": None,
+        "post": None, **settings,
     }]
     if level and level in table.column_names:
         critical = getattr(agg, "critical_values", None)
@@ -317,10 +315,8 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
                 "att": row["att"], "se": row["se"], "ci_lower": row["ci_lower"],
                 "ci_upper": row["ci_upper"],
                 "critical_value": None if critical is None else float(critical[i]),
-                "post": (value >= 0) if level == "event_time" else True,
+                "post": (value >= 0) if level == "event_time" else True, **settings,
             })
-    for row in rows:
-        row.update(est_method=est_method, control_group=control_group, inference=inference)
     return pa.Table.from_pylist(rows)
 
 
