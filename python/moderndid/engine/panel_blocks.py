@@ -99,28 +99,26 @@ def cross_products(x: np.ndarray) -> np.ndarray:
 def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, Any]:
     """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`), whose formula
     covariates are evaluated."""
-    missing = [missing_count(table.column(name)) for name in cols.checked]
+    def column(name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False)
+
     # 0 for columns other than floats: the magnitude check reads outcomes, weights and
     # covariates, which arrive as doubles
-    largest = [max_abs(table.column(name).to_numpy(zero_copy_only=False))
-               if pa.types.is_floating(table.column(name).type) else 0.0
+    largest = [max_abs(column(name)) if pa.types.is_floating(table.column(name).type) else 0.0
                for name in cols.checked]
-    w = table.column("w").to_numpy(zero_copy_only=False)
-    fractional = []
-    for name in cols.fractional:
-        values = table.column(name).to_numpy(zero_copy_only=False)
-        fractional.append(int(np.sum(np.isfinite(values) & (values != np.floor(values)))))
+    fractional = [int(np.sum(np.isfinite(v) & (v != np.floor(v))))
+                  for v in map(column, cols.fractional)]
     xx: list[float] = []
     if cols.covariates:
-        cross = cross_products(np.column_stack(
-            [table.column(name).to_numpy(zero_copy_only=False) for name in cols.covariates]))
+        cross = cross_products(np.column_stack([column(name) for name in cols.covariates]))
         xx = cross[np.triu_indices(cross.shape[0])].tolist()
-    finite_w = w[np.isfinite(w)]
+    w = column("w")
+    w = w[np.isfinite(w)]
     return {
         "rows": table.num_rows,
-        "missing": missing,
-        "wmin": float(finite_w.min()) if finite_w.size else np.inf,
-        "wmax": float(finite_w.max()) if finite_w.size else -np.inf,
+        "missing": [missing_count(table.column(name)) for name in cols.checked],
+        "wmin": float(w.min()) if w.size else np.inf,
+        "wmax": float(w.max()) if w.size else -np.inf,
         "fractional": fractional,
         "max_abs": largest,
         "xx": xx,

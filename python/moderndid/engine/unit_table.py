@@ -97,21 +97,16 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
         xs = x_sorted.reshape(n, T, k)
         observed = np.ones((n, T), dtype=bool)
     else:
-        y_flat = np.full(n * T, np.nan)
-        y_flat[cell_s] = col["y"][order]
-        y = y_flat.reshape(n, T)
-        xs_flat = np.zeros((n * T, k))
-        xs_flat[cell_s] = x_sorted
-        xs = xs_flat.reshape(n, T, k)
-        observed_flat = np.zeros(n * T, dtype=bool)
-        observed_flat[cell_s] = True
-        observed = observed_flat.reshape(n, T)
+        y, xs, observed = np.full(n * T, np.nan), np.zeros((n * T, k)), np.zeros(n * T, bool)
+        y[cell_s], xs[cell_s], observed[cell_s] = col["y"][order], x_sorted, True
+        y, xs, observed = y.reshape(n, T), xs.reshape(n, T, k), observed.reshape(n, T)
     varies = ((xs != xfirst[:, None, :]) & observed[:, :, None]).any(axis=(1, 2))
-    x_lists = [xs[i].ravel() if varies[i] else xfirst[i] for i in range(n)] if varies.any() \
-        else None
-    x_array = (pa.array(x_lists, type=pa.list_(pa.float64())) if x_lists is not None
-               else pa.ListArray.from_arrays(np.arange(n + 1, dtype=np.int32) * k,
-                                             pa.array(xfirst.ravel())))
+    if varies.any():
+        x_array = pa.array([xs[i].ravel() if varies[i] else xfirst[i] for i in range(n)],
+                           type=pa.list_(pa.float64()))
+    else:
+        x_array = pa.ListArray.from_arrays(np.arange(n + 1, dtype=np.int32) * k,
+                                           pa.array(xfirst.ravel()))
     return pa.RecordBatch.from_arrays([
         pa.array(keys_from_values(uid).view(np.int64)),
         pa.array(col["G"][order][starts]),

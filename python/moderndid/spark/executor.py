@@ -94,17 +94,12 @@ def partial_to_flat(partial: Partial) -> list[pa.RecordBatch]:
         arrays = [np.asarray(a, dtype=np.float64).ravel() for a in items.values()]
         return np.concatenate(arrays) if arrays else np.empty(0)
 
-    batches = [pa.RecordBatch.from_arrays([
-        pa.array([json.dumps(layout)], pa.string()),
-        pa.array([flat(partial.sums)], pa.list_(pa.float64())),
-        pa.array([flat(partial.maxima)], pa.list_(pa.float64())),
-        pa.nulls(1, pa.list_(pa.int64())),
-        pa.nulls(1, pa.list_(pa.float64())),
-    ], schema=FLAT_SCHEMA)]
-    for keys, z in partial.bootstrap_blocks:
-        batches.append(_bootstrap_rows(np.ascontiguousarray(keys).view(np.int64),
-                                       np.ascontiguousarray(z, dtype=np.float64)))
-    return batches
+    return [pa.RecordBatch.from_pydict(
+        {"layout": [json.dumps(layout)], "sums": [flat(partial.sums)],
+         "maxima": [flat(partial.maxima)], "bkeys": [None], "bz": [None]}, schema=FLAT_SCHEMA),
+        *[_bootstrap_rows(np.ascontiguousarray(keys).view(np.int64),
+                          np.ascontiguousarray(z, dtype=np.float64))
+          for keys, z in partial.bootstrap_blocks]]
 
 
 # Units per bootstrap row: keeps each JVM array well under G1's humongous-object size
