@@ -23,11 +23,8 @@ TREE_FANIN = 8  # partials combined per task of the reduction tree
 
 
 def current_client() -> Any:
-    """The active ``distributed.Client`` (``Client.current()``), or None.
-
-    distributed is only consulted when it is already imported: without an import no
-    client can exist, and importing it would cost a second for nothing.
-    """
+    """The active ``distributed.Client``, or None (without distributed imported no client
+    can exist, and importing it would cost a second for nothing)."""
     if "distributed" not in sys.modules:
         return None
     from distributed import Client
@@ -93,20 +90,9 @@ def _apply(blocks: Any, to_partition: Callable[[Any], dict], kernel: Any, state:
 
 
 class DaskExecutor:
-    """Executor over persisted Dask blocks (one Arrow batch or table per partition).
-
-    The reduction tree is fixed by the order of the blocks, so a pass gives the same
-    digits however its tasks are scheduled or retried.
-
-    Parameters
-    ----------
-    blocks : list of dask.delayed
-        The persisted blocks of the unit table (or of the rows, repeated cross sections).
-    to_partition : callable
-        ``pyarrow block -> dict of numpy arrays``, run on the workers.
-    scheduler : DaskScheduler
-        Where the passes run.
-    """
+    """Executor over persisted Dask blocks (one Arrow table per partition, converted by
+    ``to_partition`` on the workers). The reduction tree is fixed by the order of the
+    blocks, so a pass gives the same digits however its tasks are scheduled or retried."""
 
     def __init__(self, blocks: list[Any], to_partition: Callable[[Any], dict],
                  scheduler: DaskScheduler):

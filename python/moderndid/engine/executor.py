@@ -49,14 +49,8 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Executor over in-memory partitions (dicts of numpy arrays), one after another.
-
-    Parameters
-    ----------
-    partitions : list of mapping
-        The partitions of the prepared table. Each maps array names to arrays whose first
-        axis indexes the partition's rows (units or observations).
-    """
+    """Executor over in-memory partitions (dicts of numpy arrays whose first axis indexes
+    the partition's units or observations), one after another."""
 
     def __init__(self, partitions: Sequence[PartitionArrays]):
         self.partitions = partitions

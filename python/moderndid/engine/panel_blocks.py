@@ -2,20 +2,16 @@
 
 Pure numpy / pyarrow (no pyspark import), so everything here is tested without a JVM.
 
-The Spark engine shuffles the selected input columns by unit id and calls
-:func:`build_blocks` on each partition. It returns *block rows* (``BLOCK_SCHEMA``): up to
-``BLOCK_UNITS`` unit-table rows (:mod:`moderndid.engine.unit_table`) serialised as one Arrow
-IPC stream, next to what the driver needs to validate the data and plan the fit: row
-count, missing values per column, weight range, fractional identifiers, covariate
-cross-products (first block of a partition only), the partition's periods, problem flags,
-and a histogram of units by (raw group, eligibility, periods observed). Spark caches a few
-large binary values per partition instead of millions of rows of array columns, which it
-would convert element by element on every pass, and the input is read once.
+The engines shuffle the selected input columns by unit id and call :func:`build_blocks` on
+each partition. It returns *block rows* (``BLOCK_SCHEMA``): up to ``BLOCK_UNITS`` unit-table
+rows (:mod:`moderndid.engine.unit_table`) serialised as one Arrow IPC stream, next to the
+statistics the driver validates the data and plans the fit from. Spark caches a few large
+binary values per partition instead of millions of rows of array columns, which it would
+convert element by element on every pass, and the input is read once.
 
-Outcomes are laid out over the *partition's* periods; cohort recoding (never treated,
-dropped cohorts, periods cut off) needs every partition's periods and groups, so
-:func:`partition_from_blocks` applies it, with a :class:`PanelLayout` from the driver, each
-time a pass reads the blocks (a few vectorised operations per block).
+Outcomes are laid out over the *partition's* periods; cohort recoding needs every
+partition's periods and groups, so :func:`partition_from_blocks` applies it, with a
+:class:`PanelLayout` from the driver, each time a pass reads the blocks.
 """
 
 from __future__ import annotations
@@ -133,12 +129,9 @@ def _counted(keys: np.ndarray) -> list[float]:
 
 def build_blocks(table: pa.Table, cols: RowColumns,
                  block_units: int = BLOCK_UNITS) -> pa.RecordBatch:
-    """Block rows of one partition holding every row of each of its units.
-
-    With missing values or non-integer float identifiers, no unit table is built (the
-    driver raises from the statistics);
-    the partition then returns a single row of statistics with an empty payload.
-    """
+    """Block rows of one partition holding every row of each of its units; with missing
+    values or non-integer float identifiers (the driver raises from the statistics), a
+    single row of statistics with an empty payload."""
     if cols.design is not None:  # a formula other than a plain sum: f0, f1, ... -> x0, ...
         table = with_terms(table, cols.design, [f"f{i}" for i in range(len(cols.design.columns))],
                            list(cols.covariates))

@@ -164,19 +164,9 @@ PART = "part"
 
 
 class SparkExecutor:
-    """Executor over a Spark DataFrame whose partitions convert to kernel partitions.
-
-    Parameters
-    ----------
-    spark : SparkSession
-        Classic or Connect session.
-    table : pyspark.sql.DataFrame
-        The persisted unit table (or rows, for repeated cross sections).
-    to_partition : callable
-        ``pyarrow.Table -> dict of numpy arrays``: the conversion each Python worker runs.
-    jvm_aggregators : bool
-        Whether the Scala aggregators are registered in the session.
-    """
+    """Executor over a persisted Spark DataFrame (unit table, or rows of repeated cross
+    sections) whose partitions each Python worker converts with ``to_partition``;
+    ``jvm_aggregators`` says whether the session has the Scala aggregators."""
 
     def __init__(self, spark: Any, table: Any, to_partition: Callable[[pa.Table], dict],
                  jvm_aggregators: bool, n_partitions: int):
@@ -249,8 +239,8 @@ class SparkExecutor:
         return result
 
     def _reduce_flat(self, mapped: Any, bootstrap: BootstrapRequest | None) -> Partial:
-        """One global aggregation of the flat rows; ``bootstrap`` adds the
-        Scala multiplier-bootstrap reduction of the blocks, returned as the sum ``boot``.
+        """One global aggregation of the flat rows; ``bootstrap`` adds the Scala
+        multiplier-bootstrap reduction of the blocks, returned as the sum ``boot``.
 
         The aggregation is observed (``DataFrame.observe``) while the rows are discarded
         by the ``noop`` writer: each task reduces its rows with the Scala aggregators in
@@ -301,16 +291,12 @@ class SparkExecutor:
         return partial_from_rows(rows)
 
     def _folds(self, sums: str, maxima: str) -> tuple[Any, Any]:
-        """Aggregations of the array columns ``sums`` (element-wise sums) and ``maxima``
-        (element-wise maxima), the sums added in ascending partition order (column
-        ``part``) whatever order Spark merges the rows in.
-
-        With the jar, the Scala aggregators; without, the rows collected and folded by
-        Spark SQL's higher-order functions, still one stage (a grouped posexplode + sum
-        took a shuffle and a second stage per pass). Null rows are skipped. Ties (rows of
-        one partition) keep no order of their own: the passes send one such row per
-        partition (and key), so the driver's JVM holds partitions x (row length) doubles
-        at most."""
+        """Element-wise sums of the array column ``sums`` (in ascending partition order)
+        and maxima of ``maxima``: the Scala aggregators, or without the jar the rows
+        collected and folded by Spark SQL's higher-order functions, still one stage (a
+        grouped posexplode + sum took a shuffle and a second stage per pass). Null rows are
+        skipped. The passes send one row per partition (and key), so ties need no order and
+        the driver's JVM holds partitions x (row length) doubles at most."""
         if self.jvm_aggregators:
             return (F.expr(f"moderndid_array_sum({PART}, {sums})"),
                     F.expr(f"moderndid_array_max({maxima})"))
