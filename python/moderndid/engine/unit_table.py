@@ -97,9 +97,9 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
         xs = x_sorted.reshape(n, T, k)
         observed = np.ones((n, T), dtype=bool)
     else:
-        y, xs, observed = np.full(n * T, np.nan), np.zeros((n * T, k)), np.zeros(n * T, bool)
-        y[cell_s], xs[cell_s], observed[cell_s] = col["y"][order], x_sorted, True
-        y, xs, observed = y.reshape(n, T), xs.reshape(n, T, k), observed.reshape(n, T)
+        y_flat, x_flat, seen = np.full(n * T, np.nan), np.zeros((n * T, k)), np.zeros(n * T, bool)
+        y_flat[cell_s], x_flat[cell_s], seen[cell_s] = col["y"][order], x_sorted, True
+        y, xs, observed = y_flat.reshape(n, T), x_flat.reshape(n, T, k), seen.reshape(n, T)
     varies = ((xs != xfirst[:, None, :]) & observed[:, :, None]).any(axis=(1, 2))
     if varies.any():
         x_array = pa.array([xs[i].ravel() if varies[i] else xfirst[i] for i in range(n)],
