@@ -113,7 +113,6 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
         roles = roles + [(term, "covariate (xformla) term") for term in covariates]
     float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
                  if pd.api.types.is_float_dtype(ddf.dtypes[c])]
-    k1 = len(covariates) + 1
     rows = sum(s["rows"] for s in stats)
     weights = [s for s in stats if s["rows"]]
     planner.check_statistics(
@@ -121,7 +120,7 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
         min((s["wmin"] for s in weights), default=1.0),
         max((s["wmax"] for s in weights), default=1.0),
         {c: sum(s["fractional"].get(c, 0) for s in stats) for c in float_ids},
-        np.sum([s["xx"] for s in stats], axis=0) if covariates else np.zeros((k1, k1)),
+        np.sum([s["xx"] for s in stats], axis=0),
         covariates, np.max([s["max_abs"] for s in stats], axis=0).tolist())
     all_periods = np.unique(np.concatenate([s["periods"] for s in stats]))
     two_period, group_map, plan, labels, periods = plan_rc(
@@ -179,7 +178,7 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
         "periods": np.unique(_floats(pdf[spec.tname])),
         "cohorts": np.unique(_floats(pdf[spec.gname])),
         "partition": np.unique(_floats(pdf[spec.pname])) if spec.pname else np.empty(0),
-        "xx": np.zeros((k1, k1)),
+        "xx": cross_products(x),  # read only with covariates
         # numeric roles only (the planner reads outcome, weights and covariates)
         "max_abs": [max_abs(_floats(pdf[c])) if role in NUMERIC_ROLES else 0.0
                     for c, role in roles] + [max_abs(x[:, j]) for j in range(len(terms))],
@@ -193,8 +192,6 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
         if pd.api.types.is_float_dtype(pdf[c].dtype):
             v = _floats(pdf[c])
             out["fractional"][c] = int((v != np.floor(v)).sum())
-    if k1 > 1:
-        out["xx"] = cross_products(x)
     return out
 
 

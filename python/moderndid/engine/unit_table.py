@@ -1,22 +1,8 @@
-"""Arrow layout of the unit table of the distributed engines, and conversions to kernel
-partitions.
+"""Arrow layout of the unit table of the distributed engines (one row per unit, built on
+the executors / workers from the long rows of a partition hash-partitioned by unit id), and
+conversions to kernel partitions.
 
 Pure numpy / pyarrow (no pyspark import), so the conversions are tested without a JVM.
-
-Panel unit table, one row per unit (built on the executors / workers from the long rows
-of a partition hash-partitioned by unit id; ``G`` is the raw group value there):
-
-``key``      int64   bits of the uint64 multiplier key of the unit
-``G``        double  group column as given (recoded when the blocks are read)
-``w``        double  sampling weight
-``cluster``  int64   bits of the cluster key (0 without clustering)
-``Q``        double  eligibility of triple differences (0 when not used)
-``nobs``     int32   periods observed
-``flags``    int32   data problems found (bit flags below)
-``xtv``      bool    whether a covariate varies over time for this unit
-``y``        list<double>  outcome per period (NaN = not observed)
-``x``        list<double>  covariates, ``k`` values (time-invariant) or ``T * k``
-
 Spark and Dask persist this table in blocks of Arrow IPC streams
 (:mod:`moderndid.engine.panel_blocks`), read back by ``partition_from_arrays``.
 """
@@ -35,16 +21,16 @@ FLAG_CLUSTER_VARIES = 8
 FLAG_PARTITION_VARIES = 16
 
 UNIT_SCHEMA = pa.schema([
-    ("key", pa.int64()),
-    ("G", pa.float64()),
-    ("w", pa.float64()),
-    ("cluster", pa.int64()),
-    ("Q", pa.float64()),
-    ("nobs", pa.int32()),
-    ("flags", pa.int32()),
-    ("xtv", pa.bool_()),
-    ("y", pa.list_(pa.float64())),
-    ("x", pa.list_(pa.float64())),
+    ("key", pa.int64()),  # bits of the uint64 multiplier key of the unit
+    ("G", pa.float64()),  # group column as given (recoded when the blocks are read)
+    ("w", pa.float64()),  # sampling weight
+    ("cluster", pa.int64()),  # bits of the cluster key (0 without clustering)
+    ("Q", pa.float64()),  # eligibility of triple differences (0 when not used)
+    ("nobs", pa.int32()),  # periods observed
+    ("flags", pa.int32()),  # data problems found (FLAG_* bits)
+    ("xtv", pa.bool_()),  # whether a covariate varies over time for this unit
+    ("y", pa.list_(pa.float64())),  # outcome per period (NaN = not observed)
+    ("x", pa.list_(pa.float64())),  # covariates: k values (time-invariant) or T * k
 ])
 
 
