@@ -36,12 +36,9 @@ def current_client() -> Any:
 
 
 class DaskScheduler:
-    """Where a fit's Dask computations run: ``client`` (a ``distributed.Client``) when
-    given, else Dask's default scheduler (``dask.config`` ``scheduler``).
-
-    Persisting through the client itself keeps the blocks on its workers: ``dask.persist``
-    would hand them to whichever client is the default one.
-    """
+    """Where a fit's Dask computations run: ``client`` when given, else Dask's default
+    scheduler. Persisting through the client itself keeps the blocks on its workers:
+    ``dask.persist`` would hand them to whichever client is the default one."""
 
     def __init__(self, client: Any = None):
         self.client = client

@@ -98,13 +98,10 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
                 scheduler: DaskScheduler, design: CovariateDesign,
                 roles: list[tuple[str, str]], sources: dict[str, str | None],
                 needed: list[str]) -> Prepared:
-    """Repeated cross sections, as on Spark: one statistics task per input partition (no
-    shuffle), the planner's decisions, then the kept rows persisted as Arrow tables.
-
-    Without ``idname`` the multiplier key is the row's position among the kept rows in
-    the input's order, as in memory (so the bootstrap equals the in-memory one whatever
-    the partitioning): each partition's offset is the kept rows of those before it.
-    """
+    """Repeated cross sections: one statistics task per input partition (no shuffle), the
+    planner's decisions, then the kept rows persisted as Arrow tables. Without ``idname``
+    the multiplier key is the row's position among the kept rows in the input's order, as
+    in memory, so the bootstrap does not depend on the partitioning."""
     covariates = design.covariates
     start = time.perf_counter()
     stats = scheduler.compute(*[dask.delayed(_rc_statistics)(p, spec, design, roles)

@@ -241,12 +241,9 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
 
 
 def _count_rows(sdf: Any, spark: Any) -> int:
-    """The input's rows, counted in one Spark stage.
-
-    ``DataFrame.count`` is a global aggregation, which adaptive execution runs as two jobs
-    (the partial counts' shuffle, then the final count); an observed count while the rows
-    are discarded by the ``noop`` writer is one job, and reads no column of a Parquet
-    input either."""
+    """The input's rows, counted in one Spark job: ``DataFrame.count`` takes two under
+    adaptive execution (the partial counts' shuffle, then the final count); an observed
+    count while the ``noop`` writer discards the rows reads no column of a Parquet input."""
     observation = Observation()
     with job_description(spark, "moderndid att_gt: row count (partitions of the unit table)"):
         (sdf.select(F.lit(1).alias("one")).observe(observation, F.count(F.lit(1)).alias("n"))
@@ -274,9 +271,7 @@ def _count_units(blocks: Any, layout: PanelLayout, spark: Any
 
 def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int, planner: Planner) -> None:
     """Turn a problem flag into the planner's typed error naming the smallest offending
-    unit (an error path only).
-
-    The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
+    unit. The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
     aggregations reuse, so they do not take spark.sql.shuffle.partitions."""
     assert spec.idname is not None
     idc, tc = _col(spec.idname), _col(spec.tname)

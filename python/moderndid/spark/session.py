@@ -109,11 +109,9 @@ def register_aggregators(spark: Any) -> bool:
     """Make the JVM reductions available to ``spark``; False where unavailable.
 
     Classic sessions register them through the JVM gateway. Spark Connect clients have no
-    gateway: the server's sessions have them when the server was started with the jar on
-    ``spark.jars`` and ``spark.sql.extensions=moderndid.Extensions`` (what
-    :func:`configure` sets), which a query on ``moderndid_version()`` checks (one round
-    trip, no Spark job). Either way the log says which reduction runs.
-    """
+    gateway: the server's sessions have them when it was started with the jar and the
+    extension (what :func:`configure` sets), which ``moderndid_version()`` checks (one round
+    trip, no Spark job). Either way the log says which reduction runs."""
     if is_connect(spark):
         version = _connect_jar_version(spark)
         if version is None:
@@ -174,13 +172,11 @@ def _per_session(cache: dict[str, Any], spark: Any, compute: Callable[[], Any]) 
 def session_parallelism(spark: Any) -> int:
     """How many tasks the session runs at once, read without ``sparkContext`` under Connect.
 
-    Classic sessions report ``defaultParallelism``. A Connect client reads the settings it
-    may see: ``spark.default.parallelism`` when set to a positive integer, else the cores of
-    a ``local[N]`` master, else ``DEFAULT_PARALLELISM``. Values such as ``"auto"`` (what
-    Databricks serverless reports for some settings), unset or unreadable keys and garbage
-    fall through to the next source. ``spark.sql.shuffle.partitions`` is deliberately not a
-    source: it sizes shuffles of SQL queries, not the cluster (200 by default).
-    """
+    Classic sessions report ``defaultParallelism``. A Connect client reads
+    ``spark.default.parallelism`` when a positive integer, else the cores of a ``local[N]``
+    master, else ``DEFAULT_PARALLELISM`` ("auto" on Databricks serverless, unreadable keys
+    and garbage fall through). ``spark.sql.shuffle.partitions`` is deliberately not a
+    source: it sizes shuffles of SQL queries, not the cluster (200 by default)."""
     if not is_connect(spark):
         with suppress(Exception):  # else fall back to the settings
             return max(1, int(spark.sparkContext.defaultParallelism))
