@@ -109,8 +109,6 @@ class DaskExecutor:
         tasks so the client receives one Partial. ``keyed`` changes nothing here."""
         import dask
 
-        if bootstrap is not None:
-            raise ValueError("internal error: the Dask executor has no native bootstrap")
         start = time.perf_counter()
         apply = dask.delayed(_apply, pure=False)
         level = [apply(b, self.to_partition, kernel, state) for b in self.blocks]

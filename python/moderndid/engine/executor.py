@@ -61,8 +61,6 @@ class LocalExecutor:
             bootstrap: BootstrapRequest | None = None) -> Partial:
         """Apply ``kernel`` to each partition in turn and combine the partials (``keyed``
         changes nothing here)."""
-        if bootstrap is not None:
-            raise ValueError("internal error: the local executor has no native bootstrap")
         start = time.perf_counter()
         result = combine_all([kernel(part, state) for part in self.partitions])
         logger.debug("%s: %.3f s over %d partitions", description, time.perf_counter() - start,

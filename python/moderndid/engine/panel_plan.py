@@ -123,9 +123,8 @@ def row_columns(spec: DidSpec, design: CovariateDesign, roles: list[tuple[str, s
     if design.spec is not None:
         for j, term in enumerate(design.covariates):
             ordered[f"x{j}"] = (term, "covariate (xformla) term")
-    fractional = tuple(name for name, column in (("id", spec.idname), (
-        "cluster", spec.clustervars[0] if spec.clustervars else None))
-        if column is not None and column in float_columns)
+    fractional = tuple(name for name, column in source_columns(spec, design).items()
+                       if name in ("id", "cluster") and column in float_columns)
     cols = RowColumns(checked=tuple(ordered),
                       covariates=tuple(f"x{j}" for j in range(len(design.covariates))),
                       clustered=bool(spec.clustervars), fractional=fractional,
