@@ -165,9 +165,8 @@ def _floats(values: pd.Series) -> np.ndarray:
 def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
                    roles: list[tuple[str, str]]) -> dict[str, Any]:
     """The column statistics of one input partition (what Spark's aggregation gathers)."""
-    k1 = len(design.names)
     x = _covariates(pdf, design)
-    terms = [missing_count(pa.array(x[:, j])) for j in range(k1 - 1)] if design.spec else []
+    terms = [missing_count(pa.array(x[:, j])) for j in range(x.shape[1])] if design.spec else []
     out: dict[str, Any] = {
         "rows": len(pdf),
         "missing": [_missing(pdf[c]) for c, _ in roles] + terms,
@@ -180,9 +179,7 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
         "max_abs": [max_abs(_floats(pdf[c])) if role in NUMERIC_ROLES else 0.0
                     for c, role in roles] + [max_abs(x[:, j]) for j in range(len(terms))],
     }
-    if len(pdf) == 0:
-        return out
-    if spec.weightsname:
+    if spec.weightsname and len(pdf):
         w = _floats(pdf[spec.weightsname])
         out["wmin"], out["wmax"] = float(np.min(w)), float(np.max(w))
     for c in ([spec.idname] if spec.idname else []) + spec.clustervars:

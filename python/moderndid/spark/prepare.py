@@ -213,12 +213,11 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     @carrying_errors
     def build(batches: Any) -> Any:
         batch_list = list(batches)
-        if batch_list:
+        if sum(b.num_rows for b in batch_list):
             table = pa.Table.from_batches(batch_list)
-            if table.num_rows:
-                if not weighted:
-                    table = table.append_column("w", pa.array(np.ones(table.num_rows)))
-                yield build_blocks(table, cols)
+            if not weighted:
+                table = table.append_column("w", pa.array(np.ones(table.num_rows)))
+            yield build_blocks(table, cols)
 
     start = time.perf_counter()
     blocks = (sdf.select(*select).repartition(n_parts, "id")
