@@ -185,10 +185,8 @@ def _unit_arrays(units: pa.Table | pa.RecordBatch, local: np.ndarray, layout: Pa
     n = units.num_rows
     T_local, T, k = local.size, layout.periods.size, layout.n_covariates
     y_local = list_values(units.column("y"))[1].reshape(n, T_local)
-    if np.array_equal(local, layout.periods):
-        y = y_local
-        positions = None
-    else:
+    y, positions = y_local, None
+    if not np.array_equal(local, layout.periods):
         pos = np.searchsorted(layout.periods, local)
         kept = (pos < T) & (layout.periods[np.minimum(pos, T - 1)] == local)
         positions = (np.flatnonzero(kept), pos[kept])

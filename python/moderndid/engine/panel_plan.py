@@ -108,10 +108,8 @@ def row_columns(spec: DidSpec, design: CovariateDesign, roles: list[tuple[str, s
                 float_columns: set[str]) -> tuple[RowColumns, dict[str, tuple[str, str]]]:
     """The internal columns an engine selects for :func:`build_blocks`, and for each the
     user column and role that error messages name (in the user's column order; the
-    evaluated terms of a formula that is not a plain sum come last).
-
-    ``float_columns`` are the input's floating-point columns (float identifiers are
-    checked for non-integer values)."""
+    evaluated terms of a formula that is not a plain sum come last). Identifiers among the
+    input's ``float_columns`` are checked for non-integer values."""
     internal = {"outcome (yname)": "y", "time (tname)": "t", "group (gname)": "G",
                 "unit id (idname)": "id", "weights (weightsname)": "w",
                 "cluster (clustervars)": "cluster", "partition (pname)": "Q"}

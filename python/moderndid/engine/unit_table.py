@@ -144,9 +144,8 @@ def partition_from_arrays(arrays: dict[str, np.ndarray], kind: str,
 def partition_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
                         clustered: bool, has_id: bool) -> dict[str, np.ndarray]:
     """Kernel partition of repeated cross sections from raw rows (no unit table needed)."""
-    n = table.num_rows
     G = _floats(table, "G")
-    x = np.ones((n, 1, len(covariates) + 1))
+    x = np.ones((table.num_rows, 1, len(covariates) + 1))
     for j, name in enumerate(covariates):
         x[:, 0, j + 1] = table.column(name).to_numpy(zero_copy_only=False)
     if has_id:

@@ -188,14 +188,10 @@ class SparkExecutor:
 
     def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True,
             bootstrap: BootstrapRequest | None = None) -> Partial:
-        """Run ``kernel`` on every partition and reduce the partials inside Spark.
-
-        With ``keyed=False`` each partition sends one flat row and a single global
-        aggregation reduces them (no grouping shuffle), with the Scala aggregators or,
-        without the jar, Spark SQL's higher-order functions; otherwise rows are grouped by
-        name (and key), which keyed sums such as per-cluster sums need.
-        """
-
+        """Run ``kernel`` on every partition and reduce the partials inside Spark: with
+        ``keyed=False`` one flat row per partition and a single global aggregation (no
+        grouping shuffle), otherwise rows grouped by name (and key), which keyed sums such
+        as per-cluster sums need."""
         to_partition = self.to_partition
         driver_version = __version__
         flat = not keyed

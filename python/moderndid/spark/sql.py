@@ -334,15 +334,10 @@ BY_FUNCTION = "moderndid_att_gt_by"
 
 
 class AttGtBy:
-    """Python UDTF behind ``moderndid_att_gt_by``: ``att_gt`` (and ``aggte`` with ``type``)
-    in memory for each key of ``by``, on the executors.
-
-    ``SELECT * FROM moderndid_att_gt_by(TABLE(panel), by => 'region', yname => 'y', ...)``
-    returns the key columns followed by the columns of ``moderndid_att_gt`` (or of
-    ``moderndid_aggte`` when ``type`` is given). The function asks Spark to partition the
-    table by the ``by`` columns itself, so every estimation sees all the rows of its key and
-    only those: there is no way to call it that mixes keys.
-    """
+    """Python UDTF behind ``moderndid_att_gt_by`` (see :func:`register_by`): ``att_gt``
+    (and ``aggte`` with ``type``) in memory for each key of ``by``, on the executors. It
+    asks Spark to partition the table by the ``by`` columns itself, so every estimation
+    sees all the rows of its key and only those: no call can mix keys."""
 
     @staticmethod
     def analyze(data: Any, **arguments: Any) -> Any:
