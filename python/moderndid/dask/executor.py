@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from moderndid.engine.executor import BootstrapRequest
@@ -86,18 +87,16 @@ def _apply(blocks: Any, to_partition: Callable[[Any], dict], kernel: Any, state:
     return kernel(to_partition(blocks), state)
 
 
+@dataclass(eq=False)
 class DaskExecutor:
     """Executor over persisted Dask blocks (one Arrow table per partition, converted by
     ``to_partition`` on the workers). The reduction tree is fixed by the order of the
     blocks, so a pass gives the same digits however its tasks are scheduled or retried."""
 
-    def __init__(self, blocks: list[Any], to_partition: Callable[[Any], dict],
-                 scheduler: DaskScheduler):
-        self.blocks = blocks
-        self.to_partition = to_partition
-        self.scheduler = scheduler
-        self.n_partitions = len(blocks)
-        self.capabilities: frozenset[str] = frozenset()
+    blocks: list[Any]
+    to_partition: Callable[[Any], dict]
+    scheduler: DaskScheduler
+    capabilities: frozenset[str] = frozenset()
 
     def release(self) -> None:
         """Drop the persisted blocks (the workers free them once no one holds them)."""

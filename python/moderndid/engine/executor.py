@@ -34,7 +34,6 @@ class BootstrapRequest:
 class Executor(Protocol):
     """Runs a kernel over every partition of a prepared table and combines the partials."""
 
-    n_partitions: int
     capabilities: frozenset[str]  # e.g. {NATIVE_BOOTSTRAP}
 
     def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True,
@@ -48,14 +47,13 @@ class Executor(Protocol):
         """
 
 
+@dataclass(eq=False)
 class LocalExecutor:
     """Executor over in-memory partitions (dicts of numpy arrays whose first axis indexes
     the partition's units or observations), one after another."""
 
-    def __init__(self, partitions: Sequence[PartitionArrays]):
-        self.partitions = partitions
-        self.n_partitions = len(partitions)
-        self.capabilities: frozenset[str] = frozenset()
+    partitions: Sequence[PartitionArrays]
+    capabilities: frozenset[str] = frozenset()
 
     def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True,
             bootstrap: BootstrapRequest | None = None) -> Partial:
@@ -64,5 +62,5 @@ class LocalExecutor:
         start = time.perf_counter()
         result = combine_all([kernel(part, state) for part in self.partitions])
         logger.debug("%s: %.3f s over %d partitions", description, time.perf_counter() - start,
-                     self.n_partitions)
+                     len(self.partitions))
         return result

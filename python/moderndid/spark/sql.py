@@ -148,12 +148,9 @@ def register(spark: Any = None) -> None:
     with _lock:
         if id(gateway) not in _bridges:
             ensure_callback_server_started(gateway)
-            for function in FUNCTIONS.values():
-                parameters = session._jvm.java.util.ArrayList()
-                for name in function.parameters:
-                    parameters.add(name)
+            for function in FUNCTIONS.values():  # py4j's auto_convert: list -> java.util.List
                 ddl = ", ".join(f"`{name}` {kind.upper()}" for name, kind in function.columns)
-                scala.declare(function.name, ddl, parameters, function.name)
+                scala.declare(function.name, ddl, function.parameters, function.name)
             bridge = SqlBridge(session.sparkContext)
             scala.setBridge(bridge)
             _bridges[id(gateway)] = bridge
