@@ -42,9 +42,7 @@ class Executor(Protocol):
 
         ``keyed=False`` promises that the kernel returns no keyed sums and the same names and
         shapes from every partition, which lets distributed executors reduce everything in
-        one flat aggregation. ``bootstrap`` is only passed to executors that advertise
-        :data:`NATIVE_BOOTSTRAP`.
-        """
+        one flat aggregation. ``bootstrap`` goes only to executors with NATIVE_BOOTSTRAP."""
 
 
 @dataclass(eq=False)

@@ -52,12 +52,10 @@ BLOCK_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class RowColumns:
-    """The columns the Spark engine selects from the input, by their internal names.
-
-    ``checked`` lists the columns whose missing values are counted, in the order of the
-    user's columns (so the error names the same column on every engine); ``fractional``
-    the identifier columns of floating-point type, checked for non-integer values.
-    """
+    """The columns an engine selects from the input, by their internal names: ``checked``
+    those whose missing values are counted, in the order of the user's columns (so the
+    error names the same column on every engine); ``fractional`` the identifier columns of
+    floating-point type, checked for non-integer values."""
 
     checked: tuple[str, ...]
     covariates: tuple[str, ...]
@@ -168,8 +166,7 @@ class PanelLayout:
     ``recode`` maps each raw group value to the cohort the estimator uses (``inf`` = never
     treated); units whose raw group is absent are dropped (cohorts treated in the first
     period). ``periods`` are the periods kept; observations in other periods are dropped.
-    ``complete_only`` keeps only units observed in every kept period (balancing).
-    """
+    ``complete_only`` keeps only units observed in every kept period (balancing)."""
 
     periods: np.ndarray
     recode: dict[float, float]

@@ -36,11 +36,9 @@ UNIT_SCHEMA = pa.schema([
 
 def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
                     has_cluster: bool) -> pa.RecordBatch:
-    """Collapse the long rows of complete units into unit-table rows.
-
-    ``table`` has columns ``id, t, y, G, w, cluster (optional), Q (optional),
-    <covariates>``, and holds every row of each unit it contains.
-    """
+    """Collapse the long rows of complete units into unit-table rows: ``table`` has columns
+    ``id, t, y, G, w, cluster (optional), Q (optional), <covariates>``, and holds every row
+    of each unit it contains."""
     n_rows = table.num_rows
     T, k = periods.size, len(covariates)
     if n_rows == 0:

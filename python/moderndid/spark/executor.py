@@ -238,12 +238,10 @@ class SparkExecutor:
         """One global aggregation of the flat rows; ``bootstrap`` adds the Scala
         multiplier-bootstrap reduction of the blocks, returned as the sum ``boot``.
 
-        The aggregation is observed (``DataFrame.observe``) while the rows are discarded
-        by the ``noop`` writer: each task reduces its rows with the Scala aggregators in
-        its executor JVM and the driver's JVM merges the task buffers, in one stage. A
-        plain ``agg`` adds a second stage (a shuffle to one partition) to every pass:
-        measured 0.40 s against 0.25 s per pass (median of 14) on a local[2] session.
-        """
+        The aggregation is observed while the ``noop`` writer discards the rows: each task
+        reduces its rows in its executor JVM and the driver's JVM merges the task buffers,
+        in one stage. A plain ``agg`` adds a second stage (a shuffle to one partition) to
+        every pass: 0.40 s against 0.25 s per pass (median of 14) on a local[2] session."""
         sums, maxima = self._folds("sums", "maxima")
         columns = [
             F.count("layout").alias("n"),

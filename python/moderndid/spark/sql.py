@@ -344,7 +344,10 @@ class AttGtBy:
         if not getattr(data, "isTable", False):
             raise InvalidOptionError(f"{BY_FUNCTION}: the first argument must be TABLE(name) "
                                      "or TABLE(query)")
-        values = _constant_arguments(arguments)
+        for name, argument in arguments.items():
+            if not getattr(argument, "isConstantExpression", False):
+                raise InvalidOptionError(f"{BY_FUNCTION}: argument {name!r} must be a constant")
+        values = {name: argument.value for name, argument in arguments.items()}
         keys = _by_columns(values.get("by"))
         columns = {f.name: f for f in data.dataType.fields}
         for key in keys:
@@ -359,7 +362,8 @@ class AttGtBy:
         schema = StructType([StructField(k, columns[k].dataType, True) for k in keys]
                             + list(result.fields))
         return AnalyzeResult(schema=schema,
-                             partitionBy=[PartitioningColumn(_quoted(k)) for k in keys])
+                             partitionBy=[PartitioningColumn("`" + k.replace("`", "``") + "`")
+                                          for k in keys])
 
     def __init__(self) -> None:
         self._rows: list[Any] = []
@@ -392,15 +396,6 @@ class AttGtBy:
             yield (*key_values, *row.values())
 
 
-def _constant_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    values = {}
-    for name, argument in arguments.items():
-        if not getattr(argument, "isConstantExpression", False):
-            raise InvalidOptionError(f"{BY_FUNCTION}: argument {name!r} must be a constant")
-        values[name] = argument.value
-    return values
-
-
 def _by_columns(by: Any) -> list[str]:
     if by is None:
         raise InvalidOptionError(
@@ -411,10 +406,6 @@ def _by_columns(by: Any) -> list[str]:
     if not keys or not all(isinstance(k, str) and k for k in keys):
         raise InvalidOptionError(f"{BY_FUNCTION}: by must name columns, got {by!r}")
     return keys
-
-
-def _quoted(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
 
 
 def register_by(spark: Any = None) -> None:
