@@ -1,11 +1,10 @@
 """Validate a Dask DataFrame for `att_gt` / `ddd` and build its unit-table blocks on the
 workers, with the partition kernel the Spark engine uses.
 
-Panels: one shuffle by unit id (``DataFrame.shuffle``); each shuffled partition becomes
-blocks of units (:func:`moderndid.engine.panel_blocks.build_blocks`), persisted on the
-workers. Repeated cross sections: no shuffle; one statistics task per input partition, then
-the kept rows persisted as Arrow tables. What reaches the client: statistics (one row per
-block or partition), never unit rows.
+Panels: one shuffle by unit id; each shuffled partition becomes blocks of units
+(:func:`moderndid.engine.panel_blocks.build_blocks`), persisted on the workers. Repeated
+cross sections: no shuffle; one statistics task per input partition, then the kept rows
+persisted as Arrow tables. Only statistics reach the client, never unit rows.
 """
 
 from __future__ import annotations

@@ -87,9 +87,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     if spec.panel:
         return _prepare_panel(sdf, spec, spark, n_partitions, design, roles, types, planner)
 
-    # Repeated cross sections: one aggregation job (row count, missing values per column,
-    # weight range, periods, cohorts, covariate cross-products), then the persisted rows.
-    # A formula other than a plain sum is evaluated first, into columns __moderndid_x<j>.
+    # Repeated cross sections: one aggregation job of column statistics, then the persisted
+    # rows. A formula other than a plain sum is evaluated first, into __moderndid_x<j>.
     checks = [(c, c, role) for c, role in roles]  # (Spark column, user column, role)
     if design.spec is None:
         xcols = list(design.columns)
