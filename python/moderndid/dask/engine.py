@@ -13,13 +13,9 @@ logger = logging.getLogger("moderndid")
 
 
 class DaskEngine:
-    """Engine for Dask DataFrames (:class:`moderndid.engine.protocol.Engine`).
-
-    Every computation of a fit runs on ``settings.client`` when given; otherwise on the
-    current ``distributed.Client`` (``Client.current()``) if one exists, else on Dask's
-    default scheduler (``dask.config`` ``scheduler``; threads for DataFrames). No client
-    is created or closed here.
-    """
+    """Engine for Dask DataFrames: every computation of a fit runs on ``settings.client``
+    when given, else on the current ``distributed.Client`` if one exists, else on Dask's
+    default scheduler (threads for DataFrames). No client is created or closed here."""
 
     name = "dask"
 

@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from moderndid.engine.executor import BootstrapRequest
@@ -23,11 +24,8 @@ TREE_FANIN = 8  # partials combined per task of the reduction tree
 
 
 def current_client() -> Any:
-    """The active ``distributed.Client`` (``Client.current()``), or None.
-
-    distributed is only consulted when it is already imported: without an import no
-    client can exist, and importing it would cost a second for nothing.
-    """
+    """The active ``distributed.Client``, or None (without distributed imported no client
+    can exist, and importing it would cost a second for nothing)."""
     if "distributed" not in sys.modules:
         return None
     from distributed import Client
@@ -39,12 +37,9 @@ def current_client() -> Any:
 
 
 class DaskScheduler:
-    """Where a fit's Dask computations run: ``client`` (a ``distributed.Client``) when
-    given, else Dask's default scheduler (``dask.config`` ``scheduler``).
-
-    Persisting through the client itself keeps the blocks on its workers: ``dask.persist``
-    would hand them to whichever client is the default one.
-    """
+    """Where a fit's Dask computations run: ``client`` when given, else Dask's default
+    scheduler. Persisting through the client itself keeps the blocks on its workers:
+    ``dask.persist`` would hand them to whichever client is the default one."""
 
     def __init__(self, client: Any = None):
         self.client = client
@@ -92,29 +87,16 @@ def _apply(blocks: Any, to_partition: Callable[[Any], dict], kernel: Any, state:
     return kernel(to_partition(blocks), state)
 
 
+@dataclass(eq=False)
 class DaskExecutor:
-    """Executor over persisted Dask blocks (one Arrow batch or table per partition).
+    """Executor over persisted Dask blocks (one Arrow table per partition, converted by
+    ``to_partition`` on the workers). The reduction tree is fixed by the order of the
+    blocks, so a pass gives the same digits however its tasks are scheduled or retried."""
 
-    The reduction tree is fixed by the order of the blocks, so a pass gives the same
-    digits however its tasks are scheduled or retried.
-
-    Parameters
-    ----------
-    blocks : list of dask.delayed
-        The persisted blocks of the unit table (or of the rows, repeated cross sections).
-    to_partition : callable
-        ``pyarrow block -> dict of numpy arrays``, run on the workers.
-    scheduler : DaskScheduler
-        Where the passes run.
-    """
-
-    def __init__(self, blocks: list[Any], to_partition: Callable[[Any], dict],
-                 scheduler: DaskScheduler):
-        self.blocks = blocks
-        self.to_partition = to_partition
-        self.scheduler = scheduler
-        self.n_partitions = len(blocks)
-        self.capabilities: frozenset[str] = frozenset()
+    blocks: list[Any]
+    to_partition: Callable[[Any], dict]
+    scheduler: DaskScheduler
+    capabilities: frozenset[str] = frozenset()
 
     def release(self) -> None:
         """Drop the persisted blocks (the workers free them once no one holds them)."""
@@ -126,8 +108,6 @@ class DaskExecutor:
         tasks so the client receives one Partial. ``keyed`` changes nothing here."""
         import dask
 
-        if bootstrap is not None:
-            raise ValueError("internal error: the Dask executor has no native bootstrap")
         start = time.perf_counter()
         apply = dask.delayed(_apply, pure=False)
         level = [apply(b, self.to_partition, kernel, state) for b in self.blocks]

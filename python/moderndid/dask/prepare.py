@@ -1,11 +1,10 @@
 """Validate a Dask DataFrame for `att_gt` / `ddd` and build its unit-table blocks on the
 workers, with the partition kernel the Spark engine uses.
 
-Panels: one shuffle by unit id (``DataFrame.shuffle``); each shuffled partition becomes
-blocks of units (:func:`moderndid.engine.panel_blocks.build_blocks`), persisted on the
-workers. Repeated cross sections: no shuffle; one statistics task per input partition, then
-the kept rows persisted as Arrow tables. What reaches the client: statistics (one row per
-block or partition), never unit rows.
+Panels: one shuffle by unit id; each shuffled partition becomes blocks of units
+(:func:`moderndid.engine.panel_blocks.build_blocks`), persisted on the workers. Repeated
+cross sections: no shuffle; one statistics task per input partition, then the kept rows
+persisted as Arrow tables. Only statistics reach the client, never unit rows.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import dask
@@ -97,13 +97,10 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
                 scheduler: DaskScheduler, design: CovariateDesign,
                 roles: list[tuple[str, str]], sources: dict[str, str | None],
                 needed: list[str]) -> Prepared:
-    """Repeated cross sections, as on Spark: one statistics task per input partition (no
-    shuffle), the planner's decisions, then the kept rows persisted as Arrow tables.
-
-    Without ``idname`` the multiplier key is the row's position among the kept rows in
-    the input's order, as in memory (so the bootstrap equals the in-memory one whatever
-    the partitioning): each partition's offset is the kept rows of those before it.
-    """
+    """Repeated cross sections: one statistics task per input partition (no shuffle), the
+    planner's decisions, then the kept rows persisted as Arrow tables. Without ``idname``
+    the multiplier key is the row's position among the kept rows in the input's order, as
+    in memory, so the bootstrap does not depend on the partitioning."""
     covariates = design.covariates
     start = time.perf_counter()
     stats = scheduler.compute(*[dask.delayed(_rc_statistics)(p, spec, design, roles)
@@ -112,7 +109,6 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
         roles = roles + [(term, "covariate (xformla) term") for term in covariates]
     float_ids = [c for c in ([spec.idname] if spec.idname else []) + spec.clustervars
                  if pd.api.types.is_float_dtype(ddf.dtypes[c])]
-    k1 = len(covariates) + 1
     rows = sum(s["rows"] for s in stats)
     weights = [s for s in stats if s["rows"]]
     planner.check_statistics(
@@ -120,7 +116,7 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
         min((s["wmin"] for s in weights), default=1.0),
         max((s["wmax"] for s in weights), default=1.0),
         {c: sum(s["fractional"].get(c, 0) for s in stats) for c in float_ids},
-        np.sum([s["xx"] for s in stats], axis=0) if covariates else np.zeros((k1, k1)),
+        np.sum([s["xx"] for s in stats], axis=0),
         covariates, np.max([s["max_abs"] for s in stats], axis=0).tolist())
     all_periods = np.unique(np.concatenate([s["periods"] for s in stats]))
     two_period, group_map, plan, labels, periods = plan_rc(
@@ -143,16 +139,14 @@ def _prepare_rc(ddf: Any, spec: DidSpec, n_partitions: int | None, planner: Plan
                                     for t, o in zip(tables, offsets, strict=True)])
     logger.info("att_gt: row tables: %.2f s", time.perf_counter() - start)
 
-    counts: dict[float, int] = {}
-    subgroups = {(g, q): 0 for g in labels for q in (0.0, 1.0)} if spec.pname else {}
+    counts: Counter[float] = Counter()
+    subgroups = Counter({(g, q): 0 for g in labels for q in (0.0, 1.0)} if spec.pname else {})
     for summary in summaries:
-        for g, n in summary["counts"].items():
-            counts[g] = counts.get(g, 0) + n
-        for key, n in summary["subgroups"].items():
-            subgroups[key] = subgroups.get(key, 0) + n
+        counts.update(summary["counts"])
+        subgroups.update(summary["subgroups"])
     meta, to_partition = rc_metadata(planner, spec, periods, plan, labels, counts, covariates)
     executor = DaskExecutor(tables, to_partition, scheduler)
-    return Prepared(meta, executor, executor.release, two_period, subgroups)
+    return Prepared(meta, executor, executor.release, two_period, dict(subgroups))
 
 
 def _missing(values: pd.Series) -> int:
@@ -170,9 +164,8 @@ def _floats(values: pd.Series) -> np.ndarray:
 def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
                    roles: list[tuple[str, str]]) -> dict[str, Any]:
     """The column statistics of one input partition (what Spark's aggregation gathers)."""
-    k1 = len(design.names)
     x = _covariates(pdf, design)
-    terms = [missing_count(pa.array(x[:, j])) for j in range(k1 - 1)] if design.spec else []
+    terms = [missing_count(pa.array(x[:, j])) for j in range(x.shape[1])] if design.spec else []
     out: dict[str, Any] = {
         "rows": len(pdf),
         "missing": [_missing(pdf[c]) for c, _ in roles] + terms,
@@ -180,22 +173,18 @@ def _rc_statistics(pdf: pd.DataFrame, spec: DidSpec, design: CovariateDesign,
         "periods": np.unique(_floats(pdf[spec.tname])),
         "cohorts": np.unique(_floats(pdf[spec.gname])),
         "partition": np.unique(_floats(pdf[spec.pname])) if spec.pname else np.empty(0),
-        "xx": np.zeros((k1, k1)),
+        "xx": cross_products(x),  # read only with covariates
         # numeric roles only (the planner reads outcome, weights and covariates)
         "max_abs": [max_abs(_floats(pdf[c])) if role in NUMERIC_ROLES else 0.0
                     for c, role in roles] + [max_abs(x[:, j]) for j in range(len(terms))],
     }
-    if len(pdf) == 0:
-        return out
-    if spec.weightsname:
+    if spec.weightsname and len(pdf):
         w = _floats(pdf[spec.weightsname])
         out["wmin"], out["wmax"] = float(np.min(w)), float(np.max(w))
     for c in ([spec.idname] if spec.idname else []) + spec.clustervars:
         if pd.api.types.is_float_dtype(pdf[c].dtype):
             v = _floats(pdf[c])
             out["fractional"][c] = int((v != np.floor(v)).sum())
-    if k1 > 1:
-        out["xx"] = cross_products(x)
     return out
 
 

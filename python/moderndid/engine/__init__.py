@@ -3,8 +3,3 @@
 Nothing in this package knows about estimators; nothing in the estimators knows which
 executor runs them.
 """
-
-from moderndid.engine.executor import Executor, LocalExecutor
-from moderndid.engine.partial import Partial
-
-__all__ = ["Executor", "LocalExecutor", "Partial"]

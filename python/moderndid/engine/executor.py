@@ -8,8 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from moderndid.engine.partial import Partial, combine_all
 
 logger = logging.getLogger("moderndid")
@@ -36,7 +34,6 @@ class BootstrapRequest:
 class Executor(Protocol):
     """Runs a kernel over every partition of a prepared table and combines the partials."""
 
-    n_partitions: int
     capabilities: frozenset[str]  # e.g. {NATIVE_BOOTSTRAP}
 
     def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True,
@@ -45,39 +42,23 @@ class Executor(Protocol):
 
         ``keyed=False`` promises that the kernel returns no keyed sums and the same names and
         shapes from every partition, which lets distributed executors reduce everything in
-        one flat aggregation. ``bootstrap`` is only passed to executors that advertise
-        :data:`NATIVE_BOOTSTRAP`.
-        """
+        one flat aggregation. ``bootstrap`` goes only to executors with NATIVE_BOOTSTRAP."""
 
 
+@dataclass(eq=False)
 class LocalExecutor:
-    """Executor over in-memory partitions (dicts of numpy arrays), one after another.
+    """Executor over in-memory partitions (dicts of numpy arrays whose first axis indexes
+    the partition's units or observations), one after another."""
 
-    Parameters
-    ----------
-    partitions : list of mapping
-        The partitions of the prepared table. Each maps array names to arrays whose first
-        axis indexes the partition's rows (units or observations).
-    xp : module, default numpy
-        Array module the kernels compute with (``numpy``, or ``cupy`` for GPUs).
-    """
-
-    def __init__(self, partitions: Sequence[PartitionArrays], xp: Any = np):
-        self.partitions = partitions
-        self.xp = xp
-        self.n_partitions = len(partitions)
-        self.capabilities: frozenset[str] = frozenset()
+    partitions: Sequence[PartitionArrays]
+    capabilities: frozenset[str] = frozenset()
 
     def run(self, kernel: Kernel, state: Any, description: str, *, keyed: bool = True,
             bootstrap: BootstrapRequest | None = None) -> Partial:
-        """Apply ``kernel`` to each partition in turn and combine the partials.
-
-        ``keyed`` (see :class:`Executor`) does not change anything here.
-        """
-        if bootstrap is not None:
-            raise ValueError("internal error: the local executor has no native bootstrap")
+        """Apply ``kernel`` to each partition in turn and combine the partials (``keyed``
+        changes nothing here)."""
         start = time.perf_counter()
         result = combine_all([kernel(part, state) for part in self.partitions])
         logger.debug("%s: %.3f s over %d partitions", description, time.perf_counter() - start,
-                     self.n_partitions)
+                     len(self.partitions))
         return result

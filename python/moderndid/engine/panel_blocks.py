@@ -2,20 +2,16 @@
 
 Pure numpy / pyarrow (no pyspark import), so everything here is tested without a JVM.
 
-The Spark engine shuffles the selected input columns by unit id and calls
-:func:`build_blocks` on each partition. It returns *block rows* (``BLOCK_SCHEMA``): up to
-``BLOCK_UNITS`` unit-table rows (:mod:`moderndid.engine.unit_table`) serialised as one Arrow
-IPC stream, next to what the driver needs to validate the data and plan the fit: row
-count, missing values per column, weight range, fractional identifiers, covariate
-cross-products (first block of a partition only), the partition's periods, problem flags,
-and a histogram of units by (raw group, eligibility, periods observed). Spark caches a few
-large binary values per partition instead of millions of rows of array columns, which it
-would convert element by element on every pass, and the input is read once.
+The engines shuffle the selected input columns by unit id and call :func:`build_blocks` on
+each partition. It returns *block rows* (``BLOCK_SCHEMA``): up to ``BLOCK_UNITS`` unit-table
+rows (:mod:`moderndid.engine.unit_table`) serialised as one Arrow IPC stream, next to the
+statistics the driver validates the data and plans the fit from. Spark caches a few large
+binary values per partition instead of millions of rows of array columns, which it would
+convert element by element on every pass, and the input is read once.
 
-Outcomes are laid out over the *partition's* periods; cohort recoding (never treated,
-dropped cohorts, periods cut off) needs every partition's periods and groups, so
-:func:`partition_from_blocks` applies it, with a :class:`PanelLayout` from the driver, each
-time a pass reads the blocks (a few vectorised operations per block).
+Outcomes are laid out over the *partition's* periods; cohort recoding needs every
+partition's periods and groups, so :func:`partition_from_blocks` applies it, with a
+:class:`PanelLayout` from the driver, each time a pass reads the blocks.
 """
 
 from __future__ import annotations
@@ -56,12 +52,10 @@ BLOCK_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class RowColumns:
-    """The columns the Spark engine selects from the input, by their internal names.
-
-    ``checked`` lists the columns whose missing values are counted, in the order of the
-    user's columns (so the error names the same column on every engine); ``fractional``
-    the identifier columns of floating-point type, checked for non-integer values.
-    """
+    """The columns an engine selects from the input, by their internal names: ``checked``
+    those whose missing values are counted, in the order of the user's columns (so the
+    error names the same column on every engine); ``fractional`` the identifier columns of
+    floating-point type, checked for non-integer values."""
 
     checked: tuple[str, ...]
     covariates: tuple[str, ...]
@@ -99,28 +93,26 @@ def cross_products(x: np.ndarray) -> np.ndarray:
 def row_statistics(table: pa.Table, cols: RowColumns) -> dict[str, Any]:
     """Statistics of a partition's long rows (see :data:`BLOCK_SCHEMA`), whose formula
     covariates are evaluated."""
-    missing = [missing_count(table.column(name)) for name in cols.checked]
+    def column(name: str) -> np.ndarray:
+        return table.column(name).to_numpy(zero_copy_only=False)
+
     # 0 for columns other than floats: the magnitude check reads outcomes, weights and
     # covariates, which arrive as doubles
-    largest = [max_abs(table.column(name).to_numpy(zero_copy_only=False))
-               if pa.types.is_floating(table.column(name).type) else 0.0
+    largest = [max_abs(column(name)) if pa.types.is_floating(table.column(name).type) else 0.0
                for name in cols.checked]
-    w = table.column("w").to_numpy(zero_copy_only=False)
-    fractional = []
-    for name in cols.fractional:
-        values = table.column(name).to_numpy(zero_copy_only=False)
-        fractional.append(int(np.sum(np.isfinite(values) & (values != np.floor(values)))))
+    fractional = [int(np.sum(np.isfinite(v) & (v != np.floor(v))))
+                  for v in map(column, cols.fractional)]
     xx: list[float] = []
     if cols.covariates:
-        cross = cross_products(np.column_stack(
-            [table.column(name).to_numpy(zero_copy_only=False) for name in cols.covariates]))
+        cross = cross_products(np.column_stack([column(name) for name in cols.covariates]))
         xx = cross[np.triu_indices(cross.shape[0])].tolist()
-    finite_w = w[np.isfinite(w)]
+    w = column("w")
+    w = w[np.isfinite(w)]
     return {
         "rows": table.num_rows,
-        "missing": missing,
-        "wmin": float(finite_w.min()) if finite_w.size else np.inf,
-        "wmax": float(finite_w.max()) if finite_w.size else -np.inf,
+        "missing": [missing_count(table.column(name)) for name in cols.checked],
+        "wmin": float(w.min()) if w.size else np.inf,
+        "wmax": float(w.max()) if w.size else -np.inf,
         "fractional": fractional,
         "max_abs": largest,
         "xx": xx,
@@ -135,12 +127,9 @@ def _counted(keys: np.ndarray) -> list[float]:
 
 def build_blocks(table: pa.Table, cols: RowColumns,
                  block_units: int = BLOCK_UNITS) -> pa.RecordBatch:
-    """Block rows of one partition holding every row of each of its units.
-
-    With missing values or non-integer float identifiers, no unit table is built (the
-    driver raises from the statistics);
-    the partition then returns a single row of statistics with an empty payload.
-    """
+    """Block rows of one partition holding every row of each of its units; with missing
+    values or non-integer float identifiers (the driver raises from the statistics), a
+    single row of statistics with an empty payload."""
     if cols.design is not None:  # a formula other than a plain sum: f0, f1, ... -> x0, ...
         table = with_terms(table, cols.design, [f"f{i}" for i in range(len(cols.design.columns))],
                            list(cols.covariates))
@@ -149,10 +138,7 @@ def build_blocks(table: pa.Table, cols: RowColumns,
         return pa.RecordBatch.from_pylist([{**stats, "periods": [], "histogram": [], "units": 0,
                                             "flags": 0, "xtv": False, "payload": b""}],
                                           schema=BLOCK_SCHEMA)
-    empty_stats = {"rows": 0, "missing": [0] * len(cols.checked), "wmin": np.inf,
-                   "wmax": -np.inf, "fractional": [0] * len(cols.fractional),
-                   "max_abs": [0.0] * len(cols.checked),
-                   "xx": [0.0] * len(stats["xx"])}
+    empty_stats = row_statistics(table.slice(0, 0), cols)  # of the later blocks
     periods = np.unique(table.column("t").to_numpy(zero_copy_only=False).astype(np.float64))
     units = units_from_rows(table, periods, list(cols.covariates), cols.clustered)
     rows = []
@@ -180,8 +166,7 @@ class PanelLayout:
     ``recode`` maps each raw group value to the cohort the estimator uses (``inf`` = never
     treated); units whose raw group is absent are dropped (cohorts treated in the first
     period). ``periods`` are the periods kept; observations in other periods are dropped.
-    ``complete_only`` keeps only units observed in every kept period (balancing).
-    """
+    ``complete_only`` keeps only units observed in every kept period (balancing)."""
 
     periods: np.ndarray
     recode: dict[float, float]
@@ -197,10 +182,8 @@ def _unit_arrays(units: pa.Table | pa.RecordBatch, local: np.ndarray, layout: Pa
     n = units.num_rows
     T_local, T, k = local.size, layout.periods.size, layout.n_covariates
     y_local = list_values(units.column("y"))[1].reshape(n, T_local)
-    if np.array_equal(local, layout.periods):
-        y = y_local
-        positions = None
-    else:
+    y, positions = y_local, None
+    if not np.array_equal(local, layout.periods):
         pos = np.searchsorted(layout.periods, local)
         kept = (pos < T) & (layout.periods[np.minimum(pos, T - 1)] == local)
         positions = (np.flatnonzero(kept), pos[kept])

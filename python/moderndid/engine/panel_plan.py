@@ -43,13 +43,10 @@ ROWS_PER_TASK = 50_000
 
 def partition_count(n_partitions: Any, count_rows: Callable[[], int], minimum: int, *,
                     rows_per_task: int | None = None) -> int:
-    """``n_partitions`` if given (a positive integer), else the number the data need.
-
-    That is ``minimum`` (the engine's parallelism), lowered to one partition per
-    ``rows_per_task`` rows when that is given (small inputs do not fill the cluster), and
-    raised so that no partition holds more than ``ROWS_PER_PARTITION`` rows;
-    ``count_rows`` runs only when ``n_partitions`` is None.
-    """
+    """``n_partitions`` if given (a positive integer), else ``minimum`` (the engine's
+    parallelism) lowered to one partition per ``rows_per_task`` rows when given (small
+    inputs do not fill the cluster) and raised so that no partition holds more than
+    ``ROWS_PER_PARTITION`` rows (``count_rows`` runs only then)."""
     if n_partitions is None:
         rows = count_rows()
         wanted = minimum
@@ -67,11 +64,9 @@ def plan_covariates(spec: DidSpec, schema: pa.Schema,
                     ) -> tuple[CovariateDesign, list[tuple[str, str]]]:
     """The covariate design of a call and the roles of every column it reads.
 
-    ``schema`` is the Arrow schema of the input's columns; ``check_columns(roles)`` refuses
-    absent or mistyped columns (the planner's check, before anything is read) and
+    ``check_columns(roles)`` refuses absent or mistyped columns before anything is read;
     ``distinct_rows(columns)`` returns the distinct rows, without missing values, of the
-    columns that feed categorical factors (one pass of the engine over the data).
-    """
+    columns that feed categorical factors (one pass of the engine over the data)."""
     formula = parse_rhs(spec.xformla)
     categorical = categorical_columns(formula, schema)
     roles = column_roles(spec, formula_columns(formula), categorical)
@@ -113,10 +108,8 @@ def row_columns(spec: DidSpec, design: CovariateDesign, roles: list[tuple[str, s
                 float_columns: set[str]) -> tuple[RowColumns, dict[str, tuple[str, str]]]:
     """The internal columns an engine selects for :func:`build_blocks`, and for each the
     user column and role that error messages name (in the user's column order; the
-    evaluated terms of a formula that is not a plain sum come last).
-
-    ``float_columns`` are the input's floating-point columns (float identifiers are
-    checked for non-integer values)."""
+    evaluated terms of a formula that is not a plain sum come last). Identifiers among the
+    input's ``float_columns`` are checked for non-integer values."""
     internal = {"outcome (yname)": "y", "time (tname)": "t", "group (gname)": "G",
                 "unit id (idname)": "id", "weights (weightsname)": "w",
                 "cluster (clustervars)": "cluster", "partition (pname)": "Q"}
@@ -128,9 +121,8 @@ def row_columns(spec: DidSpec, design: CovariateDesign, roles: list[tuple[str, s
     if design.spec is not None:
         for j, term in enumerate(design.covariates):
             ordered[f"x{j}"] = (term, "covariate (xformla) term")
-    fractional = tuple(name for name, column in (("id", spec.idname), (
-        "cluster", spec.clustervars[0] if spec.clustervars else None))
-        if column is not None and column in float_columns)
+    fractional = tuple(name for name, column in source_columns(spec, design).items()
+                       if name in ("id", "cluster") and column in float_columns)
     cols = RowColumns(checked=tuple(ordered),
                       covariates=tuple(f"x{j}" for j in range(len(design.covariates))),
                       clustered=bool(spec.clustervars), fractional=fractional,
@@ -167,8 +159,6 @@ def recoded_histogram(histogram: dict[tuple[float, float, int], int],
             key = (recode[raw], q, nobs)
             out[key] = out.get(key, 0) + count
     return out
-
-
 
 
 def plan_rc(planner: Planner, spec: DidSpec, periods: np.ndarray, raw_cohorts: np.ndarray,

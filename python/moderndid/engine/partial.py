@@ -20,13 +20,9 @@ class Partial:
     ``values`` of shape ``(len(keys), m)``; combining concatenates and re-adds rows that share
     a key. ``maxima`` combine by element-wise maximum. All three combine associatively and
     commutatively, so any executor may reduce partials in any order (up to floating-point
-    reduction order).
-
-    ``bootstrap_blocks`` are ``(keys, z)`` blocks of unit rows that an executor with a native
-    multiplier-bootstrap reduction (the Scala aggregator on Spark) turns into the sum
-    ``boot``; kernels emit them only when the fit state asks for it, and no executor ever
-    returns them to the driver.
-    """
+    reduction order). ``bootstrap_blocks`` are ``(keys, z)`` blocks of unit rows that an
+    executor with a native multiplier bootstrap (Spark's Scala aggregator) turns into the
+    sum ``boot``; they never return to the driver."""
 
     sums: dict[str, np.ndarray] = field(default_factory=dict)
     keyed: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)

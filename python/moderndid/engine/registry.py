@@ -53,12 +53,9 @@ R = TypeVar("R")
 
 
 def engine_entry(estimator: Callable[P, R], engine: str, name: str) -> Callable[P, R]:
-    """``estimator`` restricted to the inputs of one engine: the low-level entry points
-    (``spark_att_gt``, ``dask_ddd``, ...) keep the estimator's signature, written once.
-
-    Other inputs are refused with :class:`UnsupportedInputError` instead of being run in
-    memory, so a call that names an engine runs on it.
-    """
+    """``estimator`` restricted to the inputs of one engine (``spark_att_gt``, ``dask_ddd``,
+    ...), with its signature: other inputs are refused with :class:`UnsupportedInputError`
+    instead of being run in memory, so a call that names an engine runs on it."""
     entry_for = next(e for e in ENGINES if e.name == engine)
 
     @functools.wraps(estimator)

@@ -1,22 +1,8 @@
-"""Arrow layout of the unit table of the distributed engines, and conversions to kernel
-partitions.
+"""Arrow layout of the unit table of the distributed engines (one row per unit, built on
+the executors / workers from the long rows of a partition hash-partitioned by unit id), and
+conversions to kernel partitions.
 
 Pure numpy / pyarrow (no pyspark import), so the conversions are tested without a JVM.
-
-Panel unit table, one row per unit (built on the executors / workers from the long rows
-of a partition hash-partitioned by unit id; ``G`` is the raw group value there):
-
-``key``      int64   bits of the uint64 multiplier key of the unit
-``G``        double  group column as given (recoded when the blocks are read)
-``w``        double  sampling weight
-``cluster``  int64   bits of the cluster key (0 without clustering)
-``Q``        double  eligibility of triple differences (0 when not used)
-``nobs``     int32   periods observed
-``flags``    int32   data problems found (bit flags below)
-``xtv``      bool    whether a covariate varies over time for this unit
-``y``        list<double>  outcome per period (NaN = not observed)
-``x``        list<double>  covariates, ``k`` values (time-invariant) or ``T * k``
-
 Spark and Dask persist this table in blocks of Arrow IPC streams
 (:mod:`moderndid.engine.panel_blocks`), read back by ``partition_from_arrays``.
 """
@@ -35,26 +21,24 @@ FLAG_CLUSTER_VARIES = 8
 FLAG_PARTITION_VARIES = 16
 
 UNIT_SCHEMA = pa.schema([
-    ("key", pa.int64()),
-    ("G", pa.float64()),
-    ("w", pa.float64()),
-    ("cluster", pa.int64()),
-    ("Q", pa.float64()),
-    ("nobs", pa.int32()),
-    ("flags", pa.int32()),
-    ("xtv", pa.bool_()),
-    ("y", pa.list_(pa.float64())),
-    ("x", pa.list_(pa.float64())),
+    ("key", pa.int64()),  # bits of the uint64 multiplier key of the unit
+    ("G", pa.float64()),  # group column as given (recoded when the blocks are read)
+    ("w", pa.float64()),  # sampling weight
+    ("cluster", pa.int64()),  # bits of the cluster key (0 without clustering)
+    ("Q", pa.float64()),  # eligibility of triple differences (0 when not used)
+    ("nobs", pa.int32()),  # periods observed
+    ("flags", pa.int32()),  # data problems found (FLAG_* bits)
+    ("xtv", pa.bool_()),  # whether a covariate varies over time for this unit
+    ("y", pa.list_(pa.float64())),  # outcome per period (NaN = not observed)
+    ("x", pa.list_(pa.float64())),  # covariates: k values (time-invariant) or T * k
 ])
 
 
 def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
                     has_cluster: bool) -> pa.RecordBatch:
-    """Collapse the long rows of complete units into unit-table rows.
-
-    ``table`` has columns ``id, t, y, G, w, cluster (optional), Q (optional),
-    <covariates>``, and holds every row of each unit it contains.
-    """
+    """Collapse the long rows of complete units into unit-table rows: ``table`` has columns
+    ``id, t, y, G, w, cluster (optional), Q (optional), <covariates>``, and holds every row
+    of each unit it contains."""
     n_rows = table.num_rows
     T, k = periods.size, len(covariates)
     if n_rows == 0:
@@ -62,15 +46,12 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
     ids = table.column("id").to_numpy(zero_copy_only=False)
     uid, unit = np.unique(ids, return_inverse=True)
     n = uid.size
-    t = table.column("t").to_numpy(zero_copy_only=False).astype(np.float64)
-    tpos = np.searchsorted(periods, t)
-    col = {name: table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)
-           for name in ("y", "G", "w")}
+    tpos = np.searchsorted(periods, _floats(table, "t"))
+    col = {name: _floats(table, name) for name in ("y", "G", "w")}
     cluster = (keys_from_values(table.column("cluster").to_numpy(zero_copy_only=False))
                .view(np.int64) if has_cluster else np.zeros(n_rows, dtype=np.int64))
-    Q = (table.column("Q").to_numpy(zero_copy_only=False).astype(np.float64)
-         if "Q" in table.column_names else np.zeros(n_rows))
-    x = np.empty((n_rows, max(k, 0)))
+    Q = _floats(table, "Q") if "Q" in table.column_names else np.zeros(n_rows)
+    x = np.empty((n_rows, k))
     for j, name in enumerate(covariates):
         x[:, j] = table.column(name).to_numpy(zero_copy_only=False)
 
@@ -100,21 +81,16 @@ def units_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
         xs = x_sorted.reshape(n, T, k)
         observed = np.ones((n, T), dtype=bool)
     else:
-        y_flat = np.full(n * T, np.nan)
-        y_flat[cell_s] = col["y"][order]
-        y = y_flat.reshape(n, T)
-        xs_flat = np.zeros((n * T, k))
-        xs_flat[cell_s] = x_sorted
-        xs = xs_flat.reshape(n, T, k)
-        observed_flat = np.zeros(n * T, dtype=bool)
-        observed_flat[cell_s] = True
-        observed = observed_flat.reshape(n, T)
+        y_flat, x_flat, seen = np.full(n * T, np.nan), np.zeros((n * T, k)), np.zeros(n * T, bool)
+        y_flat[cell_s], x_flat[cell_s], seen[cell_s] = col["y"][order], x_sorted, True
+        y, xs, observed = y_flat.reshape(n, T), x_flat.reshape(n, T, k), seen.reshape(n, T)
     varies = ((xs != xfirst[:, None, :]) & observed[:, :, None]).any(axis=(1, 2))
-    x_lists = [xs[i].ravel() if varies[i] else xfirst[i] for i in range(n)] if varies.any() \
-        else None
-    x_array = (pa.array(x_lists, type=pa.list_(pa.float64())) if x_lists is not None
-               else pa.ListArray.from_arrays(np.arange(n + 1, dtype=np.int32) * k,
-                                             pa.array(xfirst.ravel())))
+    if varies.any():
+        x_array = pa.array([xs[i].ravel() if varies[i] else xfirst[i] for i in range(n)],
+                           type=pa.list_(pa.float64()))
+    else:
+        x_array = pa.ListArray.from_arrays(np.arange(n + 1, dtype=np.int32) * k,
+                                           pa.array(xfirst.ravel()))
     return pa.RecordBatch.from_arrays([
         pa.array(keys_from_values(uid).view(np.int64)),
         pa.array(col["G"][order][starts]),
@@ -147,28 +123,17 @@ def partition_from_arrays(arrays: dict[str, np.ndarray], kind: str,
     x = np.concatenate([np.ones((*x.shape[:2], 1)), x], axis=2)  # intercept first
     if kind == "panel":
         order = np.argsort(G, kind="stable")
-        part = {"y": y[order], "G": G[order], "w": w[order], "x": x[order], "key": key[order],
-                "Q": Q[order]}
+        part = {"y": y, "G": G, "w": w, "x": x, "key": key, "Q": Q}
         if clustered:
-            part["cluster"] = cluster[order]
-        return part
+            part["cluster"] = cluster
+        return {name: values[order] for name, values in part.items()}
     # Unbalanced panel: observations are the observed (unit, period) entries.
-    observed = ~np.isnan(y)
-    unit, tidx = np.nonzero(observed)
-    xo = x[unit, tidx if x.shape[1] > 1 else 0]
+    unit, tidx = np.nonzero(~np.isnan(y))
     order = np.argsort(G[unit], kind="stable")
-    part = {
-        "y": y[unit, tidx][order],
-        "tidx": tidx[order].astype(np.int64),
-        "G": G[unit][order],
-        "w": w[unit][order],
-        "x": xo[order][:, None, :],
-        "unit": unit[order],
-        "Q": Q[unit][order],
-        "unit_G": G,
-        "unit_w": w,
-        "unit_key": key,
-    }
+    part = {"y": y[unit, tidx], "tidx": tidx.astype(np.int64), "G": G[unit], "w": w[unit],
+            "x": x[unit, tidx if x.shape[1] > 1 else 0][:, None, :], "unit": unit, "Q": Q[unit]}
+    part = {name: values[order] for name, values in part.items()}
+    part.update(unit_G=G, unit_w=w, unit_key=key)
     if clustered:
         part["unit_cluster"] = cluster
     return part
@@ -177,28 +142,24 @@ def partition_from_arrays(arrays: dict[str, np.ndarray], kind: str,
 def partition_from_rows(table: pa.Table, periods: np.ndarray, covariates: list[str],
                         clustered: bool, has_id: bool) -> dict[str, np.ndarray]:
     """Kernel partition of repeated cross sections from raw rows (no unit table needed)."""
-    n = table.num_rows
-    G = table.column("G").to_numpy(zero_copy_only=False).astype(np.float64)
-    x = np.ones((n, 1, len(covariates) + 1))
+    G = _floats(table, "G")
+    x = np.ones((table.num_rows, 1, len(covariates) + 1))
     for j, name in enumerate(covariates):
         x[:, 0, j + 1] = table.column(name).to_numpy(zero_copy_only=False)
     if has_id:
         key = keys_from_values(table.column("id").to_numpy(zero_copy_only=False))
     else:
         key = table.column("rowkey").to_numpy().view(np.uint64)
-    t = table.column("t").to_numpy(zero_copy_only=False).astype(np.float64)
     order = np.argsort(G, kind="stable")
-    part = {
-        "y": table.column("y").to_numpy(zero_copy_only=False).astype(np.float64)[order],
-        "tidx": np.searchsorted(periods, t).astype(np.int64)[order],
-        "G": G[order],
-        "w": table.column("w").to_numpy(zero_copy_only=False).astype(np.float64)[order],
-        "x": x[order],
-        "key": key[order],
-    }
+    tidx = np.searchsorted(periods, _floats(table, "t")).astype(np.int64)
+    part = {"y": _floats(table, "y"), "tidx": tidx,
+            "G": G, "w": _floats(table, "w"), "x": x, "key": key}
     if clustered:
-        part["cluster"] = keys_from_values(
-            table.column("cluster").to_numpy(zero_copy_only=False))[order]
+        part["cluster"] = keys_from_values(table.column("cluster").to_numpy(zero_copy_only=False))
     if "Q" in table.column_names:
-        part["Q"] = table.column("Q").to_numpy(zero_copy_only=False).astype(np.float64)[order]
-    return part
+        part["Q"] = _floats(table, "Q")
+    return {name: values[order] for name, values in part.items()}
+
+
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy(zero_copy_only=False).astype(np.float64)

@@ -40,8 +40,8 @@ class SparkEngine:
         except BaseException:
             prepared.table.unpersist()
             raise
-        return Prepared(meta=prepared.meta, executor=executor, release=prepared.table.unpersist,
-                        two_period=prepared.two_period, subgroups=prepared.subgroups)
+        return Prepared(prepared.meta, executor, prepared.table.unpersist, prepared.two_period,
+                        prepared.subgroups)
 
 
 ENGINE = SparkEngine()

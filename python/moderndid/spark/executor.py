@@ -1,31 +1,26 @@
 """SparkExecutor: runs the core's partition kernels with ``mapInArrow``, reduces in the JVM.
 
-Each pass maps every partition of the persisted unit table to a handful of rows holding its
-``Partial`` (named flat arrays), then reduces those rows inside Spark as an observed
-aggregation (one stage): with the moderndid jar, by the Scala ``ArraySum`` / ``ArrayMax``
-aggregators; without it, by Spark SQL's ``aggregate`` / ``zip_with`` over the collected rows.
-Keyed sums (per cluster) are grouped by name and key in an explicitly sized shuffle. Only
-the reduced arrays (KBs) reach the Python driver.
+Each pass maps every partition of the persisted unit table to a few rows holding its
+``Partial`` and reduces them inside Spark as an observed aggregation (one stage): by the
+jar's Scala ``ArraySum`` / ``ArrayMax`` aggregators, or without the jar by Spark SQL's
+``aggregate`` / ``zip_with``. Keyed sums (per cluster) are grouped by name and key in an
+explicitly sized shuffle. Only the reduced arrays (KBs) reach the Python driver.
 
-Every reduction is deterministic: Spark merges the partials in the order their tasks end
-(observed metrics aggregated over all attempts, as before pyspark 4.1 or with
-``spark.sql.legacy.observeMetricsAggregateAllAttempts``; shuffle fetches on a cluster), and
-a floating-point sum depends on the order of its terms. So each partial row carries its
-partition (``spark_partition_id()``, column ``part``, computed in the mapping stage) and
-the sums are added in ascending partition order, by the Scala aggregators (a buffer per
-partition) or by a Spark SQL fold over the partials sorted by partition: a rerun, a
-retried task or a slow executor gives the same digits.
+Spark merges partials in the order their tasks end, and a floating-point sum depends on
+the order of its terms, so each partial row carries its partition (column ``part``) and
+the sums are added in ascending partition order: a rerun, a retried task or a slow
+executor gives the same digits.
 
-With the jar, the multiplier bootstrap also runs in the JVM: the moments pass sends the
-units' ``(key, z)`` blocks from the Python worker to the Scala ``MammenBootstrap``
-aggregator in the same stage, which draws the multipliers (bit-identical to NumPy's) and
-sums them; only the ``(draws x K)`` sums leave the executors.
+With the jar, the multiplier bootstrap also runs in the JVM: the units' ``(key, z)``
+blocks go to the Scala ``MammenBootstrap`` aggregator in the same stage, which draws the
+multipliers (bit-identical to NumPy's); only the ``(draws x K)`` sums leave the executors.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -99,17 +94,12 @@ def partial_to_flat(partial: Partial) -> list[pa.RecordBatch]:
         arrays = [np.asarray(a, dtype=np.float64).ravel() for a in items.values()]
         return np.concatenate(arrays) if arrays else np.empty(0)
 
-    batches = [pa.RecordBatch.from_arrays([
-        pa.array([json.dumps(layout)], pa.string()),
-        pa.array([flat(partial.sums)], pa.list_(pa.float64())),
-        pa.array([flat(partial.maxima)], pa.list_(pa.float64())),
-        pa.nulls(1, pa.list_(pa.int64())),
-        pa.nulls(1, pa.list_(pa.float64())),
-    ], schema=FLAT_SCHEMA)]
-    for keys, z in partial.bootstrap_blocks:
-        batches.append(_bootstrap_rows(np.ascontiguousarray(keys).view(np.int64),
-                                       np.ascontiguousarray(z, dtype=np.float64)))
-    return batches
+    return [pa.RecordBatch.from_pydict(
+        {"layout": [json.dumps(layout)], "sums": [flat(partial.sums)],
+         "maxima": [flat(partial.maxima)], "bkeys": [None], "bz": [None]}, schema=FLAT_SCHEMA),
+        *[_bootstrap_rows(np.ascontiguousarray(keys).view(np.int64),
+                          np.ascontiguousarray(z, dtype=np.float64))
+          for keys, z in partial.bootstrap_blocks]]
 
 
 # Units per bootstrap row: keeps each JVM array well under G1's humongous-object size
@@ -137,38 +127,35 @@ def _bootstrap_rows(keys: np.ndarray, z: np.ndarray) -> pa.RecordBatch:
 
 def partial_from_flat(layout: str, sums: Any, maxima: Any) -> Partial:
     """Split the reduced flat arrays back into named arrays."""
+    out = Partial()
+    into = {"sum": out.sums, "max": out.maxima}
     flat = {"sum": np.asarray(sums if sums is not None else [], dtype=np.float64),
             "max": np.asarray(maxima if maxima is not None else [], dtype=np.float64)}
-    offset = {"sum": 0, "max": 0}
-    out: dict[str, dict[str, np.ndarray]] = {"sum": {}, "max": {}}
+    offset = dict.fromkeys(flat, 0)
     for kind, name, shape in json.loads(layout):
-        size = int(np.prod(shape)) if shape else 1
-        out[kind][name] = flat[kind][offset[kind]: offset[kind] + size].reshape(shape)
+        size = math.prod(shape)
+        into[kind][name] = flat[kind][offset[kind]: offset[kind] + size].reshape(shape)
         offset[kind] += size
-    if offset["sum"] != flat["sum"].size or offset["max"] != flat["max"].size:
+    if any(offset[kind] != flat[kind].size for kind in flat):
         raise RuntimeError("internal error: reduced arrays do not match their layout")
-    return Partial(sums=out["sum"], maxima=out["max"])
+    return out
 
 
 def partial_from_rows(rows: list[Any]) -> Partial:
     """Rebuild a combined Partial from reduced rows ``(kind, name, key, shape, value)``."""
-    sums: dict[str, np.ndarray] = {}
-    maxima: dict[str, np.ndarray] = {}
+    out = Partial()
     keyed_rows: dict[str, list[tuple[int, np.ndarray]]] = {}
     for kind, name, key, shape, value in rows:
         arr = np.asarray(value, dtype=np.float64)
         if kind == "keyed":
             keyed_rows.setdefault(name, []).append((key, arr))
-        elif kind == "max":
-            maxima[name] = arr.reshape(shape)
         else:
-            sums[name] = arr.reshape(shape)
-    keyed = {}
+            (out.maxima if kind == "max" else out.sums)[name] = arr.reshape(shape)
     for name, items in keyed_rows.items():
         items.sort(key=lambda kv: np.uint64(np.int64(kv[0])))
         keys = np.array([k for k, _ in items], dtype=np.int64).view(np.uint64)
-        keyed[name] = (keys, np.vstack([v for _, v in items]))
-    return Partial(sums=sums, keyed=keyed, maxima=maxima)
+        out.keyed[name] = (keys, np.vstack([v for _, v in items]))
+    return out
 
 
 JVM_BOOTSTRAP_CONF = "spark.moderndid.jvmBootstrap"
@@ -176,28 +163,10 @@ JVM_BOOTSTRAP_CONF = "spark.moderndid.jvmBootstrap"
 PART = "part"
 
 
-def _conf_flag(spark: Any, name: str, default: bool) -> bool:
-    """A boolean session setting; anything but true/false is refused by name."""
-    value = str(spark.conf.get(name, str(default).lower())).strip().lower()
-    if value not in ("true", "false"):
-        raise InvalidOptionError(f"the Spark setting {name} must be true or false, not {value!r}")
-    return value == "true"
-
-
 class SparkExecutor:
-    """Executor over a Spark DataFrame whose partitions convert to kernel partitions.
-
-    Parameters
-    ----------
-    spark : SparkSession
-        Classic or Connect session.
-    table : pyspark.sql.DataFrame
-        The persisted unit table (or rows, for repeated cross sections).
-    to_partition : callable
-        ``pyarrow.Table -> dict of numpy arrays``: the conversion each Python worker runs.
-    jvm_aggregators : bool
-        Whether the Scala aggregators are registered in the session.
-    """
+    """Executor over a persisted Spark DataFrame (unit table, or rows of repeated cross
+    sections) whose partitions each Python worker converts with ``to_partition``;
+    ``jvm_aggregators`` says whether the session has the Scala aggregators."""
 
     def __init__(self, spark: Any, table: Any, to_partition: Callable[[pa.Table], dict],
                  jvm_aggregators: bool, n_partitions: int):
@@ -208,19 +177,21 @@ class SparkExecutor:
         self.n_partitions = n_partitions
         # The Scala MammenBootstrap aggregator draws and sums the bootstrap in the JVM
         # unless the session turns it off (JVM_BOOTSTRAP_CONF; see docs/distributed.md).
-        native = jvm_aggregators and _conf_flag(spark, JVM_BOOTSTRAP_CONF, True)
+        native = False
+        if jvm_aggregators:
+            value = str(spark.conf.get(JVM_BOOTSTRAP_CONF, "true")).strip().lower()
+            if value not in ("true", "false"):
+                raise InvalidOptionError(f"the Spark setting {JVM_BOOTSTRAP_CONF} must be true "
+                                         f"or false, not {value!r}")
+            native = value == "true"
         self.capabilities = frozenset([NATIVE_BOOTSTRAP] if native else [])
 
     def run(self, kernel: Any, state: Any, description: str, *, keyed: bool = True,
             bootstrap: BootstrapRequest | None = None) -> Partial:
-        """Run ``kernel`` on every partition and reduce the partials inside Spark.
-
-        With ``keyed=False`` each partition sends one flat row and a single global
-        aggregation reduces them (no grouping shuffle), with the Scala aggregators or,
-        without the jar, Spark SQL's higher-order functions; otherwise rows are grouped by
-        name (and key), which keyed sums such as per-cluster sums need.
-        """
-
+        """Run ``kernel`` on every partition and reduce the partials inside Spark: with
+        ``keyed=False`` one flat row per partition and a single global aggregation (no
+        grouping shuffle), otherwise rows grouped by name (and key), which keyed sums such
+        as per-cluster sums need."""
         to_partition = self.to_partition
         driver_version = __version__
         flat = not keyed
@@ -235,7 +206,7 @@ class SparkExecutor:
                     f"{driver_version}: install the same version on every node"
                 )
             batch_list = list(batches)
-            if not batch_list or sum(b.num_rows for b in batch_list) == 0:
+            if sum(b.num_rows for b in batch_list) == 0:
                 return
             part = to_partition(pa.Table.from_batches(batch_list))
             partial = kernel(part, state)
@@ -264,15 +235,13 @@ class SparkExecutor:
         return result
 
     def _reduce_flat(self, mapped: Any, bootstrap: BootstrapRequest | None) -> Partial:
-        """One global aggregation of the flat rows; ``bootstrap`` adds the
-        Scala multiplier-bootstrap reduction of the blocks, returned as the sum ``boot``.
+        """One global aggregation of the flat rows; ``bootstrap`` adds the Scala
+        multiplier-bootstrap reduction of the blocks, returned as the sum ``boot``.
 
-        The aggregation is observed (``DataFrame.observe``) while the rows are discarded
-        by the ``noop`` writer: each task reduces its rows with the Scala aggregators in
-        its executor JVM and the driver's JVM merges the task buffers, in one stage. A
-        plain ``agg`` adds a second stage (a shuffle to one partition) to every pass:
-        measured 0.40 s against 0.25 s per pass (median of 14) on a local[2] session.
-        """
+        The aggregation is observed while the ``noop`` writer discards the rows: each task
+        reduces its rows in its executor JVM and the driver's JVM merges the task buffers,
+        in one stage. A plain ``agg`` adds a second stage (a shuffle to one partition) to
+        every pass: 0.40 s against 0.25 s per pass (median of 14) on a local[2] session."""
         sums, maxima = self._folds("sums", "maxima")
         columns = [
             F.count("layout").alias("n"),
@@ -316,16 +285,12 @@ class SparkExecutor:
         return partial_from_rows(rows)
 
     def _folds(self, sums: str, maxima: str) -> tuple[Any, Any]:
-        """Aggregations of the array columns ``sums`` (element-wise sums) and ``maxima``
-        (element-wise maxima), the sums added in ascending partition order (column
-        ``part``) whatever order Spark merges the rows in.
-
-        With the jar, the Scala aggregators; without, the rows collected and folded by
-        Spark SQL's higher-order functions, still one stage (a grouped posexplode + sum
-        took a shuffle and a second stage per pass). Null rows are skipped. Ties (rows of
-        one partition) keep no order of their own: the passes send one such row per
-        partition (and key), so the driver's JVM holds partitions x (row length) doubles
-        at most."""
+        """Element-wise sums of the array column ``sums`` (in ascending partition order)
+        and maxima of ``maxima``: the Scala aggregators, or without the jar the rows
+        collected and folded by Spark SQL's higher-order functions, still one stage (a
+        grouped posexplode + sum took a shuffle and a second stage per pass). Null rows are
+        skipped. The passes send one row per partition (and key), so ties need no order and
+        the driver's JVM holds partitions x (row length) doubles at most."""
         if self.jvm_aggregators:
             return (F.expr(f"moderndid_array_sum({PART}, {sums})"),
                     F.expr(f"moderndid_array_max({maxima})"))

@@ -87,9 +87,8 @@ def prepare_spark(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None,
     if spec.panel:
         return _prepare_panel(sdf, spec, spark, n_partitions, design, roles, types, planner)
 
-    # Repeated cross sections: one aggregation job (row count, missing values per column,
-    # weight range, periods, cohorts, covariate cross-products), then the persisted rows.
-    # A formula other than a plain sum is evaluated first, into columns __moderndid_x<j>.
+    # Repeated cross sections: one aggregation job of column statistics, then the persisted
+    # rows. A formula other than a plain sum is evaluated first, into __moderndid_x<j>.
     checks = [(c, c, role) for c, role in roles]  # (Spark column, user column, role)
     if design.spec is None:
         xcols = list(design.columns)
@@ -213,12 +212,11 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
     @carrying_errors
     def build(batches: Any) -> Any:
         batch_list = list(batches)
-        if batch_list:
+        if sum(b.num_rows for b in batch_list):
             table = pa.Table.from_batches(batch_list)
-            if table.num_rows:
-                if not weighted:
-                    table = table.append_column("w", pa.array(np.ones(table.num_rows)))
-                yield build_blocks(table, cols)
+            if not weighted:
+                table = table.append_column("w", pa.array(np.ones(table.num_rows)))
+            yield build_blocks(table, cols)
 
     start = time.perf_counter()
     blocks = (sdf.select(*select).repartition(n_parts, "id")
@@ -241,12 +239,9 @@ def _prepare_panel(sdf: Any, spec: DidSpec, spark: Any, n_partitions: int | None
 
 
 def _count_rows(sdf: Any, spark: Any) -> int:
-    """The input's rows, counted in one Spark stage.
-
-    ``DataFrame.count`` is a global aggregation, which adaptive execution runs as two jobs
-    (the partial counts' shuffle, then the final count); an observed count while the rows
-    are discarded by the ``noop`` writer is one job, and reads no column of a Parquet
-    input either."""
+    """The input's rows, counted in one Spark job: ``DataFrame.count`` takes two under
+    adaptive execution (the partial counts' shuffle, then the final count); an observed
+    count while the ``noop`` writer discards the rows reads no column of a Parquet input."""
     observation = Observation()
     with job_description(spark, "moderndid att_gt: row count (partitions of the unit table)"):
         (sdf.select(F.lit(1).alias("one")).observe(observation, F.count(F.lit(1)).alias("n"))
@@ -274,9 +269,7 @@ def _count_units(blocks: Any, layout: PanelLayout, spark: Any
 
 def _raise_flag(flags: int, sdf: Any, spec: DidSpec, n_parts: int, planner: Planner) -> None:
     """Turn a problem flag into the planner's typed error naming the smallest offending
-    unit (an error path only).
-
-    The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
+    unit. The rows are shuffled by unit into ``n_parts`` partitions first, which the grouped
     aggregations reuse, so they do not take spark.sql.shuffle.partitions."""
     assert spec.idname is not None
     idc, tc = _col(spec.idname), _col(spec.tname)

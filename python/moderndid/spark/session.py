@@ -77,8 +77,6 @@ def configure(builder: Any) -> Any:
         existing = options.get("spark.jars", "")
         jars = [j for j in existing.split(",") if j] + [str(jar)]
         builder = builder.config("spark.jars", ",".join(dict.fromkeys(jars)))
-        # Registers the aggregators in every session, so a Connect server's client
-        # sessions have them too (classic sessions also register them through py4j).
         extensions = [e for e in str(options.get("spark.sql.extensions", "")).split(",") if e]
         builder = builder.config("spark.sql.extensions",
                                  ",".join(dict.fromkeys([*extensions, EXTENSIONS_CLASS])))
@@ -111,11 +109,9 @@ def register_aggregators(spark: Any) -> bool:
     """Make the JVM reductions available to ``spark``; False where unavailable.
 
     Classic sessions register them through the JVM gateway. Spark Connect clients have no
-    gateway: the server's sessions have them when the server was started with the jar on
-    ``spark.jars`` and ``spark.sql.extensions=moderndid.Extensions`` (what
-    :func:`configure` sets), which a query on ``moderndid_version()`` checks (one round
-    trip, no Spark job). Either way the log says which reduction runs.
-    """
+    gateway: the server's sessions have them when it was started with the jar and the
+    extension (what :func:`configure` sets), which ``moderndid_version()`` checks (one round
+    trip, no Spark job). Either way the log says which reduction runs."""
     if is_connect(spark):
         version = _connect_jar_version(spark)
         if version is None:
@@ -145,55 +141,57 @@ def register_aggregators(spark: Any) -> bool:
 def _connect_jar_version(spark: Any) -> str | None:
     """The version reported by the server session's ``moderndid_version()``, or None when
     the function is missing (jar or extension absent on the server)."""
-    key = str(getattr(spark, "session_id", id(spark)))
-    if key not in _CONNECT_VERSIONS:
+    def probe() -> str | None:
         try:
             # an inline table is a local relation: the server's driver evaluates the
             # projection, no Spark job runs
             row = spark.sql("SELECT moderndid_version() AS v FROM VALUES (1)").collect()[0]
-            _CONNECT_VERSIONS[key] = str(row["v"])
         except Exception as exc:
             if "moderndid_version" not in str(exc) and "UNRESOLVED_ROUTINE" not in str(exc):
                 raise
-            _CONNECT_VERSIONS[key] = None
-    return _CONNECT_VERSIONS[key]
+            return None
+        return str(row["v"])
+
+    return _per_session(_CONNECT_VERSIONS, spark, probe)
 
 
 # Connect session id -> the jar version its server session reported (None: no jar); asked
 # once per session, as the server's registrations last as long as the session.
 _CONNECT_VERSIONS: dict[str, str | None] = {}
+_PARALLELISM: dict[str, int] = {}  # Connect session id -> its parallelism
+
+
+def _per_session(cache: dict[str, Any], spark: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()``, once per Connect session (each read is a round trip)."""
+    key = str(getattr(spark, "session_id", id(spark)))
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
 
 
 def session_parallelism(spark: Any) -> int:
     """How many tasks the session runs at once, read without ``sparkContext`` under Connect.
 
-    Classic sessions report ``defaultParallelism``. A Connect client reads the settings it
-    may see: ``spark.default.parallelism`` when set to a positive integer, else the cores of
-    a ``local[N]`` master, else ``DEFAULT_PARALLELISM``. Values such as ``"auto"`` (what
-    Databricks serverless reports for some settings), unset or unreadable keys and garbage
-    fall through to the next source. ``spark.sql.shuffle.partitions`` is deliberately not a
-    source: it sizes shuffles of SQL queries, not the cluster (200 by default).
-    """
+    Classic sessions report ``defaultParallelism``. A Connect client reads
+    ``spark.default.parallelism`` when a positive integer, else the cores of a ``local[N]``
+    master, else ``DEFAULT_PARALLELISM`` ("auto" on Databricks serverless, unreadable keys
+    and garbage fall through). ``spark.sql.shuffle.partitions`` is deliberately not a
+    source: it sizes shuffles of SQL queries, not the cluster (200 by default)."""
     if not is_connect(spark):
         with suppress(Exception):  # else fall back to the settings
             return max(1, int(spark.sparkContext.defaultParallelism))
-    # Both settings are fixed when the cluster starts: read them once per Connect session
-    # (each read is a round trip).
-    key = str(getattr(spark, "session_id", id(spark)))
-    if key not in _PARALLELISM:
-        _PARALLELISM[key] = DEFAULT_PARALLELISM
+
+    def read() -> int:  # both settings are fixed when the cluster starts
         for name in ("spark.default.parallelism", "spark.master"):
             try:
                 parsed = parse_parallelism(spark.conf.get(name, None))
             except Exception:  # a key the server does not let this client read
                 continue
             if parsed is not None:
-                _PARALLELISM[key] = parsed
-                break
-    return _PARALLELISM[key]
+                return parsed
+        return DEFAULT_PARALLELISM
 
-
-_PARALLELISM: dict[str, int] = {}  # Connect session id -> its parallelism
+    return int(_per_session(_PARALLELISM, spark, read))
 
 
 def parse_parallelism(value: Any) -> int | None:
@@ -272,17 +270,14 @@ def translated_errors() -> Iterator[None]:
         remote = error_from_remote(text)
         if remote is not None:
             raise remote from None
-        lost = task_lost(text)
-        if lost is not None:
-            raise lost from exc
+        if "Job aborted due to stage failure" in text:
+            raise task_lost(text) from exc
         raise
 
 
-def task_lost(text: str) -> SparkTaskLostError | None:
+def task_lost(text: str) -> SparkTaskLostError:
     """The typed error for Spark's "job aborted: task failed N times" (what was lost and
-    why), or None when ``text`` is another failure."""
-    if "Job aborted due to stage failure" not in text:
-        return None
+    why)."""
     attempts = re.search(r"failed (\d+) times?", text)
     where = re.search(r"Lost task ([\d.]+) in stage ([\d.]+)", text)
     reason = re.search(r"most recent failure: Lost task [^:]*: ([^\n]+)", text)

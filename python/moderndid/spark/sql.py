@@ -48,7 +48,8 @@ from moderndid.spark.session import spark_schema as arrow_spark_schema
 
 logger = logging.getLogger("moderndid")
 
-_SETTINGS = [("est_method", "string"), ("control_group", "string"), ("inference", "string")]
+SETTING_NAMES = ("est_method", "control_group", "inference")
+_SETTINGS = [(name, "string") for name in SETTING_NAMES]
 GROUP_TIME_COLUMNS = [
     ("group", "double"), ("time", "double"), ("event_time", "double"), ("att", "double"),
     ("se", "double"), ("ci_lower", "double"), ("ci_upper", "double"),
@@ -147,12 +148,9 @@ def register(spark: Any = None) -> None:
     with _lock:
         if id(gateway) not in _bridges:
             ensure_callback_server_started(gateway)
-            for function in FUNCTIONS.values():
-                parameters = session._jvm.java.util.ArrayList()
-                for name in function.parameters:
-                    parameters.add(name)
+            for function in FUNCTIONS.values():  # py4j's auto_convert: list -> java.util.List
                 ddl = ", ".join(f"`{name}` {kind.upper()}" for name, kind in function.columns)
-                scala.declare(function.name, ddl, parameters, function.name)
+                scala.declare(function.name, ddl, function.parameters, function.name)
             bridge = SqlBridge(session.sparkContext)
             scala.setBridge(bridge)
             _bridges[id(gateway)] = bridge
@@ -205,10 +203,8 @@ def _keyword_arguments(function: SqlFunction, arguments: Mapping[str, Any]
         value = _python_value(value)
         if name == "clustervars" and isinstance(value, str):  # or an array
             value = [part.strip() for part in value.split(",") if part.strip()]
-        if function.aggregate is not None and name in _AGGREGATION_ONLY:
-            aggregate[name] = value
-        else:
-            estimate[name] = value
+        aggregated = function.aggregate is not None and name in _AGGREGATION_ONLY
+        (aggregate if aggregated else estimate)[name] = value
     return estimate, aggregate
 
 
@@ -286,8 +282,7 @@ def group_time_rows(result: Any) -> pa.Table:
                                             "ci_lower", "ci_upper", "treatment_status")}
     status = columns.pop("treatment_status")
     critical = float(getattr(result, "critical_value", math.nan))
-    settings = zip(("est_method", "control_group", "inference"), _settings(result),
-                   strict=True)
+    settings = zip(SETTING_NAMES, _settings(result), strict=True)
     return pa.table({**columns, "critical_value": [critical] * n,
                      "post": [None if s is None else s == "Post" for s in status],
                      **{name: [value] * n for name, value in settings}})
@@ -298,7 +293,7 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
     kind = "dynamic" if agg.aggregation_type in EVENT_STUDY_TYPES else agg.aggregation_type
     level = AGGREGATION_LABELS[kind].column
     table = agg.to_arrow()
-    est_method, control_group, inference = _settings(fit)
+    settings = dict(zip(SETTING_NAMES, _settings(fit), strict=True))
     z = normal_quantile(agg.alpha)
     overall_se = float(agg.overall_se)
     rows = [{
@@ -306,7 +301,7 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
         "att": float(agg.overall_att), "se": overall_se,
         "ci_lower": float(agg.overall_att) - z * overall_se,
         "ci_upper": float(agg.overall_att) + z * overall_se, "critical_value": z,
-        "post": None,
+        "post": None, **settings,
     }]
     if level and level in table.column_names:
         critical = getattr(agg, "critical_values", None)
@@ -317,10 +312,8 @@ def aggregate_rows(agg: Any, fit: Any) -> pa.Table:
                 "att": row["att"], "se": row["se"], "ci_lower": row["ci_lower"],
                 "ci_upper": row["ci_upper"],
                 "critical_value": None if critical is None else float(critical[i]),
-                "post": (value >= 0) if level == "event_time" else True,
+                "post": (value >= 0) if level == "event_time" else True, **settings,
             })
-    for row in rows:
-        row.update(est_method=est_method, control_group=control_group, inference=inference)
     return pa.Table.from_pylist(rows)
 
 
@@ -338,15 +331,10 @@ BY_FUNCTION = "moderndid_att_gt_by"
 
 
 class AttGtBy:
-    """Python UDTF behind ``moderndid_att_gt_by``: ``att_gt`` (and ``aggte`` with ``type``)
-    in memory for each key of ``by``, on the executors.
-
-    ``SELECT * FROM moderndid_att_gt_by(TABLE(panel), by => 'region', yname => 'y', ...)``
-    returns the key columns followed by the columns of ``moderndid_att_gt`` (or of
-    ``moderndid_aggte`` when ``type`` is given). The function asks Spark to partition the
-    table by the ``by`` columns itself, so every estimation sees all the rows of its key and
-    only those: there is no way to call it that mixes keys.
-    """
+    """Python UDTF behind ``moderndid_att_gt_by`` (see :func:`register_by`): ``att_gt``
+    (and ``aggte`` with ``type``) in memory for each key of ``by``, on the executors. It
+    asks Spark to partition the table by the ``by`` columns itself, so every estimation
+    sees all the rows of its key and only those: no call can mix keys."""
 
     @staticmethod
     def analyze(data: Any, **arguments: Any) -> Any:
@@ -356,7 +344,10 @@ class AttGtBy:
         if not getattr(data, "isTable", False):
             raise InvalidOptionError(f"{BY_FUNCTION}: the first argument must be TABLE(name) "
                                      "or TABLE(query)")
-        values = _constant_arguments(arguments)
+        for name, argument in arguments.items():
+            if not getattr(argument, "isConstantExpression", False):
+                raise InvalidOptionError(f"{BY_FUNCTION}: argument {name!r} must be a constant")
+        values = {name: argument.value for name, argument in arguments.items()}
         keys = _by_columns(values.get("by"))
         columns = {f.name: f for f in data.dataType.fields}
         for key in keys:
@@ -371,7 +362,8 @@ class AttGtBy:
         schema = StructType([StructField(k, columns[k].dataType, True) for k in keys]
                             + list(result.fields))
         return AnalyzeResult(schema=schema,
-                             partitionBy=[PartitioningColumn(_quoted(k)) for k in keys])
+                             partitionBy=[PartitioningColumn("`" + k.replace("`", "``") + "`")
+                                          for k in keys])
 
     def __init__(self) -> None:
         self._rows: list[Any] = []
@@ -404,15 +396,6 @@ class AttGtBy:
             yield (*key_values, *row.values())
 
 
-def _constant_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    values = {}
-    for name, argument in arguments.items():
-        if not getattr(argument, "isConstantExpression", False):
-            raise InvalidOptionError(f"{BY_FUNCTION}: argument {name!r} must be a constant")
-        values[name] = argument.value
-    return values
-
-
 def _by_columns(by: Any) -> list[str]:
     if by is None:
         raise InvalidOptionError(
@@ -423,10 +406,6 @@ def _by_columns(by: Any) -> list[str]:
     if not keys or not all(isinstance(k, str) and k for k in keys):
         raise InvalidOptionError(f"{BY_FUNCTION}: by must name columns, got {by!r}")
     return keys
-
-
-def _quoted(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
 
 
 def register_by(spark: Any = None) -> None:
